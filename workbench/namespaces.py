@@ -1,0 +1,45 @@
+"""Namespace rules for replaying LeanDojo tactics in Pantograph.
+
+Pantograph's ``copyFrom`` elaborates a theorem's type outside the namespaces and ``open`` directives
+of its source file, so ground-truth tactics that use short names (``exact succ_le_of_lt h`` inside
+``namespace Nat``) fail. Wrapping them in ``open <prefixes> in`` recovers many of them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+__all__ = ["infer_open_namespace", "open_prefixes", "wrap_open"]
+
+
+def _segments(name: str) -> list[str]:
+    # Names with guillemet-quoted segments («a.b») are rare in Mathlib; a plain split is what the
+    # seed specifies and what the reference implementation did.
+    return [s for s in name.strip().split(".") if s]
+
+
+def infer_open_namespace(name: str) -> str | None:
+    """All dot-separated segments but the last: ``"A.B.c"`` → ``"A.B"``; ``"c"`` → ``None``."""
+    parts = _segments(name)
+    return ".".join(parts[:-1]) if len(parts) > 1 else None
+
+
+def open_prefixes(name: str) -> list[str]:
+    """Every proper prefix of a theorem name: ``"A.B.c"`` → ``["A", "A.B"]``."""
+    parts = _segments(name)
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def wrap_open(tactic: str, namespaces: Sequence[str]) -> str:
+    """``open A A.B in <tactic>``.
+
+    A multi-line tactic goes on the next lines, every line indented by two more spaces: the tactic
+    block's column then stays consistent, so bullets and ``calc`` steps remain one tactic sequence.
+    """
+    if not namespaces:
+        return tactic
+    head = "open " + " ".join(namespaces) + " in"
+    body = tactic.strip("\n")
+    if "\n" not in body:
+        return f"{head} {body.strip()}"
+    return head + "\n" + "\n".join(("  " + line) if line.strip() else line for line in body.split("\n"))

@@ -1,0 +1,207 @@
+"""One canonical text for a Lean proof state.
+
+Records written by the project all use :func:`render_state`, whether the state came from a LeanDojo
+trace (`state_before`, Lean's pretty-printed goal list) or from Pantograph's goal JSON. The two
+sources differ in layout only: LeanDojo groups binders (``a b : ℝ``) and breaks long lines where the
+printer width ran out, Pantograph prints one variable per entry and breaks lines inside each
+expression. Parsing either into :class:`Goal` records and rendering those back removes the
+difference, so a model cannot learn the source instead of provability (SPEC §4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+NO_GOALS = "no goals"
+TURNSTILE = "⊢"
+INACCESSIBLE_MARK = "✝"
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    name: str
+    type: str
+    value: str | None = None  # let-bound value
+
+    def __str__(self) -> str:
+        return _hyp_line((self.name,), self.type, self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    target: str
+    hypotheses: tuple[Hypothesis, ...] = ()
+    case: str | None = None  # case tag, e.g. "h" or "cons.refine_1"
+
+    def __str__(self) -> str:
+        return render_state((self,))
+
+
+def collapse(text: str) -> str:
+    """Collapse every whitespace run to one space (line breaking depends on the printer width)."""
+    return " ".join(text.split())
+
+
+def _hyp_line(names: Sequence[str], type_: str, value: str | None) -> str:
+    joined = " ".join(names)
+    line = f"{joined} : {collapse(type_)}" if joined else collapse(type_)
+    if value is not None:
+        line += f" := {collapse(value)}"
+    return line
+
+
+def _render_goal(goal: Goal) -> str:
+    lines: list[str] = []
+    if goal.case:
+        lines.append(f"case {goal.case}")
+    # Group consecutive value-free hypotheses of identical type, as Lean's goal printer does.
+    group_names: list[str] = []
+    group_type: str | None = None
+    for hyp in goal.hypotheses:
+        type_text = collapse(hyp.type)
+        if hyp.value is None and hyp.name and group_type == type_text:
+            group_names.append(hyp.name)
+            continue
+        if group_names:
+            lines.append(_hyp_line(group_names, group_type or "", None))
+            group_names, group_type = [], None
+        if hyp.value is None and hyp.name:
+            group_names, group_type = [hyp.name], type_text
+        else:
+            lines.append(_hyp_line((hyp.name,) if hyp.name else (), hyp.type, hyp.value))
+    if group_names:
+        lines.append(_hyp_line(group_names, group_type or "", None))
+    lines.append(f"{TURNSTILE} {collapse(goal.target)}")
+    return "\n".join(lines)
+
+
+def render_state(goals: Iterable[Goal]) -> str:
+    """The canonical text of a proof state: goals separated by a blank line, ``no goals`` if none."""
+    rendered = [_render_goal(g) for g in goals]
+    return "\n\n".join(rendered) if rendered else NO_GOALS
+
+
+def _split_hypothesis(entry: str) -> list[Hypothesis]:
+    head, sep, rest = entry.partition(" : ")
+    if not sep:
+        # "h :" with the type on following lines collapses to "h : T"; anything else is kept verbatim.
+        return [Hypothesis(name="", type=entry)]
+    type_, vsep, value = rest.partition(" := ")
+    names = head.split()
+    if vsep:
+        return [Hypothesis(name=n, type=type_, value=value) for n in names]
+    return [Hypothesis(name=n, type=rest) for n in names]
+
+
+def _parse_goal(block: str) -> Goal:
+    lines = block.split("\n")
+    case = None
+    if lines and lines[0].startswith("case "):
+        case = lines[0][len("case "):].strip() or None
+        lines = lines[1:]
+    # An entry starts at column 0; indented lines continue the previous entry.
+    entries: list[str] = []
+    for line in lines:
+        if entries and (line[:1].isspace() or not line):
+            entries[-1] += "\n" + line
+        else:
+            entries.append(line)
+    hyps: list[Hypothesis] = []
+    target: str | None = None
+    for entry in entries:
+        text = collapse(entry)
+        if not text:
+            continue
+        if text.startswith(TURNSTILE):
+            target = text[len(TURNSTILE):].strip()
+        elif target is None:
+            hyps.extend(_split_hypothesis(text))
+        else:  # text after the target that is not indented: keep it as part of the target
+            target += " " + text
+    if target is None:
+        raise ValueError(f"proof state goal has no '{TURNSTILE}' line: {block[:200]!r}")
+    return Goal(target=target, hypotheses=tuple(hyps), case=case)
+
+
+def parse_state(text: str) -> tuple[Goal, ...]:
+    """Parse Lean's pretty-printed goal list (LeanDojo ``state_before``/``state_after``)."""
+    stripped = text.strip()
+    if not stripped or stripped == NO_GOALS:
+        return ()
+    blocks: list[str] = []
+    pending_case = ""
+    for block in stripped.replace("\r\n", "\n").split("\n\n"):
+        if not block.strip():
+            continue
+        # Lean prints a tagged goal with an empty context as "case inl", a blank line, then "⊢ ...".
+        if "\n" not in block.strip() and block.startswith("case ") and TURNSTILE not in block:
+            pending_case = block.strip() + "\n"
+            continue
+        blocks.append(pending_case + block)
+        pending_case = ""
+    return tuple(_parse_goal(b) for b in blocks)
+
+
+def canonical_state(text: str) -> str:
+    """Canonical text of a LeanDojo/Lean pretty-printed state."""
+    return render_state(parse_state(text))
+
+
+def count_goals(text: str) -> int:
+    return len(parse_state(text))
+
+
+# --- Pantograph goal JSON (SPEC §1) --------------------------------------------------------------
+
+
+def _pp(obj: Mapping[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    return obj.get("pp")
+
+
+def goal_from_pantograph(obj: Mapping[str, Any]) -> Goal:
+    """Convert one Pantograph ``Goal`` JSON object.
+
+    Pantograph sanitises names before printing (``inst✝¹``), so ``userName`` already carries the
+    dagger; it is added only if a server reports an inaccessible name without it.
+    """
+    try:
+        target = _pp(obj["target"])
+    except KeyError as e:
+        raise ValueError(f"Pantograph goal without 'target': {dict(obj)!r}"[:300]) from e
+    if target is None:
+        raise ValueError("Pantograph goal target has no 'pp' text (printExprPretty must be on)")
+    hyps = []
+    for var in obj.get("vars", ()):
+        name = var.get("userName", "")
+        if var.get("isInaccessible") and INACCESSIBLE_MARK not in name:
+            name += INACCESSIBLE_MARK
+        hyps.append(Hypothesis(name=name, type=_pp(var.get("type")) or "", value=_pp(var.get("value"))))
+    return Goal(target=target, hypotheses=tuple(hyps), case=obj.get("userName") or None)
+
+
+def state_from_pantograph(goals: Sequence[Mapping[str, Any]]) -> str:
+    return render_state(goal_from_pantograph(g) for g in goals)
+
+
+def goal_to_pantograph(goal: Goal, name: str = "_uniq.0", first_var_id: int = 1) -> dict[str, Any]:
+    """Pantograph ``Goal`` JSON for a goal (used by the simulator to answer like the real REPL)."""
+    variables = []
+    for i, hyp in enumerate(goal.hypotheses):
+        var: dict[str, Any] = {
+            "name": f"_uniq.{first_var_id + i}",
+            "userName": hyp.name,
+            "isInaccessible": INACCESSIBLE_MARK in hyp.name,
+            "type": {"pp": hyp.type},
+        }
+        if hyp.value is not None:
+            var["value"] = {"pp": hyp.value}
+        variables.append(var)
+    out: dict[str, Any] = {"name": name, "fragment": "tactic", "isConversion": False}
+    if goal.case:
+        out["userName"] = goal.case
+    out["target"] = {"pp": goal.target}
+    out["vars"] = variables
+    return out

@@ -1,0 +1,329 @@
+"""Read LeanDojo proof traces and tactic-pairs JSONL into typed theorem records.
+
+Both inputs give the same records: a :class:`Theorem` with its ordered :class:`TacticStep`s. LeanDojo
+JSON is streamed entry by entry (ijson) so the full benchmark (~1 GB) loads in bounded memory.
+Grouping drops unusable theorems and counts every drop by reason (``TraceSet.dropped``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import ijson
+
+log = logging.getLogger(__name__)
+
+LEANDOJO_SPLITS = ("train", "val", "test")
+# A theorem whose proof uses one of these as a tactic is a stub, not a proof.
+_STUB_TACTIC = re.compile(r"(?<![\w.'])(sorry|admit)(?![\w'])")
+
+
+class TraceError(ValueError):
+    """Bad trace input; the message names the file and the line (JSONL) or entry (JSON)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TacticStep:
+    depth: int
+    state_before: str
+    tactic: str
+    state_after: str | None = None
+    extra: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Theorem:
+    full_name: str
+    steps: tuple[TacticStep, ...]
+    file_path: str | None = None
+    statement: str | None = None
+
+    @property
+    def first_state(self) -> str:
+        return self.steps[0].state_before
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+@dataclass
+class TraceSet:
+    theorems: list[Theorem]
+    dropped: dict[str, int]  # reason -> number of theorems dropped
+    bad_records: int = 0  # malformed lines/entries skipped (only with skip_bad=True)
+    not_sampled: int = 0  # usable theorems left out by num_theorems
+    source: str = ""
+
+    @property
+    def num_steps(self) -> int:
+        return sum(len(t.steps) for t in self.theorems)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kept": len(self.theorems),
+            "steps": self.num_steps,
+            "dropped": dict(self.dropped),
+            "bad_records": self.bad_records,
+            "not_sampled": self.not_sampled,
+        }
+
+
+# --- raw readers: yield (full_name, file_path, statement, [TacticStep]) per theorem entry ----------
+
+
+@dataclass
+class _RawTheorem:
+    full_name: str
+    steps: list[TacticStep]
+    file_path: str | None = None
+    statement: str | None = None
+
+
+def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise TraceError(f"{where}: missing field '{key}'")
+    value = obj[key]
+    if not isinstance(value, kind):
+        raise TraceError(f"{where}: field '{key}' should be {_kind_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _check_top_level(path: Path, opener: str) -> None:
+    with path.open("rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        raise TraceError(f"{path}: file is empty")
+    if not head.startswith(opener.encode()):
+        kind = "a JSON list of theorems" if opener == "[" else "one JSON object per line"
+        raise TraceError(f"{path}: expected {kind}, file starts with {head[:40]!r}")
+
+
+def _leandojo_entry(entry: Any, where: str) -> _RawTheorem:
+    if not isinstance(entry, dict):
+        raise TraceError(f"{where}: expected a theorem object, got {type(entry).__name__}")
+    name = _require(entry, "full_name", str, where)
+    tactics = _require(entry, "traced_tactics", list, where)
+    steps = []
+    for i, t in enumerate(tactics):
+        at = f"{where} ({name}), traced_tactics[{i}]"
+        if not isinstance(t, dict):
+            raise TraceError(f"{at}: expected an object, got {type(t).__name__}")
+        steps.append(
+            TacticStep(
+                depth=i,
+                state_before=_require(t, "state_before", str, at),
+                tactic=_require(t, "tactic", str, at),
+                state_after=t.get("state_after") if isinstance(t.get("state_after"), str) else None,
+            )
+        )
+    statement = entry.get("theorem_statement")
+    return _RawTheorem(name, steps, entry.get("file_path"), statement if isinstance(statement, str) else None)
+
+
+def iter_leandojo_file(path: Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[_RawTheorem]:
+    """Stream the theorem entries of one LeanDojo Benchmark 4 JSON file."""
+    _check_top_level(path, "[")
+    index = -1
+    with path.open("rb") as f:
+        try:
+            for index, entry in enumerate(ijson.items(f, "item", use_float=True)):
+                try:
+                    yield _leandojo_entry(entry, f"{path}: entry {index}")
+                except TraceError:
+                    if not skip_bad:
+                        raise
+                    if bad is not None:
+                        bad["bad_records"] += 1
+        except ijson.JSONError as e:
+            raise TraceError(f"{path}: malformed JSON after entry {index}: {e}") from e
+
+
+def iter_tactic_pairs(path: Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[dict]:
+    """Stream validated tactic-pair objects (``state``, ``tactic``, ``theorem``, ``depth``; extras kept)."""
+    _check_top_level(path, "{")
+    with path.open("r", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}: line {lineno}"
+            try:
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise TraceError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from e
+                if not isinstance(obj, dict):
+                    raise TraceError(f"{where}: expected an object, got {type(obj).__name__}")
+                _require(obj, "state", str, where)
+                _require(obj, "tactic", str, where)
+                _require(obj, "theorem", str, where)
+                depth = _require(obj, "depth", int, where)
+                if isinstance(depth, bool) or depth < 0:
+                    raise TraceError(f"{where}: field 'depth' should be a non-negative integer, got {depth!r}")
+            except TraceError:
+                if not skip_bad:
+                    raise
+                if bad is not None:
+                    bad["bad_records"] += 1
+                continue
+            yield obj
+
+
+def _group_pairs(pairs: Iterable[dict]) -> Iterator[_RawTheorem]:
+    by_name: dict[str, list[dict]] = {}
+    for obj in pairs:
+        by_name.setdefault(obj["theorem"], []).append(obj)
+    core = {"state", "tactic", "theorem", "depth", "state_after", "file_path"}
+    for name, objs in by_name.items():
+        objs.sort(key=lambda o: o["depth"])
+        steps = []
+        for o in objs:
+            extra = {k: v for k, v in o.items() if k not in core} or None
+            after = o.get("state_after") if isinstance(o.get("state_after"), str) else None
+            steps.append(TacticStep(o["depth"], o["state"], o["tactic"], after, extra))
+        yield _RawTheorem(name, steps, objs[0].get("file_path"))
+
+
+def _input_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise FileNotFoundError(f"trace input not found: {path}")
+    if path.is_file():
+        return [path]
+    root = path / "random" if (path / "random").is_dir() else path
+    files = [root / f"{s}.json" for s in LEANDOJO_SPLITS if (root / f"{s}.json").is_file()]
+    if not files:
+        files = sorted(root.glob("*.jsonl"))
+    if not files:
+        raise TraceError(
+            f"{path}: no traces found; expected a LeanDojo JSON file, a tactic-pairs .jsonl file, "
+            f"or a folder with random/{{train,val,test}}.json"
+        )
+    return files
+
+
+def iter_raw_theorems(path: str | Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[_RawTheorem]:
+    for file in _input_files(Path(path)):
+        if file.suffix == ".jsonl":
+            yield from _group_pairs(iter_tactic_pairs(file, skip_bad=skip_bad, bad=bad))
+        else:
+            yield from iter_leandojo_file(file, skip_bad=skip_bad, bad=bad)
+
+
+# --- grouping rules (pure) ----------------------------------------------------------------------
+
+
+def drop_reason(raw: _RawTheorem, min_steps: int = 1) -> str | None:
+    """Why a theorem is unusable, or None. Reasons are the keys of ``TraceSet.dropped``."""
+    if not raw.steps:
+        return "term_mode"
+    if [s.depth for s in raw.steps] != list(range(len(raw.steps))):
+        return "noncontiguous_depths"
+    if any(_STUB_TACTIC.search(s.tactic) for s in raw.steps):
+        return "sorry_stub"
+    if len(raw.steps) < min_steps:
+        return "below_min_steps"
+    return None
+
+
+def _to_theorem(raw: _RawTheorem) -> Theorem:
+    steps = list(raw.steps)
+    # Fill unknown state_after from the next step; after the last step of a complete proof: no goals.
+    for i, s in enumerate(steps):
+        if s.state_after is None:
+            after = steps[i + 1].state_before if i + 1 < len(steps) else "no goals"
+            steps[i] = TacticStep(s.depth, s.state_before, s.tactic, after, s.extra)
+    return Theorem(raw.full_name, tuple(steps), raw.file_path, raw.statement)
+
+
+def load_traces(
+    path: str | Path,
+    *,
+    min_steps: int = 1,
+    num_theorems: int | None = None,
+    seed: int = 0,
+    skip_bad: bool = False,
+) -> TraceSet:
+    """Load, validate and group traces; sample ``num_theorems`` with ``seed`` (same seed, same sample)."""
+    dropped: Counter[str] = Counter()
+    bad: Counter[str] = Counter()
+    seen: set[str] = set()
+    theorems: list[Theorem] = []
+    for raw in iter_raw_theorems(path, skip_bad=skip_bad, bad=bad):
+        if raw.full_name in seen:
+            dropped["duplicate_name"] += 1
+            continue
+        seen.add(raw.full_name)
+        reason = drop_reason(raw, min_steps)
+        if reason:
+            dropped[reason] += 1
+            continue
+        theorems.append(_to_theorem(raw))
+    not_sampled = 0
+    if num_theorems is not None and num_theorems < len(theorems):
+        keep = sorted(random.Random(seed).sample(range(len(theorems)), num_theorems))
+        not_sampled = len(theorems) - num_theorems
+        theorems = [theorems[i] for i in keep]
+    result = TraceSet(theorems, dict(dropped), bad["bad_records"], not_sampled, str(path))
+    log.info("loaded %s", result.summary())
+    return result
+
+
+def split_by_theorem(theorems: Sequence[Theorem], val_fraction: float, seed: int = 0) -> tuple[list[Theorem], list[Theorem]]:
+    """Split whole theorems (never pairs) into train/val; order within each part is preserved."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_val = math.ceil(len(theorems) * val_fraction) if len(theorems) > 1 else 0
+    val_idx = set(random.Random(seed).sample(range(len(theorems)), n_val))
+    train = [t for i, t in enumerate(theorems) if i not in val_idx]
+    val = [t for i, t in enumerate(theorems) if i in val_idx]
+    return train, val
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+
+def write_tactic_pairs(theorems: Iterable[Theorem], path: str | Path) -> int:
+    """Write SPEC §3 tactic-pairs JSONL (plus ``state_after`` and ``file_path``); returns the line count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for thm in theorems:
+            for s in thm.steps:
+                obj = {"state": s.state_before, "tactic": s.tactic, "theorem": thm.full_name, "depth": s.depth}
+                if s.state_after is not None:
+                    obj["state_after"] = s.state_after
+                if thm.file_path:
+                    obj["file_path"] = thm.file_path
+                if s.extra:
+                    obj.update({k: v for k, v in s.extra.items() if k not in obj})
+                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+                n += 1
+    return n
+
+
+def write_theorem_index(theorems: Iterable[Theorem], path: str | Path) -> int:
+    """Write ``{"theorems": [{"name", "statement"}]}`` with the first proof state as statement."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = [{"name": t.full_name, "statement": t.first_state} for t in theorems]
+    path.write_text(json.dumps({"theorems": items}, ensure_ascii=False, indent=1), encoding="utf-8")
+    return len(items)
+
+
+def bundled_sample_path() -> Path:
+    """The small hand-written sample of LeanDojo-format traces shipped with the package."""
+    return Path(__file__).resolve().parent / "data" / "sample_traces.json"
