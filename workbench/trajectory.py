@@ -223,9 +223,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def read_trajectories(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     """Read one file, a folder of parts, or several of either into one DataFrame.
 
-    Files written by other producers with only the 14 core columns get the extra columns filled
-    with defaults (``record_kind`` unknown → ``"ground_truth"`` for positives is *not* guessed:
-    it is left as ``None``). ``df.attrs["provenance"]`` lists each input's metadata.
+    Files from other producers with only the 14 core columns get the extra columns as ``None``
+    (nothing is guessed). ``df.attrs["provenance"]`` lists each input's metadata.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -258,9 +257,10 @@ def records_from_frame(df: pd.DataFrame) -> list[TrajectoryRecord]:
     out = []
     for row in df[names].itertuples(index=False):
         values = dict(zip(names, row))
-        if pd.isna(values["parent_state_id"]):
-            values["parent_state_id"] = None
-        else:
+        for key in ("parent_state_id", "open_prefix"):  # the nullable columns
+            if values[key] is not None and pd.isna(values[key]):
+                values[key] = None
+        if values["parent_state_id"] is not None:
             values["parent_state_id"] = int(values["parent_state_id"])
         out.append(TrajectoryRecord(**values))
     return out
