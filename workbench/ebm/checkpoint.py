@@ -1,0 +1,203 @@
+"""Checkpoints: weights (safetensors), config JSON, training state for resume, encoder identity.
+
+A checkpoint directory holds
+  model.safetensors    the head's state dict (spectral-norm u/v vectors included)
+  config.json          model config, training config, encoder identity + state-text template,
+                       step, best metric -- everything needed to rebuild and to refuse misuse
+  training_state.pt    optimiser, LR schedule, sampler and torch RNG state (resume only)
+
+An energy head only means something for the encoder and state-text template it was trained on, so
+scoring embeddings from any other encoder raises ``EncoderMismatchError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from workbench.ebm.model import EnergyHead, EnergyHeadConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = "workbench.ebm.checkpoint/1"
+WEIGHTS, CONFIG, TRAINING_STATE = "model.safetensors", "config.json", "training_state.pt"
+IDENTITY_FIELDS = ("model", "dim", "pooling", "dtype", "template")
+
+
+class EncoderMismatchError(ValueError):
+    """Embeddings come from an encoder (or state-text template) the head was not trained on."""
+
+
+def identity_to_dict(identity: Any) -> dict[str, Any]:
+    """``workbench.encode.EncoderIdentity`` (or a mapping with the same fields) -> plain dict."""
+    if identity is None:
+        raise ValueError("an encoder identity is required (workbench.encode.EncoderIdentity)")
+    if dataclasses.is_dataclass(identity) and not isinstance(identity, type):
+        d = dataclasses.asdict(identity)
+    elif isinstance(identity, Mapping):
+        d = dict(identity)
+    else:
+        raise TypeError(f"encoder identity must be an EncoderIdentity or a mapping, got {type(identity).__name__}")
+    missing = [f for f in IDENTITY_FIELDS if f not in d]
+    if missing:
+        raise ValueError(f"encoder identity lacks field(s) {missing}: {d}")
+    return d
+
+
+def check_identity(expected: Mapping[str, Any], actual: Any, *, where: str = "checkpoint") -> None:
+    got = identity_to_dict(actual)
+    diffs = [
+        f"{k}: trained on {expected.get(k)!r}, got {got.get(k)!r}"
+        for k in sorted(set(expected) | set(got))
+        if expected.get(k) != got.get(k)
+    ]
+    if diffs:
+        raise EncoderMismatchError(
+            f"refusing to score: these embeddings come from a different encoder than the one {where} "
+            f"was trained on ({'; '.join(diffs)}). Re-encode the states with the training encoder "
+            "and template, or train a head for this encoder."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointMeta:
+    model: EnergyHeadConfig
+    encoder_identity: dict[str, Any]
+    step: int
+    best_metric: float | None
+    best_step: int | None
+    metric_name: str | None
+    train: dict[str, Any] | None  # the training config snapshot, for provenance
+
+    @property
+    def template(self) -> str:
+        return str(self.encoder_identity["template"])
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: EnergyHead,
+    *,
+    encoder_identity: Any,
+    step: int,
+    best_metric: float | None = None,
+    best_step: int | None = None,
+    metric_name: str | None = None,
+    train_config: Mapping[str, Any] | None = None,
+    training_state: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write (or overwrite) a checkpoint directory; each file is replaced atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    identity = identity_to_dict(encoder_identity)
+    if int(identity["dim"]) != model.config.d_encoder:
+        raise ValueError(
+            f"encoder identity dim {identity['dim']} != model d_encoder {model.config.d_encoder}"
+        )
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _write_atomic(directory / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    config = {
+        "format": FORMAT,
+        "model": model.config.to_dict(),
+        "encoder_identity": identity,
+        "state_text_template": identity["template"],
+        "step": int(step),
+        "best_metric": None if best_metric is None else float(best_metric),
+        "best_step": best_step,
+        "metric_name": metric_name,
+        "train": dict(train_config) if train_config is not None else None,
+        "num_parameters": model.num_parameters(),
+    }
+    _write_atomic(directory / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2, default=str) + "\n"))
+    if training_state is not None:
+        _write_atomic(directory / TRAINING_STATE, lambda p: torch.save(dict(training_state), p))
+    return directory
+
+
+def read_meta(directory: str | Path) -> CheckpointMeta:
+    path = Path(directory) / CONFIG
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint config at {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    if cfg.get("format") != FORMAT:
+        raise ValueError(f"{path}: field 'format' is {cfg.get('format')!r}, expected {FORMAT!r}")
+    return CheckpointMeta(
+        model=EnergyHeadConfig.from_dict(cfg["model"]),
+        encoder_identity=identity_to_dict(cfg["encoder_identity"]),
+        step=int(cfg["step"]),
+        best_metric=cfg.get("best_metric"),
+        best_step=cfg.get("best_step"),
+        metric_name=cfg.get("metric_name"),
+        train=cfg.get("train"),
+    )
+
+
+def load_model(directory: str | Path) -> tuple[EnergyHead, CheckpointMeta]:
+    """Rebuild the head in eval mode from a checkpoint directory."""
+    meta = read_meta(directory)
+    model = EnergyHead(meta.model)
+    state = load_file(str(Path(directory) / WEIGHTS))
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model, meta
+
+
+def load_training_state(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / TRAINING_STATE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing: this checkpoint cannot be resumed (weights only)")
+    # our own file: optimiser tensors plus numpy RNG state (plain Python objects)
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class EnergyScorer:
+    """A trained head bound to its encoder identity; refuses embeddings from any other encoder."""
+
+    def __init__(self, model: EnergyHead, meta: CheckpointMeta) -> None:
+        self.model = model.eval()
+        self.meta = meta
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path) -> EnergyScorer:
+        return cls(*load_model(directory))
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return self.meta.encoder_identity
+
+    @torch.no_grad()
+    def energies(self, embeddings: np.ndarray | torch.Tensor, identity: Any, *, batch_size: int = 4096) -> np.ndarray:
+        """embeddings [n, d] from the encoder ``identity`` -> energies [n] (lower = more provable)."""
+        check_identity(self.identity, identity)
+        x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != self.model.config.d_encoder:
+            raise ValueError(f"expected embeddings [n, {self.model.config.d_encoder}], got {tuple(x.shape)}")
+        out = [self.model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        return torch.cat(out).numpy() if out else np.empty(0, np.float32)
+
+    def scores(self, embeddings: np.ndarray | torch.Tensor, identity: Any) -> np.ndarray:
+        """-energies: higher = more provable."""
+        return -self.energies(embeddings, identity)
+
+    def energies_for_table(self, table: Any) -> np.ndarray:
+        """Energies for every row of a ``workbench.encode.EmbeddingTable`` (checks its identity)."""
+        return self.energies(table.matrix, table.identity)

@@ -1,0 +1,347 @@
+"""Contrastive data: trajectory records joined to an embedding table, split by theorem, sampled
+into (1 positive, k negatives) groups of embedding-row indices.
+
+Negative tiers, for a positive p of theorem T with parent state P:
+  hard   = negatives of T whose parent is P (siblings: the other tactics tried at the same state)
+  medium = the other negatives of T
+  easy   = states of other theorems
+A tier that is short hands its deficit to the next one (hard -> medium -> easy), so every group has
+exactly k negatives as long as there are at least two theorems.
+
+Pure numpy/pandas; the trainer gathers the rows from the embedding matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+HARD, MEDIUM, EASY = 0, 1, 2
+TIER_NAMES = ("hard", "medium", "easy")
+REQUIRED_COLUMNS = ("theorem_name", "state_id", "parent_state_id", "state_pp", "label", "remaining_depth")
+EasySource = Literal["auto", "negatives", "any"]
+
+
+class EmbeddingSource(Protocol):
+    """What the sampler needs from ``workbench.encode.EmbeddingTable``."""
+
+    states: Sequence[str]  # state_pp keys, one per row of matrix
+    matrix: np.ndarray  # float32 [n, d]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerConfig:
+    k_negatives: int = 7
+    hard_ratio: float = 0.5  # share of k drawn from siblings
+    medium_ratio: float = 0.3  # share drawn from the same theorem
+    easy_ratio: float = 0.2  # share drawn from other theorems (also absorbs every deficit)
+    # "negatives": easy negatives are negative records of other theorems; "any": any state of another
+    # theorem (traces-only data has no negative records); "auto": "negatives" if there are any.
+    easy_source: EasySource = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k_negatives < 1:
+            raise ValueError(f"k_negatives must be >= 1, got {self.k_negatives}")
+        ratios = (self.hard_ratio, self.medium_ratio, self.easy_ratio)
+        if min(ratios) < 0 or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6):
+            raise ValueError(f"tier ratios must be >= 0 and sum to 1, got {ratios}")
+        if self.easy_source not in ("auto", "negatives", "any"):
+            raise ValueError(f"easy_source must be auto/negatives/any, got {self.easy_source!r}")
+
+    def tier_counts(self) -> tuple[int, int, int]:
+        """Requested (hard, medium, easy) counts before backfill; they sum to k."""
+        k = self.k_negatives
+        n_hard = min(k, math.floor(k * self.hard_ratio + 0.5))
+        n_medium = min(k - n_hard, math.floor(k * self.medium_ratio + 0.5))
+        return n_hard, n_medium, k - n_hard - n_medium
+
+
+@dataclass(frozen=True, slots=True)
+class MissingEmbeddings:
+    count: int  # records dropped because their state_pp has no embedding
+    distinct_states: int
+    examples: tuple[str, ...]  # a few of the missing states, truncated
+
+    def __str__(self) -> str:
+        if not self.count:
+            return "every state has an embedding"
+        ex = "; ".join(repr(s[:80]) for s in self.examples)
+        return f"{self.count} records ({self.distinct_states} distinct states) have no embedding, e.g. {ex}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContrastiveBatch:
+    pos: np.ndarray  # [B] int64 embedding rows of the positives
+    neg: np.ndarray  # [B, k] int64 embedding rows of the negatives
+    tier: np.ndarray  # [B, k] int8 HARD / MEDIUM / EASY
+    remaining_depth: np.ndarray  # [B] int32, -1 = unknown
+    depth_from_root: np.ndarray  # [B] int32, -1 = unknown
+
+
+def _check_columns(records: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
+    if missing:
+        raise ValueError(
+            f"trajectory records lack column(s) {missing}; have {list(records.columns)}"
+        )
+
+
+def attach_embeddings(
+    records: pd.DataFrame, table: EmbeddingSource, *, max_examples: int = 5
+) -> tuple[pd.DataFrame, MissingEmbeddings]:
+    """Add an ``emb_row`` column (row of table.matrix for the record's state_pp).
+
+    Records whose state has no embedding are dropped and reported -- never zero-filled, because a
+    zero vector is a real input to the head and would teach it something false.
+    """
+    _check_columns(records)
+    row_of = {s: i for i, s in enumerate(table.states)}
+    rows = records["state_pp"].map(row_of)
+    missing_mask = rows.isna().to_numpy()
+    missing_states = records.loc[missing_mask, "state_pp"]
+    distinct = list(dict.fromkeys(missing_states.tolist()))
+    report = MissingEmbeddings(
+        count=int(missing_mask.sum()),
+        distinct_states=len(distinct),
+        examples=tuple(distinct[:max_examples]),
+    )
+    if report.count:
+        log.warning("%s", report)
+    out = records.loc[~missing_mask].copy()
+    out["emb_row"] = rows[~missing_mask].astype(np.int64).to_numpy()
+    return out.reset_index(drop=True), report
+
+
+def split_by_theorem(
+    records: pd.DataFrame, val_fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train/validation split on theorem names: no theorem has records on both sides."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    names = np.array(sorted(records["theorem_name"].unique()))
+    perm = np.random.default_rng(seed).permutation(len(names))
+    n_val = int(round(len(names) * val_fraction))
+    if val_fraction > 0 and len(names) >= 2:
+        n_val = min(max(n_val, 1), len(names) - 1)
+    val_names = set(names[perm[:n_val]].tolist())
+    is_val = records["theorem_name"].isin(val_names).to_numpy()
+    return (
+        records.loc[~is_val].reset_index(drop=True),
+        records.loc[is_val].reset_index(drop=True),
+    )
+
+
+def _parent_key(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+class ContrastiveSampler:
+    """Seeded sampler of (positive, k negatives) groups from records that carry ``emb_row``.
+
+    Positives are visited in a shuffled order, reshuffled each epoch; the full state (generator,
+    order, cursor) is in ``state_dict`` so a resumed run draws exactly what it would have drawn.
+    """
+
+    def __init__(self, records: pd.DataFrame, config: SamplerConfig = SamplerConfig()) -> None:
+        _check_columns(records)
+        if "emb_row" not in records.columns:
+            raise ValueError("records need an emb_row column: call attach_embeddings first")
+        self.config = config
+        labels = records["label"].astype(str).to_numpy()
+        theorem_codes, theorem_names = pd.factorize(records["theorem_name"], sort=True)
+        self.theorem_names: list[str] = list(theorem_names)
+        rows = records["emb_row"].to_numpy(np.int64)
+        parents = [_parent_key(v) for v in records["parent_state_id"].tolist()]
+        depth = records["remaining_depth"].fillna(-1).to_numpy(np.int64).astype(np.int32)
+        from_root = (
+            records["depth_from_root"].fillna(-1).to_numpy(np.int64).astype(np.int32)
+            if "depth_from_root" in records.columns
+            else np.full(len(records), -1, np.int32)
+        )
+
+        is_pos = labels == "positive"
+        is_neg = labels == "negative"
+        self.pos_idx = np.flatnonzero(is_pos)
+        if self.pos_idx.size == 0:
+            raise ValueError("no positive records to sample from")
+        self._rows, self._theorem, self._parents = rows, theorem_codes, parents
+        self._depth, self._from_root = depth, from_root
+
+        # negatives grouped by theorem and by (theorem, parent)
+        self._neg_by_theorem: dict[int, np.ndarray] = {}
+        self._neg_by_parent: dict[tuple[int, int], np.ndarray] = {}
+        neg_idx = np.flatnonzero(is_neg)
+        by_t: dict[int, list[int]] = {}
+        by_p: dict[tuple[int, int], list[int]] = {}
+        for i in neg_idx.tolist():
+            t = int(theorem_codes[i])
+            by_t.setdefault(t, []).append(i)
+            if parents[i] is not None:
+                by_p.setdefault((t, parents[i]), []).append(i)
+        self._neg_by_theorem = {t: np.array(v, np.int64) for t, v in by_t.items()}
+        self._neg_by_parent = {key: np.array(v, np.int64) for key, v in by_p.items()}
+
+        source = config.easy_source
+        if source == "auto":
+            source = "negatives" if neg_idx.size else "any"
+        self.easy_source: str = source
+        self._easy_pool = neg_idx if source == "negatives" else np.arange(len(records))
+        if np.unique(theorem_codes[self._easy_pool]).size < 2 and self._easy_pool.size:
+            log.warning("easy negatives need at least two theorems; only hard/medium are available")
+        self._pools_cache: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
+
+        self._rng = np.random.default_rng(config.seed)
+        self._order = self._rng.permutation(self.pos_idx)
+        self._cursor = 0
+        self.epoch = 0
+
+    # -- pools ----------------------------------------------------------------------------------
+    def _pools(self, t: int, parent: int | None) -> tuple[np.ndarray, np.ndarray]:
+        key = (t, parent)
+        if key not in self._pools_cache:
+            hard = self._neg_by_parent.get((t, parent), np.empty(0, np.int64)) if parent is not None else np.empty(0, np.int64)
+            same = self._neg_by_theorem.get(t, np.empty(0, np.int64))
+            medium = np.setdiff1d(same, hard, assume_unique=True)
+            self._pools_cache[key] = (hard, medium)
+        return self._pools_cache[key]
+
+    def _draw_easy(self, t: int, own_row: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        out: list[int] = []
+        pool = self._easy_pool
+        for _ in range(50 * n + 50):  # rejection: other theorems dominate any realistic pool
+            if len(out) == n or pool.size == 0:
+                break
+            i = int(pool[rng.integers(pool.size)])
+            if self._theorem[i] != t and self._rows[i] != own_row:
+                out.append(i)
+        if len(out) < n:  # pathological pools: filter explicitly
+            allowed = pool[(self._theorem[pool] != t) & (self._rows[pool] != own_row)]
+            if allowed.size == 0:
+                raise ValueError(
+                    f"cannot draw negatives for a positive of {self.theorem_names[t]!r}: no hard or "
+                    "medium negatives and no state of another theorem"
+                )
+            out.extend(rng.choice(allowed, size=n - len(out), replace=True).tolist())
+        return np.array(out, np.int64)
+
+    def _take(self, pool: np.ndarray, own_row: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        pool = pool[self._rows[pool] != own_row]  # the same state text is never its own negative
+        if n <= 0 or pool.size == 0:
+            return np.empty(0, np.int64)
+        return rng.choice(pool, size=min(n, pool.size), replace=False)
+
+    def negatives_for(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Record indices [k] and tiers [k] of the negatives for positive record i."""
+        t, parent, own = int(self._theorem[i]), self._parents[i], int(self._rows[i])
+        n_hard, n_medium, n_easy = self.config.tier_counts()
+        hard_pool, medium_pool = self._pools(t, parent)
+        hard = self._take(hard_pool, own, n_hard, rng)
+        medium = self._take(medium_pool, own, n_medium + (n_hard - hard.size), rng)
+        easy = self._draw_easy(t, own, n_easy + (n_hard + n_medium - hard.size - medium.size), rng)
+        idx = np.concatenate([hard, medium, easy])
+        tier = np.concatenate([
+            np.full(hard.size, HARD, np.int8), np.full(medium.size, MEDIUM, np.int8), np.full(easy.size, EASY, np.int8)
+        ])
+        return idx, tier
+
+    def _batch_for(self, positives: np.ndarray, rng: np.random.Generator) -> ContrastiveBatch:
+        k = self.config.k_negatives
+        neg = np.empty((positives.size, k), np.int64)
+        tier = np.empty((positives.size, k), np.int8)
+        for b, i in enumerate(positives.tolist()):
+            idx, tr = self.negatives_for(i, rng)
+            neg[b], tier[b] = self._rows[idx], tr
+        return ContrastiveBatch(
+            pos=self._rows[positives],
+            neg=neg,
+            tier=tier,
+            remaining_depth=self._depth[positives],
+            depth_from_root=self._from_root[positives],
+        )
+
+    # -- public ---------------------------------------------------------------------------------
+    def sample(self, batch_size: int) -> ContrastiveBatch:
+        """The next batch_size positives of the shuffled order, each with k fresh negatives."""
+        chosen: list[np.ndarray] = []
+        need = batch_size
+        while need:
+            if self._cursor == self._order.size:
+                self._order = self._rng.permutation(self.pos_idx)
+                self._cursor = 0
+                self.epoch += 1
+            take = self._order[self._cursor : self._cursor + need]
+            self._cursor += take.size
+            need -= take.size
+            chosen.append(take)
+        return self._batch_for(np.concatenate(chosen), self._rng)
+
+    def fixed_batch(self, seed: int | None = None) -> ContrastiveBatch:
+        """Every positive once, negatives drawn from a separate generator: a fixed validation set."""
+        rng = np.random.default_rng(self.config.seed + 1 if seed is None else seed)
+        return self._batch_for(self.pos_idx, rng)
+
+    def tier_report(self, batch: ContrastiveBatch) -> dict[str, float]:
+        """Share of each tier among a batch's negatives (backfill shows up here)."""
+        return {name: float((batch.tier == code).mean()) for code, name in enumerate(TIER_NAMES)}
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": self._rng.bit_generator.state,
+            "order": self._order.copy(),
+            "cursor": self._cursor,
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        self._order = np.asarray(state["order"], np.int64)
+        self._cursor = int(state["cursor"])
+        self.epoch = int(state["epoch"])
+
+    def __len__(self) -> int:
+        return int(self.pos_idx.size)
+
+
+# -- records from traces alone ----------------------------------------------------------------
+def records_from_traces(theorems: Iterable[Any]) -> pd.DataFrame:
+    """Ground-truth positives from LeanDojo traces, no Lean needed.
+
+    One record per ``state_before`` of each step: state_id = depth, parent = depth - 1,
+    remaining_depth = n - depth (steps to QED along the recorded proof), canonical state text.
+    The final ``no goals`` state is left out: it is the same text for every theorem.
+    """
+    from workbench.states import canonical_state  # foundation module, imported on use
+
+    rows: list[dict] = []
+    for thm in theorems:
+        n = len(thm.steps)
+        for step in thm.steps:
+            rows.append({
+                "theorem_name": thm.full_name,
+                "state_id": step.depth,
+                "state_pp": canonical_state(step.state_before),
+                "tactic_applied": "" if step.depth == 0 else thm.steps[step.depth - 1].tactic,
+                "parent_state_id": None if step.depth == 0 else step.depth - 1,
+                "label": "positive",
+                "depth_from_root": step.depth,
+                "remaining_depth": n - step.depth,
+                "llm_log_prob": float("nan"),
+                "record_kind": "ground_truth",
+                "state_source": "leandojo",
+                "simulated": False,
+            })
+    df = pd.DataFrame(rows, columns=[
+        "theorem_name", "state_id", "state_pp", "tactic_applied", "parent_state_id", "label",
+        "depth_from_root", "remaining_depth", "llm_log_prob", "record_kind", "state_source", "simulated",
+    ])
+    df["parent_state_id"] = df["parent_state_id"].astype("Int64")
+    return df

@@ -1,0 +1,118 @@
+"""The energy head: an MLP from a state embedding to one scalar energy.
+
+Lower energy = more provable. ``score = -energy`` is what a search ranks by.
+
+Pure torch, no I/O: configuration, layers, forward pass. Checkpoints live in ``checkpoint.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyHeadConfig:
+    d_encoder: int = 4096  # embedding width: 4096 for DeepSeek-Prover, 384 for local MiniLM
+    d_hidden1: int = 2048
+    d_hidden2: int = 1024
+    d_hidden3: int = 512
+    dropout: float = 0.1  # after every hidden layer
+    spectral_norm: bool = False  # Lipschitz-1 linear layers (torch parametrisation)
+    log_temp_init: float = -2.3  # exp(-2.3) ~ 0.1: the temperature that unstalled spectral-norm InfoNCE
+    log_temp_min: float = -5.0
+    log_temp_max: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("d_encoder", "d_hidden1", "d_hidden2", "d_hidden3"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EnergyHeadConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"EnergyHeadConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not self.log_temp_min <= self.log_temp_init <= self.log_temp_max:
+            raise ValueError(
+                f"EnergyHeadConfig.log_temp_init {self.log_temp_init} outside "
+                f"[{self.log_temp_min}, {self.log_temp_max}]"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EnergyHeadConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"EnergyHeadConfig: unknown field(s) {unknown}")
+        return cls(**d)
+
+
+def _linear(d_in: int, d_out: int, *, bias: bool, sn: bool) -> nn.Module:
+    layer = nn.Linear(d_in, d_out, bias=bias)
+    # The parametrisation keeps its power-iteration vectors u, v as buffers: they are saved in the
+    # state dict and only updated in training mode, so eval-mode energies are deterministic.
+    return spectral_norm(layer) if sn else layer
+
+
+class EnergyHead(nn.Module):
+    """d_encoder -> h1 -> h2 -> h3 -> 1, SiLU + dropout after each hidden layer, no final bias.
+
+    The final bias is dropped because InfoNCE and margin losses only see energy differences.
+    """
+
+    def __init__(self, config: EnergyHeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.net = nn.Sequential(
+            _linear(c.d_encoder, c.d_hidden1, bias=True, sn=c.spectral_norm),
+            nn.SiLU(),
+            nn.Dropout(c.dropout),
+            _linear(c.d_hidden1, c.d_hidden2, bias=True, sn=c.spectral_norm),
+            nn.SiLU(),
+            nn.Dropout(c.dropout),
+            _linear(c.d_hidden2, c.d_hidden3, bias=True, sn=c.spectral_norm),
+            nn.SiLU(),
+            nn.Dropout(c.dropout),
+            _linear(c.d_hidden3, 1, bias=False, sn=c.spectral_norm),
+        )
+        # Learnable log-temperature for the contrastive logits (clamped when read).
+        self.log_temperature = nn.Parameter(torch.tensor(float(c.log_temp_init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [..., d_encoder] -> energy: [...]
+        if x.shape[-1] != self.config.d_encoder:
+            raise ValueError(
+                f"EnergyHead expects embeddings of width {self.config.d_encoder}, got {x.shape[-1]}"
+            )
+        return self.net(x).squeeze(-1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Higher = more provable: ``-energy``."""
+        return -self.forward(x)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        # scalar; clamping the log keeps the logits finite whatever the optimiser does
+        c = self.config
+        return self.log_temperature.clamp(c.log_temp_min, c.log_temp_max).exp()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def expected_num_parameters(c: EnergyHeadConfig) -> int:
+    """Closed form of ``EnergyHead(c).num_parameters()`` (weights + biases + log-temperature)."""
+    return (
+        c.d_encoder * c.d_hidden1 + c.d_hidden1
+        + c.d_hidden1 * c.d_hidden2 + c.d_hidden2
+        + c.d_hidden2 * c.d_hidden3 + c.d_hidden3
+        + c.d_hidden3  # last layer: no bias
+        + 1  # log-temperature
+    )
+
+
+__all__ = ["EnergyHead", "EnergyHeadConfig", "expected_num_parameters"]
