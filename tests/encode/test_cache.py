@@ -1,0 +1,112 @@
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from workbench.encode import (
+    PLAIN_TEMPLATE,
+    CacheIdentityError,
+    EncodeError,
+    SidecarEncoder,
+    encode_states,
+    export_embeddings,
+    read_embeddings,
+    state_text,
+)
+from workbench.encode.cache import IDENTITY_KEY, TEMPLATE_KEY
+
+from encode_fakes import FakeEncoder
+
+STATES = [f"x : ℕ\n⊢ x + {i} = {i} + x" for i in range(20)]
+
+
+async def test_encodes_distinct_misses_and_reads_back(tmp_path):
+    enc = FakeEncoder()
+    report = await encode_states(STATES + STATES[:5], enc, tmp_path / "c", batch_size=4, progress=False)
+    assert (report.requested, report.unique, report.hits, report.misses, report.encoded, report.failures) == (
+        25, 20, 0, 20, 20, 0)
+    assert report.dedup_ratio == pytest.approx(25 / 20)
+    # the encoder saw the templated state text, once per distinct state
+    assert sorted(enc.texts) == sorted(state_text(s) for s in STATES)
+    table = read_embeddings(tmp_path / "c")
+    assert set(table.states) == set(STATES) and table.matrix.shape == (20, 8) and table.identity == enc.identity
+    mat, missing = table.lookup([STATES[3], "nope", STATES[0]])
+    assert missing == ["nope"]
+    np.testing.assert_array_equal(mat, np.stack([table.get(STATES[3]), table.get(STATES[0])]))
+
+
+async def test_parquet_layout_and_provenance(tmp_path):
+    enc = FakeEncoder()
+    await encode_states(STATES[:3], enc, tmp_path / "c", progress=False)
+    (part,) = sorted((tmp_path / "c").glob("part-*.parquet"))
+    schema = pq.read_schema(part)
+    assert schema.names == ["state_pp", "embedding"]
+    assert schema.field(0).type == pa.string() and schema.field(1).type == pa.list_(pa.float32())
+    assert IDENTITY_KEY in schema.metadata and schema.metadata[TEMPLATE_KEY].decode() == enc.identity.template
+
+
+async def test_second_run_encodes_only_new_states(tmp_path):
+    await encode_states(STATES[:10], FakeEncoder(), tmp_path / "c", progress=False)
+    enc = FakeEncoder()
+    report = await encode_states(STATES, enc, tmp_path / "c", progress=False)
+    assert (report.hits, report.misses, report.encoded) == (10, 10, 10)
+    assert len(enc.texts) == 10
+    assert len(read_embeddings(tmp_path / "c")) == 20
+
+
+async def test_interrupted_run_resumes_from_checkpoints(tmp_path):
+    # calls 0-2 succeed (12 states, checkpointed every 4), then the encoder dies
+    dying = FakeEncoder(fail_calls=range(3, 100))
+    with pytest.raises(EncodeError, match="in a row failed"):
+        await encode_states(STATES, dying, tmp_path / "c", batch_size=4, concurrency=1, checkpoint_every=4,
+                            max_consecutive_failures=2, progress=False)
+    assert len(read_embeddings(tmp_path / "c")) == 12
+    fresh = FakeEncoder()
+    report = await encode_states(STATES, fresh, tmp_path / "c", batch_size=4, progress=False)
+    assert (report.hits, report.encoded) == (12, 8)
+    assert len(fresh.texts) == 8
+
+
+async def test_failed_batches_and_invalid_vectors_are_counted(tmp_path):
+    enc = FakeEncoder(fail_calls=[1], zero_marker="⊢ x + 0 =")
+    report = await encode_states(STATES[:8], enc, tmp_path / "c", batch_size=2, concurrency=1, progress=False)
+    # call 1 (2 states) failed, one state got a zero vector
+    assert (report.misses, report.encoded, report.failures) == (8, 5, 3)
+    assert STATES[0] not in read_embeddings(tmp_path / "c")
+
+
+async def test_mixing_encoders_or_templates_is_refused(tmp_path):
+    await encode_states(STATES[:2], FakeEncoder(), tmp_path / "c", progress=False)
+    with pytest.raises(CacheIdentityError, match="template"):
+        await encode_states(STATES, FakeEncoder(template=PLAIN_TEMPLATE), tmp_path / "c", progress=False)
+    with pytest.raises(CacheIdentityError, match="model"):
+        await encode_states(STATES, FakeEncoder(model="other"), tmp_path / "c", progress=False)
+
+
+async def test_export_single_file_and_foreign_file(tmp_path):
+    await encode_states(STATES[:5], FakeEncoder(), tmp_path / "c", batch_size=2, checkpoint_every=2, progress=False)
+    out = export_embeddings(tmp_path / "c", tmp_path / "all.parquet")
+    t = read_embeddings(out)
+    assert len(t) == 5 and t.identity is not None
+    # a file without provenance (e.g. from the reference implementation) needs an explicit opt-in
+    pq.write_table(pa.table({"state_pp": ["a"], "embedding": pa.array([[1.0, 2.0]], pa.list_(pa.float32()))}),
+                   tmp_path / "foreign.parquet")
+    with pytest.raises(CacheIdentityError, match="no encoder identity"):
+        read_embeddings(tmp_path / "foreign.parquet")
+    foreign = read_embeddings(tmp_path / "foreign.parquet", allow_unknown_identity=True)
+    assert foreign.identity is None and foreign.matrix.shape == (1, 2)
+
+
+async def test_cache_through_the_standin_sidecar(tmp_path, sidecar):
+    async with SidecarEncoder(sidecar.url, hidden_size=16, batch_size=4) as enc:
+        report = await encode_states(STATES, enc, tmp_path / "c", batch_size=4, progress=False)
+    assert report.encoded == 20 and sidecar.counters.texts == 20
+    assert read_embeddings(tmp_path / "c").matrix.shape == (20, 16)
+
+
+def test_a_cache_file_path_is_refused(tmp_path):
+    import asyncio
+
+    (tmp_path / "f.parquet").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        asyncio.run(encode_states(["a"], FakeEncoder(), tmp_path / "f.parquet", progress=False))

@@ -1,0 +1,329 @@
+"""Embedding cache: Parquet parts (``state_pp`` string, ``embedding`` list<float32>) + provenance.
+
+Layout: a folder of ``part-00000.parquet``, ``part-00001.parquet``, ... each written under a
+temporary name and renamed when complete, so an interrupted run leaves every finished part readable
+and a rerun encodes only what is missing. Every part carries the encoder identity (with its state
+template) in its key-value metadata; a cache never mixes identities. ``read_embeddings`` also reads a
+single Parquet file in the SPEC §3 layout (e.g. one exported with ``export_embeddings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from workbench.encode.identity import EncodeError, Encoder, EncoderIdentity, InvalidEmbeddingError
+from workbench.encode.text import state_text
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_KEY = b"workbench.encoder_identity"
+TEMPLATE_KEY = b"workbench.state_template"
+EMBEDDING_SCHEMA = pa.schema([pa.field("state_pp", pa.string(), nullable=False),
+                              pa.field("embedding", pa.list_(pa.float32()), nullable=False)])
+PART_GLOB = "part-*.parquet"
+
+
+class CacheIdentityError(ValueError):
+    """Embeddings from different encoders or templates would be mixed."""
+
+
+@dataclass(frozen=True)
+class EmbeddingTable:
+    """All cached embeddings: ``states[i]`` has embedding ``matrix[i]``."""
+
+    states: list[str]
+    matrix: np.ndarray                      # [n, d] float32
+    identity: EncoderIdentity | None        # None only for foreign files read with allow_unknown_identity
+    index: dict[str, int] = field(repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.index:
+            self.index.update((s, i) for i, s in enumerate(self.states))
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __contains__(self, state: object) -> bool:
+        return state in self.index
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def get(self, state: str) -> np.ndarray | None:
+        i = self.index.get(state)
+        return None if i is None else self.matrix[i]
+
+    def lookup(self, states: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """(rows of the states found, in input order; the states not in the cache).
+
+        The matrix has one row per *found* state, i.e. for ``[s for s in states if s in table]``.
+        """
+        rows = [self.index[s] for s in states if s in self.index]
+        missing = [s for s in states if s not in self.index]
+        return self.matrix[np.asarray(rows, dtype=np.int64)], missing
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeReport:
+    requested: int        # states given, duplicates included
+    unique: int           # distinct states
+    hits: int             # distinct states already in the cache
+    misses: int           # distinct states not in the cache (= encoded + failures)
+    encoded: int          # newly encoded and written
+    failures: int         # could not be encoded (encoder errors, invalid vectors)
+    parts_written: int
+    seconds: float
+
+    @property
+    def dedup_ratio(self) -> float:
+        """requested / unique (1.0 = no duplicates)."""
+        return self.requested / self.unique if self.unique else 1.0
+
+
+# ---------------------------------------------------------------- reading
+
+def _parts(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(path.glob(PART_GLOB))
+    return []
+
+
+def _part_identity(path: Path, *, allow_unknown: bool) -> EncoderIdentity | None:
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(IDENTITY_KEY)
+    if raw is None:
+        if allow_unknown:
+            return None
+        raise CacheIdentityError(f"{path}: no encoder identity in the Parquet metadata ({IDENTITY_KEY.decode()}); "
+                                 "pass allow_unknown_identity=True to read a foreign embedding file")
+    try:
+        return EncoderIdentity.from_json(raw.decode())
+    except ValueError as e:
+        raise CacheIdentityError(f"{path}: unreadable encoder identity metadata: {e}") from e
+
+
+def cache_identity(path: str | os.PathLike[str]) -> EncoderIdentity | None:
+    """Identity of an existing cache (None if it has no parts yet); refuses a cache that mixes identities."""
+    parts = _parts(Path(path))
+    identity: EncoderIdentity | None = None
+    for p in parts:
+        ident = _part_identity(p, allow_unknown=False)
+        if identity is None:
+            identity = ident
+        elif ident != identity:
+            assert ident is not None
+            raise CacheIdentityError(f"{p}: encoder identity differs from {parts[0].name}: "
+                                     + "; ".join(identity.differences(ident)))
+    return identity
+
+
+def _read_part(path: Path) -> tuple[list[str], np.ndarray]:
+    table = pq.read_table(path)
+    names = table.column_names
+    if names[:2] != ["state_pp", "embedding"]:
+        raise ValueError(f"{path}: expected columns ['state_pp', 'embedding', ...], found {names}")
+    states = table.column(0).to_pylist()
+    emb = table.column(1).combine_chunks()
+    if len(states) == 0:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    lengths = pa.compute.list_value_length(emb).to_numpy(zero_copy_only=False)
+    if (lengths != lengths[0]).any():
+        row = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise ValueError(f"{path}: row {row} (state {states[row][:60]!r}) has embedding length {lengths[row]}, "
+                         f"row 0 has {lengths[0]}")
+    flat = emb.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return states, flat.reshape(len(states), int(lengths[0]))
+
+
+def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: bool = False) -> EmbeddingTable:
+    """Load a cache folder (all parts) or a single embedding Parquet file. Duplicate states keep the first row."""
+    path = Path(path)
+    parts = _parts(path)
+    if not parts:
+        raise FileNotFoundError(f"no embedding cache at {path} (expected a Parquet file or a folder of {PART_GLOB})")
+    identity = None if allow_unknown_identity and path.is_file() else cache_identity(path)
+    if identity is None and not allow_unknown_identity:
+        raise CacheIdentityError(f"{path}: no encoder identity")
+    all_states: list[str] = []
+    mats: list[np.ndarray] = []
+    for p in parts:
+        states, mat = _read_part(p)
+        if not states:
+            continue
+        if identity is not None and mat.shape[1] != identity.dim:
+            raise ValueError(f"{p}: embeddings have dimension {mat.shape[1]}, identity says {identity.dim}")
+        all_states.extend(states)
+        mats.append(mat)
+    dim = identity.dim if identity is not None else (mats[0].shape[1] if mats else 0)
+    matrix = np.concatenate(mats, axis=0) if mats else np.zeros((0, dim), dtype=np.float32)
+    index: dict[str, int] = {}
+    for i, s in enumerate(all_states):
+        index.setdefault(s, i)
+    if len(index) != len(all_states):
+        keep = np.fromiter(sorted(index.values()), dtype=np.int64)
+        logger.warning("%s: %d duplicate states ignored", path, len(all_states) - len(keep))
+        all_states = [all_states[i] for i in keep]
+        matrix = matrix[keep]
+        index = {s: i for i, s in enumerate(all_states)}
+    return EmbeddingTable(states=all_states, matrix=np.ascontiguousarray(matrix, dtype=np.float32),
+                          identity=identity, index=index)
+
+
+def _cached_states(path: Path) -> set[str]:
+    out: set[str] = set()
+    for p in _parts(path):
+        out.update(pq.read_table(p, columns=["state_pp"]).column(0).to_pylist())
+    return out
+
+
+# ---------------------------------------------------------------- writing
+
+def _embedding_table(states: Sequence[str], matrix: np.ndarray, identity: EncoderIdentity) -> pa.Table:
+    n, d = matrix.shape
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
+    values = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    emb = pa.ListArray.from_arrays(offsets, values, type=pa.list_(pa.float32()))
+    schema = EMBEDDING_SCHEMA.with_metadata({IDENTITY_KEY: identity.to_json().encode(),
+                                             TEMPLATE_KEY: identity.template.encode()})
+    return pa.Table.from_arrays([pa.array(list(states), pa.string()), emb], schema=schema)
+
+
+def write_part(cache_dir: Path, states: Sequence[str], matrix: np.ndarray, identity: EncoderIdentity) -> Path:
+    """Write one new part (temporary name, then rename); never overwrites an existing part."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    existing = [int(p.stem.split("-")[1]) for p in cache_dir.glob(PART_GLOB) if p.stem.split("-")[1].isdigit()]
+    number = max(existing, default=-1) + 1
+    final = cache_dir / f"part-{number:05d}.parquet"
+    tmp = cache_dir / f".part-{number:05d}.parquet.tmp"
+    pq.write_table(_embedding_table(states, matrix, identity), tmp)
+    if final.exists():  # another writer got there first: refuse rather than clobber
+        tmp.unlink()
+        raise FileExistsError(f"{final} appeared while writing; is another encode run using {cache_dir}?")
+    os.replace(tmp, final)
+    return final
+
+
+def export_embeddings(cache: str | os.PathLike[str], out_file: str | os.PathLike[str]) -> Path:
+    """Write the whole cache as one Parquet file (SPEC §3 layout, identity metadata kept)."""
+    table = read_embeddings(cache)
+    if table.identity is None:
+        raise CacheIdentityError(f"{cache}: no encoder identity to export")
+    out = Path(out_file)
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(_embedding_table(table.states, table.matrix, table.identity), tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def dedup(states: Iterable[str]) -> tuple[list[str], int]:
+    """(distinct states in first-seen order, number of states seen)."""
+    seen: dict[str, None] = {}
+    total = 0
+    for s in states:
+        total += 1
+        seen.setdefault(s, None)
+    return list(seen), total
+
+
+async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str | os.PathLike[str], *,
+                        batch_size: int = 64, concurrency: int = 2, checkpoint_every: int = 2048,
+                        max_consecutive_failures: int = 3, progress: bool = True) -> EncodeReport:
+    """Encode the distinct states not yet in the cache folder ``cache_path`` and append them as new parts.
+
+    ``batch_size`` states go to ``encoder.encode`` at a time, at most ``concurrency`` calls in
+    flight; a part is written every ``checkpoint_every`` new embeddings (and at the end, and on
+    interruption), so a rerun resumes where the last part ended. A failing batch is counted and
+    skipped; ``max_consecutive_failures`` failing batches in a row raise (the encoder is down).
+    """
+    started = time.perf_counter()
+    cache_dir = Path(cache_path)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise NotADirectoryError(f"{cache_dir}: encode_states writes a cache folder of parts, not a single file")
+    identity = encoder.identity
+    existing = cache_identity(cache_dir)
+    if existing is not None and existing != identity:
+        raise CacheIdentityError(
+            f"{cache_dir} holds embeddings of another encoder or template; refusing to mix them: "
+            + "; ".join(existing.differences(identity)) + ". Use a separate cache folder.")
+    unique, requested = dedup(states)
+    cached = _cached_states(cache_dir)
+    misses = [s for s in unique if s not in cached]
+    hits = len(unique) - len(misses)
+    logger.info("%s: %d states, %d distinct, %d cached, %d to encode", cache_dir, requested, len(unique), hits, len(misses))
+
+    pending_states: list[str] = []
+    pending_rows: list[np.ndarray] = []
+    counts = {"encoded": 0, "parts": 0}
+
+    def flush() -> None:
+        if pending_states:
+            path = write_part(cache_dir, pending_states, np.concatenate(pending_rows, axis=0), identity)
+            counts["parts"] += 1
+            counts["encoded"] += len(pending_states)
+            logger.debug("wrote %s (%d rows)", path, len(pending_states))
+            pending_states.clear()
+            pending_rows.clear()
+
+    async def run_batch(batch: list[str]) -> tuple[int, list[str], np.ndarray | None, bool]:
+        """(batch size, states encoded, their rows, whether the whole batch failed)."""
+        texts = [state_text(s, identity.template) for s in batch]
+        try:
+            return len(batch), batch, await encoder.encode(texts), False
+        except InvalidEmbeddingError as e:
+            # Keep the good rows of a batch with a few NaN / zero vectors; the bad ones count as failures.
+            logger.warning("%s", e)
+            bad = set(e.bad)
+            good = [i for i in range(len(batch)) if i not in bad]
+            return len(batch), [batch[i] for i in good], e.matrix[good], False
+        except EncodeError as e:
+            logger.warning("batch of %d states failed: %s", len(batch), e)
+            return len(batch), [], None, True
+
+    batches = [misses[i:i + batch_size] for i in range(0, len(misses), batch_size)]
+    bar = tqdm(total=len(misses), desc="encode", unit="state", disable=not progress or not misses)
+    consecutive = 0
+    in_flight: set[asyncio.Future] = set()
+    next_batch = 0
+    try:
+        while next_batch < len(batches) or in_flight:
+            while next_batch < len(batches) and len(in_flight) < concurrency:
+                in_flight.add(asyncio.ensure_future(run_batch(batches[next_batch])))
+                next_batch += 1
+            done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                size, ok_states, matrix, failed = task.result()
+                consecutive = consecutive + 1 if failed else 0
+                if ok_states:
+                    pending_states.extend(ok_states)
+                    pending_rows.append(np.asarray(matrix, dtype=np.float32))
+                bar.update(size)
+            if consecutive >= max_consecutive_failures:
+                raise EncodeError(f"{consecutive} batches in a row failed: the encoder looks down (see the "
+                                  f"warnings above); finished embeddings are kept in {cache_dir}")
+            if len(pending_states) >= checkpoint_every:
+                flush()
+    finally:
+        for task in in_flight:
+            task.cancel()
+        flush()  # checkpoint whatever finished, also when interrupted or failing
+        bar.close()
+    encoded = counts["encoded"]
+    report = EncodeReport(requested=requested, unique=len(unique), hits=hits, misses=len(misses),
+                          encoded=encoded, failures=len(misses) - encoded, parts_written=counts["parts"],
+                          seconds=time.perf_counter() - started)
+    logger.info("encode report: %s", report)
+    return report

@@ -1,0 +1,91 @@
+"""`workbench encode`: embed the distinct states of trajectory files into an embedding cache."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from workbench.encode.cache import EncodeReport, encode_states, export_embeddings
+from workbench.encode.identity import EncodeError, Encoder
+from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = {"deepseek": DEEPSEEK_PROVER_TEMPLATE, "plain": PLAIN_TEMPLATE}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trajectories", nargs="+", required=True, type=Path, metavar="PATH",
+                        help="trajectory Parquet files or folders of parts (column state_pp is encoded)")
+    parser.add_argument("--cache", required=True, type=Path, metavar="PATH",
+                        help="embedding cache folder (created; only states not already in it are encoded)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--encode-url", metavar="URL", help="encoding sidecar base URL (POST /encode)")
+    source.add_argument("--encoder", choices=["minilm"], default=None,
+                        help="local encoder (default when no --encode-url): minilm = all-MiniLM-L6-v2 on CPU")
+    parser.add_argument("--hidden-size", type=int, default=4096, help="sidecar embedding width (default 4096)")
+    parser.add_argument("--encoder-model", default=None,
+                        help="model name recorded for the sidecar (default: sidecar:<url>)")
+    parser.add_argument("--template", choices=sorted(TEMPLATES), default="deepseek",
+                        help="state text template (default deepseek: the DeepSeek-Prover prompt form)")
+    parser.add_argument("--batch-size", type=int, default=64, help="states per encoder call (default 64)")
+    parser.add_argument("--concurrency", type=int, default=2, help="encoder calls in flight (default 2)")
+    parser.add_argument("--checkpoint-every", type=int, default=2048,
+                        help="write a cache part every N new embeddings (default 2048)")
+    parser.add_argument("--export", type=Path, default=None, metavar="FILE",
+                        help="also write the whole cache as one Parquet file (SPEC §3 layout)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def make_encoder(args: argparse.Namespace) -> Encoder:
+    template = TEMPLATES[args.template]
+    if args.encode_url:
+        from workbench.encode.sidecar import SidecarEncoder
+
+        return SidecarEncoder(args.encode_url, hidden_size=args.hidden_size, model=args.encoder_model,
+                              template=template, batch_size=args.batch_size, concurrency=args.concurrency)
+    from workbench.encode.local import LocalEncoder
+
+    return LocalEncoder(template=template, batch_size=args.batch_size)
+
+
+def load_states(paths: list[Path]) -> list[str]:
+    from workbench.trajectory import read_trajectories
+
+    frame = read_trajectories([str(p) for p in paths])
+    if "state_pp" not in frame.columns:
+        raise ValueError(f"{paths}: trajectories have no state_pp column (columns: {list(frame.columns)})")
+    return frame["state_pp"].astype(str).tolist()
+
+
+async def _run(args: argparse.Namespace) -> EncodeReport:
+    states = load_states(args.trajectories)
+    encoder = make_encoder(args)
+    try:
+        return await encode_states(states, encoder, args.cache, batch_size=args.batch_size,
+                                   concurrency=args.concurrency, checkpoint_every=args.checkpoint_every,
+                                   progress=not args.no_progress)
+    finally:
+        aclose = getattr(encoder, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        report = asyncio.run(_run(args))
+    except (EncodeError, ValueError, FileNotFoundError, NotADirectoryError) as e:
+        logger.error("encode failed: %s", e)
+        return 1
+    summary = {
+        "requested": report.requested, "unique": report.unique, "hits": report.hits, "misses": report.misses,
+        "encoded": report.encoded, "failures": report.failures, "parts_written": report.parts_written,
+        "seconds": round(report.seconds, 2), "dedup_ratio": round(report.dedup_ratio, 3),
+    }
+    if args.export is not None:
+        summary["exported"] = str(export_embeddings(args.cache, args.export))
+    print(json.dumps(summary, indent=2))  # the CLI's result on stdout
+    return 0 if report.failures == 0 else 2
