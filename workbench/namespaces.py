@@ -7,9 +7,10 @@ of its source file, so ground-truth tactics that use short names (``exact succ_l
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
-__all__ = ["infer_open_namespace", "open_prefixes", "wrap_open"]
+__all__ = ["NamespacedReference", "infer_open_namespace", "namespaced_references", "open_prefixes", "wrap_open"]
 
 
 def _segments(name: str) -> list[str]:
@@ -43,3 +44,28 @@ def wrap_open(tactic: str, namespaces: Sequence[str]) -> str:
     if "\n" not in body:
         return f"{head} {body.strip()}"
     return head + "\n" + "\n".join(("  " + line) if line.strip() else line for line in body.split("\n"))
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacedReference:
+    written: str  # the name as the tactic spells it
+    full_name: str  # what Lean resolved it to in the source file
+    namespace: str  # the part the tactic left out
+    fixed_by_open_retry: bool  # the namespace is one of the theorem's own prefixes
+
+
+def namespaced_references(theorem_name: str, references: Iterable[tuple[str, str]]) -> list[NamespacedReference]:
+    """Names a ground-truth tactic writes short because the source file had a namespace open.
+
+    Pantograph's ``copyFrom`` context has none of those, so these tactics are the likely
+    namespace-mismatch failures. The theorem's own namespaces are recoverable with ``open ... in``;
+    others came from a file-level ``open`` and are not.
+    """
+    prefixes = set(open_prefixes(theorem_name))
+    out = []
+    for written, full in references:
+        if written == full or not full.endswith("." + written):
+            continue
+        namespace = full[: -len(written) - 1]
+        out.append(NamespacedReference(written, full, namespace, namespace in prefixes))
+    return out

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 LEANDOJO_SPLITS = ("train", "val", "test")
 # A theorem whose proof uses one of these as a tactic is a stub, not a proof.
 _STUB_TACTIC = re.compile(r"(?<![\w.'])(sorry|admit)(?![\w'])")
+_ANNOTATION = re.compile(r"<a>(.*?)</a>", re.S)
 
 
 class TraceError(ValueError):
@@ -37,6 +38,8 @@ class TacticStep:
     tactic: str
     state_after: str | None = None
     extra: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    # (name as written in the tactic, full name Lean resolved it to), from LeanDojo's annotated_tactic
+    references: tuple[tuple[str, str], ...] = field(default=(), compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,17 @@ def _check_top_level(path: Path, opener: str) -> None:
         raise TraceError(f"{path}: expected {kind}, file starts with {head[:40]!r}")
 
 
+def _references(annotated: Any) -> tuple[tuple[str, str], ...]:
+    """Pair each ``<a>name</a>`` of LeanDojo's annotated tactic with the definition it resolved to."""
+    if not (isinstance(annotated, list) and len(annotated) == 2 and isinstance(annotated[0], str)):
+        return ()
+    written = _ANNOTATION.findall(annotated[0])
+    provenance = annotated[1] if isinstance(annotated[1], list) else []
+    return tuple(
+        (w, p["full_name"]) for w, p in zip(written, provenance) if isinstance(p, dict) and isinstance(p.get("full_name"), str)
+    )
+
+
 def _leandojo_entry(entry: Any, where: str) -> _RawTheorem:
     if not isinstance(entry, dict):
         raise TraceError(f"{where}: expected a theorem object, got {type(entry).__name__}")
@@ -128,6 +142,7 @@ def _leandojo_entry(entry: Any, where: str) -> _RawTheorem:
                 state_before=_require(t, "state_before", str, at),
                 tactic=_require(t, "tactic", str, at),
                 state_after=t.get("state_after") if isinstance(t.get("state_after"), str) else None,
+                references=_references(t.get("annotated_tactic")),
             )
         )
     statement = entry.get("theorem_statement")
@@ -244,7 +259,7 @@ def _to_theorem(raw: _RawTheorem) -> Theorem:
     for i, s in enumerate(steps):
         if s.state_after is None:
             after = steps[i + 1].state_before if i + 1 < len(steps) else "no goals"
-            steps[i] = TacticStep(s.depth, s.state_before, s.tactic, after, s.extra)
+            steps[i] = TacticStep(s.depth, s.state_before, s.tactic, after, s.extra, s.references)
     return Theorem(raw.full_name, tuple(steps), raw.file_path, raw.statement)
 
 

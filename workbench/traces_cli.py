@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.traces import bundled_sample_path, load_traces, split_by_theorem, write_tactic_pairs, write_theorem_index
+from workbench.traces import TraceSet, bundled_sample_path, load_traces, split_by_theorem, write_tactic_pairs, write_theorem_index
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def group_and_split(traces: str | Path, output_dir: str | Path, *, min_steps: int = 1, num_theorems: int | None = None,
-                    seed: int = 0, val_fraction: float = 0.1, skip_bad: bool = False) -> dict:
-    """Load, group, split by theorem and write ``{train,val}.jsonl`` + ``theorems.json``; returns a summary."""
+                    seed: int = 0, val_fraction: float = 0.1, skip_bad: bool = False) -> tuple[dict, TraceSet]:
+    """Load, group, split by theorem and write ``{train,val}.jsonl`` + ``theorems.json``.
+
+    Returns the summary written to ``summary.json`` and the loaded traces.
+    """
     out = Path(output_dir)
     trace_set = load_traces(traces, min_steps=min_steps, num_theorems=num_theorems, seed=seed, skip_bad=skip_bad)
     train, val = split_by_theorem(trace_set.theorems, val_fraction, seed)
@@ -35,11 +38,11 @@ def group_and_split(traces: str | Path, output_dir: str | Path, *, min_steps: in
         "parameters": {"min_steps": min_steps, "num_theorems": num_theorems, "seed": seed, "val_fraction": val_fraction},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return summary, trace_set
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = group_and_split(args.traces, args.output_dir, min_steps=args.min_steps, num_theorems=args.num_theorems,
+    summary, _ = group_and_split(args.traces, args.output_dir, min_steps=args.min_steps, num_theorems=args.num_theorems,
                               seed=args.seed, val_fraction=args.val_fraction, skip_bad=args.skip_bad)
     print(json.dumps(summary, indent=1))
     return 0

@@ -1,0 +1,39 @@
+"""Notebook 01 executed headless by papermill with non-default parameters, and the CLI twin."""
+
+import json
+from pathlib import Path
+
+import papermill as pm
+
+from workbench.cli import main
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_group_traces.ipynb"
+
+
+def test_notebook_01_on_real_traces(shared_traces_dir, tmp_path):
+    out_dir = tmp_path / "grouped"
+    pm.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "01.ipynb"), kernel_name="python3", progress_bar=False,
+        parameters={"traces_path": str(shared_traces_dir), "min_steps": 2, "num_theorems": 200, "seed": 5,
+                    "val_fraction": 0.25, "output_dir": str(out_dir)},
+    )
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["kept"] == 200 and summary["val_theorems"] == 50
+    assert summary["dropped"]["below_min_steps"] > 0
+    train = {json.loads(l)["theorem"] for l in (out_dir / "train.jsonl").read_text().splitlines()}
+    val = {json.loads(l)["theorem"] for l in (out_dir / "val.jsonl").read_text().splitlines()}
+    assert len(train) == 150 and len(val) == 50 and not train & val
+
+
+def test_group_cli_on_bundled_sample(sample_traces_path, tmp_path, capsys):
+    assert main(["group", "--traces", str(sample_traces_path), "--output-dir", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kept"] >= 20 and summary["dropped"] == {"term_mode": 1, "sorry_stub": 1}
+    assert (tmp_path / "theorems.json").exists()
+
+
+def test_group_cli_names_bad_input(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"state": "⊢ a", "tactic": "simp", "theorem": "T"}\n')
+    assert main(["group", "--traces", str(bad), "--output-dir", str(tmp_path / "o")]) == 2
+    assert "bad.jsonl: line 1: missing field 'depth'" in capsys.readouterr().err
