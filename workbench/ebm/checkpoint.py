@@ -188,7 +188,7 @@ class EnergyScorer:
     def energies(self, embeddings: np.ndarray | torch.Tensor, identity: Any, *, batch_size: int = 4096) -> np.ndarray:
         """embeddings [n, d] from the encoder ``identity`` -> energies [n] (lower = more provable)."""
         check_identity(self.identity, identity)
-        x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+        x = torch.from_numpy(np.array(embeddings, dtype=np.float32))  # a copy: inputs may be read-only
         if x.ndim != 2 or x.shape[1] != self.model.config.d_encoder:
             raise ValueError(f"expected embeddings [n, {self.model.config.d_encoder}], got {tuple(x.shape)}")
         out = [self.model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]

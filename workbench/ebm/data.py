@@ -194,6 +194,7 @@ class ContrastiveSampler:
         if source == "auto":
             source = "negatives" if neg_idx.size else "any"
         self.easy_source: str = source
+        self.has_labelled_negatives = bool(neg_idx.size)
         self._easy_pool = neg_idx if source == "negatives" else np.arange(len(records))
         if np.unique(theorem_codes[self._easy_pool]).size < 2 and self._easy_pool.size:
             log.warning("easy negatives need at least two theorems; only hard/medium are available")

@@ -78,6 +78,14 @@ class TrainResult:
         return self.output_dir / "last"
 
 
+def as_tensor(embeddings: np.ndarray) -> torch.Tensor:
+    """float32 tensor view of an embedding matrix (copied only if read-only or not float32/contiguous)."""
+    arr = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if not arr.flags.writeable:  # e.g. straight from Arrow; torch wants writable memory
+        arr = arr.copy()
+    return torch.from_numpy(arr)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Multiplier of cfg.lr at a 0-based step: linear warmup, then cosine down to min_lr_ratio."""
     if step < cfg.warmup_steps:
@@ -158,7 +166,7 @@ def train(
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    emb = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))  # [n_states, d]
+    emb = as_tensor(embeddings)  # [n_states, d]
     if emb.shape[1] != model_config.d_encoder:
         raise ValueError(f"embeddings have width {emb.shape[1]}, model expects d_encoder {model_config.d_encoder}")
     higher_is_better = METRICS[cfg.metric]
@@ -232,7 +240,10 @@ def train(
             health = {k[4:]: v for k, v in row.items() if k.startswith("val_")}
         else:
             health = {k[6:]: v for k, v in row.items() if k.startswith("train_")}
-        warnings.extend(health_warnings(health, step=step, warmup_steps=cfg.warmup_steps))
+        # With no labelled negatives (traces only) the "negatives" are other theorems' proof states,
+        # so their energy being lower is no polarity error.
+        polarity_warmup = cfg.warmup_steps if train_sampler.has_labelled_negatives else end
+        warnings.extend(health_warnings(health, step=step, warmup_steps=polarity_warmup))
         history.append(row)
         value = row.get(cfg.metric, row["train_loss"] if cfg.metric == "val_loss" else float("nan"))
         if _improved(value, best, higher_is_better):

@@ -1,0 +1,206 @@
+"""End-to-end steps shared by ``workbench train-ebm``, notebook 04 and the benchmarks.
+
+paths in -> records -> embeddings (cached; encoded on demand) -> split by theorem -> samplers
+-> train -> held-out evaluation next to baselines -> summary JSON beside the checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.ebm.checkpoint import load_model
+from workbench.ebm.data import (
+    ContrastiveSampler,
+    MissingEmbeddings,
+    SamplerConfig,
+    attach_embeddings,
+    records_from_traces,
+    split_by_theorem,
+)
+from workbench.ebm.evaluate import ProgressReport, SiblingReport, ground_truth_report, record_energies, sibling_report
+from workbench.ebm.model import EnergyHead, EnergyHeadConfig
+from workbench.ebm.train import TrainConfig, TrainResult, as_tensor, batch_energies, train
+
+log = logging.getLogger(__name__)
+
+
+def load_records(
+    trajectories: Sequence[str | Path] = (),
+    traces: str | Path | None = None,
+    *,
+    num_theorems: int | None = None,
+    seed: int = 0,
+    min_steps: int = 1,
+) -> pd.DataFrame:
+    """Mined trajectory records and/or ground-truth records built from LeanDojo traces."""
+    frames = []
+    if trajectories:
+        from workbench.trajectory import read_trajectories
+
+        mined = read_trajectories(list(trajectories))
+        simulated = any(bool(p.get("simulated")) for p in mined.attrs.get("provenance", []))
+        if simulated:  # the run metadata says so even if a producer left the column empty
+            mined["simulated"] = True
+        frames.append(mined)
+    if traces is not None:
+        from workbench.traces import load_traces
+
+        ts = load_traces(traces, min_steps=min_steps, num_theorems=num_theorems, seed=seed)
+        frames.append(records_from_traces(ts.theorems))
+    if not frames:
+        raise ValueError("give trajectory Parquet paths and/or a traces file")
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return df
+
+
+def is_simulated(records: pd.DataFrame) -> bool:
+    return "simulated" in records.columns and bool(records["simulated"].fillna(False).astype(bool).any())
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """asyncio.run that also works under Jupyter's running loop (runs in a helper thread there)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def make_encoder(spec: str, *, template: str | None = None, hidden_size: int = 4096) -> Any:
+    """'local' -> MiniLM (384-d, offline); an http(s) URL -> the encoding sidecar."""
+    from workbench.encode import DEFAULT_TEMPLATE, LocalEncoder, SidecarEncoder
+
+    template = template or DEFAULT_TEMPLATE
+    if spec == "local":
+        return LocalEncoder(template=template)
+    if spec.startswith(("http://", "https://")):
+        return SidecarEncoder(spec, hidden_size, template=template)
+    raise ValueError(f"encoder must be 'local' or an http(s) URL, got {spec!r}")
+
+
+def ensure_embeddings(states: Sequence[str], cache: str | Path, encoder: Any | None = None, *, progress: bool = True) -> Any:
+    """Read the embedding cache; with an encoder, first encode the states it lacks into it."""
+    from workbench.encode import encode_states, read_embeddings
+
+    if encoder is not None:
+        report = _run_coroutine(encode_states(states, encoder, cache, progress=progress))
+        log.info("encoding: %s", report)
+        close = getattr(encoder, "aclose", None)
+        if close is not None:
+            _run_coroutine(close())
+    return read_embeddings(cache)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train_records: pd.DataFrame  # with emb_row
+    val_records: pd.DataFrame
+    embeddings: np.ndarray  # float32 [n_states, d]
+    identity: Any  # workbench.encode.EncoderIdentity
+    missing: MissingEmbeddings
+    simulated: bool
+    train_sampler: ContrastiveSampler
+    val_sampler: ContrastiveSampler | None
+
+
+def prepare(records: pd.DataFrame, table: Any, sampler: SamplerConfig, *, val_fraction: float = 0.2, seed: int = 0) -> PreparedData:
+    joined, missing = attach_embeddings(records, table)
+    train_df, val_df = split_by_theorem(joined, val_fraction, seed)
+    log.info(
+        "records: %d train (%d theorems), %d val (%d theorems); %s",
+        len(train_df), train_df["theorem_name"].nunique(), len(val_df), val_df["theorem_name"].nunique(), missing,
+    )
+    val_has_pos = (val_df["label"] == "positive").any() if len(val_df) else False
+    return PreparedData(
+        train_records=train_df,
+        val_records=val_df,
+        embeddings=table.matrix,
+        identity=table.identity,
+        missing=missing,
+        simulated=is_simulated(records),
+        train_sampler=ContrastiveSampler(train_df, sampler),
+        val_sampler=ContrastiveSampler(val_df, sampler) if val_has_pos else None,
+    )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    result: TrainResult
+    model: EnergyHead  # the best checkpoint, eval mode
+    val_energies: np.ndarray  # per val record
+    val_pos_energies: np.ndarray  # fixed validation batch, for histograms
+    val_neg_energies: np.ndarray
+    progress: ProgressReport | None  # ground-truth paths in the val split
+    siblings: SiblingReport | None  # mined sibling groups in the val split
+    simulated: bool
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "simulated": self.simulated,
+            "best_step": self.result.best_step,
+            "best_metric": self.result.best_metric,
+            "last_step": self.result.last_step,
+            "stopped_early": self.result.stopped_early,
+            "warnings": self.result.warnings,
+            "final": self.result.history[-1] if self.result.history else None,
+        }
+        if self.progress is not None:
+            out["progress"] = {
+                "table": self.progress.table.reset_index().to_dict(orient="records"),
+                "verdict": self.progress.verdict, "beats_best_baseline": self.progress.beats_best_baseline,
+            }
+        if self.siblings is not None:
+            out["siblings"] = {"table": self.siblings.summary.reset_index().to_dict(orient="records"), "verdict": self.siblings.verdict}
+        return out
+
+
+def run_experiment(
+    data: PreparedData,
+    model_config: EnergyHeadConfig,
+    train_config: TrainConfig,
+    output_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> Experiment:
+    out = Path(output_dir)
+    result = train(
+        model_config, train_config, data.train_sampler, data.val_sampler, data.embeddings,
+        encoder_identity=data.identity, output_dir=out, resume=resume, progress=progress,
+    )
+    model, _ = load_model(result.best_dir if (result.best_dir / "config.json").exists() else result.last_dir)
+    val = data.val_records
+    energies = record_energies(model, val, data.embeddings) if len(val) else np.empty(0)
+    pos_e = neg_e = np.empty(0)
+    if data.val_sampler is not None:
+        import torch
+
+        with torch.no_grad():
+            e_pos, e_neg = batch_energies(model, as_tensor(data.embeddings), data.val_sampler.fixed_batch())
+        pos_e, neg_e = e_pos.numpy(), e_neg.numpy().ravel()
+    has_gt = len(val) and ((val["label"] == "positive") & (val["remaining_depth"] >= 0)).any()
+    has_neg = len(val) and (val["label"] == "negative").any()
+    exp = Experiment(
+        result=result, model=model, val_energies=energies, val_pos_energies=pos_e, val_neg_energies=neg_e,
+        progress=ground_truth_report(val, energies, seed=train_config.seed) if has_gt else None,
+        siblings=sibling_report(val, energies) if has_neg else None,
+        simulated=data.simulated,
+    )
+    summary = exp.summary()
+    summary.update({"model": model_config.to_dict(), "train": train_config.to_dict(), "missing_embeddings": asdict(data.missing)})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    for report in (exp.progress, exp.siblings):
+        if report is not None:
+            log.info("%s", report.verdict)
+    return exp
