@@ -1,0 +1,56 @@
+"""Lean backend: Pantograph wire protocol, one REPL process, a shared pool, and a simulator.
+
+Layers: ``protocol`` (typed JSON) → ``process`` (one REPL, one request chokepoint) → ``pool``
+(``LeanPool`` / ``TheoremSession``). ``simulator`` is a separate program speaking the same protocol.
+"""
+
+from workbench.lean.config import DEFAULT_MEMORY_LIMIT_BYTES, LeanConfig, simulator_command
+from workbench.lean.errors import (
+    LeanBackendError,
+    LeanGarbage,
+    LeanProcessDied,
+    LeanProtocolError,
+    LeanReplayError,
+    LeanStartError,
+    LeanTimeout,
+)
+from workbench.lean.pool import LeanPool, PoolStats, ProcessStats, TheoremSession
+from workbench.lean.process import LeanProcess, repl_version
+from workbench.lean.protocol import Message, Severity
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    Node,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticResult,
+)
+
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT_BYTES",
+    "LeanConfig",
+    "simulator_command",
+    "LeanBackendError",
+    "LeanGarbage",
+    "LeanProcessDied",
+    "LeanProtocolError",
+    "LeanReplayError",
+    "LeanStartError",
+    "LeanTimeout",
+    "LeanPool",
+    "PoolStats",
+    "ProcessStats",
+    "TheoremSession",
+    "LeanProcess",
+    "repl_version",
+    "Message",
+    "Severity",
+    "Advanced",
+    "LeanError",
+    "Node",
+    "ParseError",
+    "ProofComplete",
+    "Rejected",
+    "TacticResult",
+]

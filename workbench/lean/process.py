@@ -1,0 +1,301 @@
+"""One Pantograph REPL process.
+
+Spawned in its own process group with an address-space cap (RLIMIT_AS) and stderr going to an
+anonymous temporary file (never a pipe nobody reads). :meth:`LeanProcess.request` is the single I/O
+chokepoint: it writes one line and reads one line under a deadline. Anything other than a JSON object
+in time — timeout, EOF, broken pipe, a garbage line, or the caller cancelling while the reply is
+pending — leaves the stream unsynchronised, so the whole process group is killed and a typed error
+raised; there is no attempt to resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import signal
+import tempfile
+import time
+from typing import IO, Any, Callable, Sequence, TypeVar
+
+from workbench.lean import protocol as P
+from workbench.lean.config import LeanConfig
+from workbench.lean.errors import (
+    LeanGarbage,
+    LeanProcessDied,
+    LeanStartError,
+    LeanTimeout,
+)
+
+__all__ = ["LeanProcess", "repl_version"]
+
+logger = logging.getLogger(__name__)
+
+STREAM_LIMIT = 64 * 1024 * 1024  # one reply line may hold large goal lists
+T = TypeVar("T")
+
+
+def _limit_memory(limit: int | None) -> Callable[[], None] | None:
+    if limit is None:
+        return None
+
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def _env(config: LeanConfig) -> dict[str, str] | None:
+    return None if config.env is None else {**os.environ, **config.env}
+
+
+class LeanProcess:
+    """A started REPL (use :meth:`start`). Requests are serialised by an internal lock."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, stderr: IO[bytes], config: LeanConfig, label: str) -> None:
+        self._proc = proc
+        self._stderr = stderr
+        self._config = config
+        self.label = label
+        self._lock = asyncio.Lock()
+        self.started_at = time.monotonic()
+        self.requests = 0
+        self.busy_s = 0.0
+        self.death_cause: str | None = None  # timeout / died / garbage / cancelled / closed / killed
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, config: LeanConfig, *, label: str = "lean") -> "LeanProcess":
+        """Spawn the REPL and wait for ``ready.`` (at most ``config.start_timeout_s``)."""
+        argv = config.argv()
+        stderr = tempfile.TemporaryFile(prefix="lean-stderr-")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+                cwd=config.cwd,
+                env=_env(config),
+                start_new_session=True,  # own process group: kill the group, not just `lake`
+                preexec_fn=_limit_memory(config.memory_limit_bytes),
+                limit=STREAM_LIMIT,
+            )
+        except OSError as e:
+            stderr.close()
+            raise LeanStartError(f"{label}: cannot run {argv[0]!r}: {e}") from e
+        self = cls(proc, stderr, config, label)
+        logger.debug("%s: started pid %d: %s", label, proc.pid, " ".join(argv))
+        try:
+            await self._wait_ready()
+        except BaseException:
+            await self._kill("start_failed")
+            raise
+        if config.tactic_timeout_ms:
+            await self.options_set(timeout_ms=config.tactic_timeout_ms)
+        logger.info("%s: ready (pid %d) after %.1fs", label, proc.pid, time.monotonic() - self.started_at)
+        return self
+
+    async def _wait_ready(self) -> None:
+        assert self._proc.stdout is not None
+        deadline = time.monotonic() + self._config.start_timeout_s
+        seen: list[str] = []  # stdout lines before ready., for the error message
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                line = await asyncio.wait_for(self._proc.stdout.readline(), remaining)
+            except TimeoutError:
+                raise LeanStartError(
+                    f"{self.label}: no 'ready.' within {self._config.start_timeout_s:g}s"
+                    + (f"; stdout so far: {seen[-5:]!r}" if seen else ""),
+                    stderr=self.stderr_tail(),
+                ) from None
+            except ValueError as e:  # a line over STREAM_LIMIT
+                raise LeanStartError(f"{self.label}: unreadable startup output: {e}", stderr=self.stderr_tail()) from e
+            if not line:
+                code = await self._wait_exit(5.0)
+                raise LeanStartError(
+                    f"{self.label}: exited before 'ready.'" + (f"; stdout: {seen[-5:]!r}" if seen else ""),
+                    stderr=self.stderr_tail(),
+                    returncode=code,
+                )
+            info = P.parse_startup_line(line)
+            if info.ready:
+                return
+            if info.error_kind is not None:
+                raise LeanStartError(
+                    f"{self.label}: startup error {info.error_kind}: {info.error_desc}", stderr=self.stderr_tail()
+                )
+            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            seen.append(text)
+            logger.debug("%s: before ready: %s", self.label, text)
+
+    async def _wait_exit(self, timeout: float) -> int | None:
+        try:
+            return await asyncio.wait_for(self._proc.wait(), timeout)
+        except TimeoutError:
+            return None
+
+    def _kill_now(self, cause: str) -> None:
+        """SIGKILL the whole process group (synchronous: safe inside a cancellation handler)."""
+        if self.death_cause is None:
+            self.death_cause = cause
+        if self._proc.returncode is None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # group already gone and the id reused: fall back to the child
+                self._proc.kill()
+
+    async def _kill(self, cause: str) -> None:
+        self._kill_now(cause)
+        await self._wait_exit(10.0)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.is_closing():
+            self._proc.stdin.close()
+        # The stderr file is kept until close() so that error messages can quote it.
+
+    async def close(self, *, grace_s: float = 2.0) -> None:
+        """End the REPL: EOF on stdin (its loop exits), then kill the group if it lingers."""
+        if self._proc.returncode is None and self.death_cause is None:
+            self.death_cause = "closed"
+            self._close_pipes()
+            if await self._wait_exit(grace_s) is None:
+                logger.debug("%s: did not exit on EOF; killing", self.label)
+        await self._kill(self.death_cause or "closed")
+        self._stderr.close()
+
+    # -- state --------------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.death_cause is None and self._proc.returncode is None
+
+    @property
+    def age_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def stderr_tail(self) -> str:
+        if self._stderr.closed:
+            return ""
+        # pread leaves the shared file offset alone, so the child's writes are not disturbed.
+        fd = self._stderr.fileno()
+        size = os.fstat(fd).st_size
+        n = self._config.stderr_tail_bytes
+        return os.pread(fd, n, max(0, size - n)).decode("utf-8", errors="replace")
+
+    # -- the chokepoint -----------------------------------------------------------------------------
+
+    async def request(self, req: P.Request, *, timeout_s: float | None = None) -> dict[str, Any]:
+        """Send one request and return its reply object.
+
+        Raises LeanProtocolError for ``{"error": ...}`` replies (the process stays usable) and
+        LeanTimeout / LeanProcessDied / LeanGarbage (the process is killed) otherwise.
+        """
+        timeout = self._config.request_timeout_s if timeout_s is None else timeout_s
+        line = req.to_line()
+        async with self._lock:
+            if not self.alive:
+                raise LeanProcessDied(f"{self.label}: process is dead ({self.death_cause})", returncode=self._proc.returncode)
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            t0 = time.monotonic()
+            try:
+                self._proc.stdin.write(line)
+                reply = await asyncio.wait_for(self._drain_and_read(), timeout)
+            except TimeoutError:
+                await self._kill("timeout")
+                raise LeanTimeout(f"{self.label}: no reply to {req.cmd} within {timeout:g}s; process killed") from None
+            except (BrokenPipeError, ConnectionResetError) as e:
+                await self._kill("died")
+                raise LeanProcessDied(
+                    f"{self.label}: broken pipe writing {req.cmd}", stderr=self.stderr_tail(), returncode=self._proc.returncode
+                ) from e
+            except ValueError as e:  # reply line over STREAM_LIMIT: the stream is out of sync
+                await self._kill("garbage")
+                raise LeanGarbage(f"<reply over {STREAM_LIMIT} bytes: {e}>", command=req.cmd) from e
+            except asyncio.CancelledError:
+                # The reply may still arrive: nobody would read it, so the process is useless.
+                self._kill_now("cancelled")
+                raise
+            finally:
+                self.busy_s += time.monotonic() - t0
+                self.requests += 1
+            if not reply:
+                await self._kill("died")
+                raise LeanProcessDied(
+                    f"{self.label}: EOF waiting for the reply to {req.cmd}",
+                    stderr=self.stderr_tail(),
+                    returncode=self._proc.returncode,
+                )
+            try:
+                return P.decode_reply(reply, command=req.cmd)
+            except LeanGarbage:
+                await self._kill("garbage")
+                raise
+
+    async def _drain_and_read(self) -> bytes:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        await self._proc.stdin.drain()
+        return await self._proc.stdout.readline()
+
+    # -- typed commands (names mirror the protocol) -------------------------------------------------
+
+    async def goal_start(self, *, copy_from: str | None = None, expr: str | None = None) -> P.GoalStartReply:
+        return P.parse_goal_start(await self.request(P.goal_start(copy_from=copy_from, expr=expr)))
+
+    async def goal_tactic(self, state_id: int, tactic: str, goal_id: int | None = None) -> P.GoalTacticReply:
+        return P.parse_goal_tactic(await self.request(P.goal_tactic(state_id, tactic, goal_id)))
+
+    async def goal_print(self, state_id: int) -> P.GoalPrintReply:
+        return P.parse_goal_print(await self.request(P.goal_print(state_id)))
+
+    async def goal_delete(self, state_ids: Sequence[int]) -> None:
+        P.parse_empty(await self.request(P.goal_delete(state_ids)))
+
+    async def reset(self) -> P.StatReply:
+        return P.parse_stat(await self.request(P.reset()))
+
+    async def stat(self) -> P.StatReply:
+        return P.parse_stat(await self.request(P.stat()))
+
+    async def options_set(self, *, timeout_ms: int | None = None, automatic_mode: bool | None = None) -> None:
+        P.parse_empty(await self.request(P.options_set(timeout_ms=timeout_ms, automatic_mode=automatic_mode)))
+
+
+async def repl_version(config: LeanConfig, *, timeout_s: float = 60.0) -> str:
+    """``repl --version`` output (stripped), for provenance."""
+    argv = config.version_argv()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=config.cwd,
+            env=_env(config),
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise LeanStartError(f"cannot run {argv[0]!r}: {e}") from e
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        raise LeanStartError(f"{' '.join(argv)} did not finish within {timeout_s:g}s") from None
+    if proc.returncode != 0:
+        raise LeanStartError(
+            f"{' '.join(argv)} failed", stderr=err.decode("utf-8", errors="replace"), returncode=proc.returncode
+        )
+    return out.decode("utf-8", errors="replace").strip()

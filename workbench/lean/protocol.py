@@ -1,0 +1,301 @@
+"""Pantograph's wire protocol as typed records (SPEC §1).
+
+This module is the only place that knows Pantograph's JSON spelling (camelCase keys); everything above
+it sees frozen dataclasses. It touches no process: requests serialise to one line of bytes, replies
+parse from one line. Rules worth knowing:
+
+* a request is one line of compact JSON ending in ``\\n``, never an empty line (that ends the REPL);
+* every reply is one JSON object; ``{"error": kind, "desc": text}`` is a protocol error;
+* ``goal.tactic`` failed iff the reply has no ``goals`` key (the REPL's own rule); ``hasSorry`` or
+  ``hasUnsafe`` true means the step is never a proof, whatever the goals say.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Mapping, Sequence
+
+from workbench.lean.errors import LeanGarbage, LeanProtocolError
+from workbench.states import Goal, goal_from_pantograph, render_state
+
+__all__ = [
+    "READY_LINE",
+    "Request",
+    "Severity",
+    "Message",
+    "TacticOutcome",
+    "GoalStartReply",
+    "GoalTacticReply",
+    "GoalPrintReply",
+    "StatReply",
+    "StartupLine",
+    "goal_start",
+    "goal_tactic",
+    "goal_print",
+    "goal_delete",
+    "reset",
+    "stat",
+    "options_set",
+    "decode_reply",
+    "parse_goal_start",
+    "parse_goal_tactic",
+    "parse_goal_print",
+    "parse_stat",
+    "parse_empty",
+    "parse_startup_line",
+]
+
+READY_LINE = "ready."
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    cmd: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_line(self) -> bytes:
+        """One compact JSON line; ``json.dumps`` escapes newlines inside strings, so it is one line."""
+        text = json.dumps({"cmd": self.cmd, "payload": dict(self.payload)}, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8") + b"\n"
+
+
+def goal_start(*, copy_from: str | None = None, expr: str | None = None) -> Request:
+    if (copy_from is None) == (expr is None):
+        raise ValueError("goal.start needs exactly one of copy_from (a theorem name) or expr (a type)")
+    return Request("goal.start", {"copyFrom": copy_from} if copy_from is not None else {"expr": expr})
+
+
+def goal_tactic(state_id: int, tactic: str, goal_id: int | None = None) -> Request:
+    if not tactic.strip():
+        # Not sent: Pantograph would answer a parse error, but an empty tactic is always a caller bug.
+        raise ValueError("goal.tactic with an empty tactic")
+    payload: dict[str, Any] = {"stateId": state_id, "tactic": tactic}
+    if goal_id is not None:
+        payload["goalId"] = goal_id
+    return Request("goal.tactic", payload)
+
+
+def goal_print(state_id: int) -> Request:
+    # Without "goals": true the reply's goal list is empty (SPEC §1).
+    return Request("goal.print", {"stateId": state_id, "goals": True})
+
+
+def goal_delete(state_ids: Sequence[int]) -> Request:
+    return Request("goal.delete", {"stateIds": list(state_ids)})
+
+
+def reset() -> Request:
+    return Request("reset", {})
+
+
+def stat() -> Request:
+    return Request("stat", {})
+
+
+def options_set(*, timeout_ms: int | None = None, automatic_mode: bool | None = None) -> Request:
+    payload: dict[str, Any] = {}
+    if timeout_ms is not None:
+        payload["timeout"] = int(timeout_ms)
+    if automatic_mode is not None:
+        payload["automaticMode"] = automatic_mode
+    return Request("options.set", payload)
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+
+class Severity(StrEnum):
+    INFORMATION = "information"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One Lean message; ``data`` is the human-readable text. Positions do not take part in equality."""
+
+    data: str
+    severity: Severity = Severity.ERROR
+    pos: tuple[int, int] | None = field(default=None, compare=False)
+    end_pos: tuple[int, int] | None = field(default=None, compare=False)
+    file_name: str | None = field(default=None, compare=False)
+    kind: str | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return self.data
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str) -> "Message":
+        if isinstance(obj, str):  # older Pantograph: "tacticErrors": ["text", ...]
+            return cls(data=obj)
+        if not isinstance(obj, dict):
+            raise LeanProtocolError("malformed", f"{where}: message is not an object: {obj!r}"[:300])
+        data = obj.get("data")
+        if not isinstance(data, str):
+            raise LeanProtocolError("malformed", f"{where}: message without a 'data' string: {obj!r}"[:300])
+        raw_sev = obj.get("severity", "error")
+        try:
+            severity = Severity(raw_sev)
+        except ValueError:
+            raise LeanProtocolError("malformed", f"{where}: unknown message severity {raw_sev!r}") from None
+        return cls(
+            data=data,
+            severity=severity,
+            pos=_pos(obj.get("pos")),
+            end_pos=_pos(obj.get("endPos")),
+            file_name=obj.get("fileName"),
+            kind=obj.get("kind"),
+        )
+
+
+def _pos(obj: Any) -> tuple[int, int] | None:
+    if isinstance(obj, dict) and isinstance(obj.get("line"), int) and isinstance(obj.get("column"), int):
+        return (obj["line"], obj["column"])
+    return None
+
+
+class TacticOutcome(StrEnum):
+    ADVANCED = "advanced"
+    COMPLETE = "complete"
+    LEAN_ERROR = "lean_error"
+    PARSE_ERROR = "parse_error"
+    REJECTED = "rejected"  # hasSorry / hasUnsafe: never a proof
+
+
+@dataclass(frozen=True, slots=True)
+class GoalStartReply:
+    state_id: int
+    root: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoalTacticReply:
+    outcome: TacticOutcome
+    next_state_id: int | None = None
+    goals: tuple[Goal, ...] = ()
+    messages: tuple[Message, ...] = ()
+    parse_error: str | None = None
+    has_sorry: bool = False
+    has_unsafe: bool = False
+
+    @property
+    def state_text(self) -> str:
+        return render_state(self.goals)
+
+
+@dataclass(frozen=True, slots=True)
+class GoalPrintReply:
+    goals: tuple[Goal, ...]
+    root_has_sorry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatReply:
+    n_goals: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartupLine:
+    """What one stdout line before ``ready.`` means."""
+
+    ready: bool = False
+    error_kind: str | None = None  # set when the line is {"error": ..., "desc": ...}
+    error_desc: str | None = None
+
+
+def decode_reply(line: bytes | str, *, command: str) -> dict[str, Any]:
+    """One reply line → its JSON object. Raises :class:`LeanGarbage` for anything that is not a JSON
+    object and :class:`LeanProtocolError` for ``{"error": ..., "desc": ...}``."""
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        raise LeanGarbage(text.rstrip("\n"), command=command) from None
+    if not isinstance(obj, dict):
+        raise LeanGarbage(text.rstrip("\n"), command=command)
+    if "error" in obj:
+        raise LeanProtocolError(str(obj.get("error")), str(obj.get("desc", "")), command=command)
+    return obj
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], command: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise LeanProtocolError("malformed", f"reply field {key!r} is {value!r}, expected {kind}", command=command)
+    return value
+
+
+def _goals(raw: Any, command: str) -> tuple[Goal, ...]:
+    if not isinstance(raw, list):
+        raise LeanProtocolError("malformed", f"'goals' is not a list: {raw!r}"[:300], command=command)
+    try:
+        return tuple(goal_from_pantograph(g) for g in raw)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise LeanProtocolError("malformed", f"bad Goal JSON: {e}", command=command) from e
+
+
+def parse_goal_start(obj: Mapping[str, Any]) -> GoalStartReply:
+    state_id = _field(obj, "stateId", int, "goal.start")
+    root = obj.get("root")
+    return GoalStartReply(state_id=state_id, root=root if isinstance(root, str) else None)
+
+
+def parse_goal_tactic(obj: Mapping[str, Any]) -> GoalTacticReply:
+    cmd = "goal.tactic"
+    has_sorry = bool(obj.get("hasSorry", False))
+    has_unsafe = bool(obj.get("hasUnsafe", False))
+    raw_messages = obj.get("messages")
+    if raw_messages is None:
+        raw_messages = obj.get("tacticErrors", [])
+    if not isinstance(raw_messages, list):
+        raise LeanProtocolError("malformed", f"'messages' is not a list: {raw_messages!r}"[:300], command=cmd)
+    messages = tuple(Message.from_json(m, f"{cmd} message {i}") for i, m in enumerate(raw_messages))
+    if "goals" not in obj:  # the REPL's rule: no goals key => the tactic failed
+        parse_error = obj.get("parseError")
+        if parse_error is not None:
+            return GoalTacticReply(TacticOutcome.PARSE_ERROR, parse_error=str(parse_error), messages=messages,
+                                   has_sorry=has_sorry, has_unsafe=has_unsafe)
+        return GoalTacticReply(TacticOutcome.LEAN_ERROR, messages=messages, has_sorry=has_sorry, has_unsafe=has_unsafe)
+    goals = _goals(obj["goals"], cmd)
+    next_state_id = _field(obj, "nextStateId", int, cmd)
+    if has_sorry or has_unsafe:
+        outcome = TacticOutcome.REJECTED
+    elif goals:
+        outcome = TacticOutcome.ADVANCED
+    else:
+        outcome = TacticOutcome.COMPLETE
+    return GoalTacticReply(outcome, next_state_id=next_state_id, goals=goals, messages=messages,
+                           has_sorry=has_sorry, has_unsafe=has_unsafe)
+
+
+def parse_goal_print(obj: Mapping[str, Any]) -> GoalPrintReply:
+    return GoalPrintReply(goals=_goals(obj.get("goals", []), "goal.print"),
+                          root_has_sorry=bool(obj.get("rootHasSorry", False)))
+
+
+def parse_stat(obj: Mapping[str, Any]) -> StatReply:
+    return StatReply(n_goals=_field(obj, "nGoals", int, "stat"))
+
+
+def parse_empty(obj: Mapping[str, Any]) -> None:
+    """``goal.delete`` and ``options.set`` answer ``{}``; extra keys are tolerated."""
+    return None
+
+
+def parse_startup_line(line: bytes | str) -> StartupLine:
+    text = (line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line).strip()
+    if text == READY_LINE:
+        return StartupLine(ready=True)
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            return StartupLine()
+        if isinstance(obj, dict) and "error" in obj:
+            return StartupLine(error_kind=str(obj["error"]), error_desc=str(obj.get("desc", "")))
+    return StartupLine()

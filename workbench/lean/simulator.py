@@ -1,0 +1,418 @@
+"""A stand-in for Pantograph that speaks its protocol (SPEC §1) from LeanDojo traces.
+
+    python -m workbench.lean.simulator --traces PATH [--seed N] [--latency-scale X] [faults...] [IMPORTS...]
+
+It is NOT Lean: ``--version`` says so. Theorems come from the traces: ``goal.start {"copyFrom": name}``
+gives the first traced state; the ground-truth tactic (whitespace-insensitive, optionally wrapped in
+``open ... in``) leads to the traced next state; any other tactic gets a deterministic outcome from a
+hash of (seed, state, tactic): Lean error / divergent state / proof complete (70/27/3 % by default).
+``sorry`` answers ``hasSorry: true``. A fraction of theorems simulates the namespace mismatch: their
+ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <namespace> in``.
+
+Goal JSON is built from the trace text via ``workbench.states`` so a ground-truth state reached here
+renders to the same canonical text as the trace. Faults (crash / hang / garbage line / slow start)
+are injected at configurable rates, or deterministically by the tactics ``__sim_crash__``,
+``__sim_hang__`` and ``__sim_garbage__``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from workbench.lean.simrules import (
+    LatencyModel,
+    Outcome,
+    OutcomeRates,
+    classify,
+    digest,
+    divergent_goals,
+    error_text,
+    first_identifier,
+    is_sorry,
+    normalize_tactic,
+    parse_problem,
+    split_open_prefix,
+    unit,
+)
+from workbench.namespaces import infer_open_namespace
+from workbench.states import Goal, collapse, goal_to_pantograph, parse_state, render_state
+
+SIMULATOR_VERSION = "workbench-lean-simulator 0.1.0 (simulated Pantograph protocol, not Lean)"
+FAULT_TACTICS = {"__sim_crash__": "crash", "__sim_hang__": "hang", "__sim_garbage__": "garbage"}
+
+
+class ReplError(Exception):
+    """An ``{"error": kind, "desc": desc}`` reply."""
+
+    def __init__(self, kind: str, desc: str) -> None:
+        super().__init__(desc)
+        self.kind, self.desc = kind, desc
+
+
+@dataclass(frozen=True, slots=True)
+class TracedTheorem:
+    name: str
+    states: tuple[str, ...]  # state_before of each step, then the final state text
+    tactics: tuple[str, ...]  # normalised ground-truth tactics
+
+
+@dataclass(slots=True)
+class SimState:
+    goals: tuple[Goal, ...]
+    theorem: TracedTheorem | None = None
+    gt_depth: int | None = None  # index into theorem.tactics when on the ground-truth path
+    has_sorry: bool = False
+    text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.text = render_state(self.goals)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 0
+    rates: OutcomeRates = OutcomeRates()
+    latency: LatencyModel = LatencyModel(scale=0.0)
+    namespace_mismatch_rate: float = 0.0
+    crash_rate: float = 0.0
+    hang_rate: float = 0.0
+    garbage_rate: float = 0.0
+
+
+class Simulator:
+    """The REPL's state machine without I/O: ``handle(cmd, payload) -> reply dict``.
+
+    Side effects the loop must perform (faults, latency) come back through ``pending_fault`` and
+    ``pending_delay_s``.
+    """
+
+    def __init__(self, theorems: dict[str, TracedTheorem], config: SimConfig) -> None:
+        self.theorems = theorems
+        self.config = config
+        self.states: dict[int, SimState] = {}
+        self.next_id = 0
+        self.uniq = 1
+        self.timeout_ms = 0
+        self.pending_fault: str | None = None
+        self.pending_delay_s = 0.0
+        self._fault_rng = random.Random(f"{config.seed}:faults:{os.getpid()}")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _new_state(self, state: SimState) -> int:
+        sid = self.next_id
+        self.states[sid] = state
+        self.next_id += 1
+        return sid
+
+    def _goals_json(self, goals: Sequence[Goal]) -> list[dict[str, Any]]:
+        out = []
+        for g in goals:
+            out.append(goal_to_pantograph(g, name=f"_uniq.{self.uniq}", first_var_id=self.uniq + 1))
+            self.uniq += 1 + len(g.hypotheses)
+        return out
+
+    def _state(self, payload: dict[str, Any]) -> SimState:
+        sid = _int(payload, "stateId")
+        if sid not in self.states:
+            raise ReplError("index", f"Invalid state index {sid}")
+        return self.states[sid]
+
+    def mismatched(self, name: str) -> bool:
+        rate = self.config.namespace_mismatch_rate
+        return rate > 0 and infer_open_namespace(name) is not None and unit(digest(self.config.seed, "ns", name), 0) < rate
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def handle(self, cmd: str, payload: Any) -> dict[str, Any]:
+        self.pending_fault, self.pending_delay_s = None, 0.0
+        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "reset": self.reset,
+            "stat": self.stat,
+            "options.set": self.options_set,
+            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": True},
+            "goal.start": self.goal_start,
+            "goal.tactic": self.goal_tactic,
+            "goal.print": self.goal_print,
+            "goal.delete": self.goal_delete,
+        }
+        if cmd not in handlers:
+            return {"error": "command", "desc": f"Unknown command {cmd}"}
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            return {"error": "command", "desc": f"Unable to parse json: payload is not an object: {payload!r}"}
+        try:
+            return handlers[cmd](payload)
+        except ReplError as e:
+            return {"error": e.kind, "desc": e.desc}
+
+    def reset(self, payload: dict[str, Any]) -> dict[str, Any]:
+        n = len(self.states)
+        self.states.clear()
+        self.next_id = 0
+        return {"nGoals": n}
+
+    def stat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"nGoals": len(self.states)}
+
+    def options_set(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if "timeout" in payload:
+            self.timeout_ms = _int(payload, "timeout")
+        return {}
+
+    def goal_start(self, payload: dict[str, Any]) -> dict[str, Any]:
+        copy_from, expr = payload.get("copyFrom"), payload.get("expr")
+        if (copy_from is None) == (expr is None):
+            raise ReplError("arguments", "Exactly one of {expr, copyFrom} must be supplied")
+        if copy_from is not None:
+            thm = self.theorems.get(str(copy_from))
+            if thm is None:
+                raise ReplError("index", f"Symbol not found: {copy_from}")
+            state = SimState(parse_state(thm.states[0]), thm, 0)
+        else:
+            if not isinstance(expr, str) or not expr.strip():
+                raise ReplError("elab", "<Pantograph>:1:0: expected term")
+            problem = parse_problem(expr)
+            if problem:
+                raise ReplError("parsing", problem)
+            state = SimState((Goal(collapse(expr)),))
+        self.pending_delay_s = self.config.latency.seconds(0.3)
+        sid = self._new_state(state)
+        root = f"_uniq.{self.uniq}"
+        self.uniq += 1
+        return {"stateId": sid, "root": root}
+
+    def goal_print(self, payload: dict[str, Any]) -> dict[str, Any]:
+        state = self._state(payload)
+        goals = self._goals_json(state.goals) if payload.get("goals") else []
+        return {"goals": goals, "extraMVars": [], "rootHasSorry": state.has_sorry}
+
+    def goal_delete(self, payload: dict[str, Any]) -> dict[str, Any]:
+        ids = payload.get("stateIds")
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise ReplError("command", "Unable to parse json: stateIds must be a list of Nat")
+        for i in ids:
+            self.states.pop(i, None)
+        return {}
+
+    def goal_tactic(self, payload: dict[str, Any]) -> dict[str, Any]:
+        state = self._state(payload)
+        goal_id = _int(payload, "goalId") if "goalId" in payload else 0
+        if "tactic" not in payload:
+            raise ReplError("arguments", "the simulator supports only {tactic} in goal.tactic")
+        tactic = payload["tactic"]
+        if not isinstance(tactic, str):
+            raise ReplError("command", "Unable to parse json: tactic must be a string")
+        if not 0 <= goal_id < len(state.goals):
+            raise ReplError("index", f"Invalid goal index {goal_id}")
+        fault = FAULT_TACTICS.get(tactic.strip()) or self._random_fault()
+        if fault:
+            self.pending_fault = fault
+            return {}
+        d = digest(self.config.seed, state.text, normalize_tactic(tactic))
+        latency = self.config.latency.seconds(unit(d, 1))
+        if self.timeout_ms and latency * 1000 > self.timeout_ms:
+            self.pending_delay_s = self.timeout_ms / 1000
+            raise ReplError("internal", "interrupt")
+        self.pending_delay_s = latency
+        return self._tactic(state, goal_id, tactic, d)
+
+    def _random_fault(self) -> str | None:
+        c = self.config
+        if not (c.crash_rate or c.hang_rate or c.garbage_rate):
+            return None
+        r = self._fault_rng.random()
+        for name, rate in (("crash", c.crash_rate), ("hang", c.hang_rate), ("garbage", c.garbage_rate)):
+            if r < rate:
+                return name
+            r -= rate
+        return None
+
+    def _tactic(self, state: SimState, goal_id: int, tactic: str, d: bytes) -> dict[str, Any]:
+        flags = {"hasSorry": False, "hasUnsafe": False}
+        if not tactic.strip():
+            return {"parseError": "<Pantograph>:1:0: unexpected end of input", **flags}
+        problem = parse_problem(tactic)
+        if problem:
+            return {"parseError": problem, **flags}
+        others = state.goals[:goal_id] + state.goals[goal_id + 1 :]
+        if is_sorry(tactic):
+            return self._advance(SimState(others, has_sorry=True), {**flags, "hasSorry": True})
+        thm, depth = state.theorem, state.gt_depth
+        if thm is not None and depth is not None and goal_id == 0:
+            opened, body = split_open_prefix(tactic)
+            if body == thm.tactics[depth]:
+                ns = infer_open_namespace(thm.name)
+                if self.mismatched(thm.name) and ns not in opened:
+                    return {"messages": [_message(f"unknown identifier '{first_identifier(body)}'", tactic)], **flags}
+                nxt = depth + 1
+                goals = parse_state(thm.states[nxt])
+                return self._advance(SimState(goals, thm, nxt if nxt < len(thm.tactics) else None), flags)
+        outcome = classify(unit(d, 0), self.config.rates)
+        if outcome is Outcome.ERROR:
+            return {"messages": [_message(error_text(tactic, state.goals, d), tactic)], **flags}
+        if outcome is Outcome.COMPLETE:
+            return self._advance(SimState(others), flags)
+        return self._advance(SimState(divergent_goals(state.goals, goal_id, d)), flags)
+
+    def _advance(self, nxt: SimState, flags: dict[str, bool]) -> dict[str, Any]:
+        sid = self._new_state(nxt)
+        return {"nextStateId": sid, "goals": self._goals_json(nxt.goals), **flags}
+
+
+def _int(payload: dict[str, Any], key: str) -> int:
+    value = payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ReplError("command", f"Unable to parse json: {key} must be a Nat, got {value!r}")
+    return value
+
+
+def _message(text: str, tactic: str) -> dict[str, Any]:
+    return {
+        "fileName": "<Pantograph>",
+        "kind": "[anonymous]",
+        "pos": {"line": 1, "column": 0},
+        "endPos": {"line": 1, "column": len(tactic)},
+        "severity": "error",
+        "caption": "",
+        "data": text,
+    }
+
+
+def load_theorems(path: str) -> dict[str, TracedTheorem]:
+    from workbench.traces import load_traces  # deferred: --version must not need the traces
+
+    out: dict[str, TracedTheorem] = {}
+    for thm in load_traces(path, skip_bad=True).theorems:
+        states = [s.state_before for s in thm.steps]
+        states.append(thm.steps[-1].state_after or "no goals")
+        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tuple(normalize_tactic(s.tactic) for s in thm.steps))
+    return out
+
+
+# --- process I/O ----------------------------------------------------------------------------------
+
+
+def parse_command(line: str) -> tuple[str, Any]:
+    """``{"cmd": ..., "payload": ...}`` or Pantograph's line mode ``cmd {payload}``."""
+    text = line.strip()
+    if text.startswith("{"):
+        obj = json.loads(text)
+        if not isinstance(obj, dict) or not isinstance(obj.get("cmd"), str):
+            raise ValueError("expected an object with a string 'cmd'")
+        return obj["cmd"], obj.get("payload")
+    cmd, _, rest = text.partition(" ")
+    return cmd, (json.loads(rest) if rest.strip() else None)
+
+
+def _write(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def serve(sim: Simulator) -> int:
+    stdin = sys.stdin.buffer
+    while True:
+        raw = stdin.readline()
+        line = raw.decode("utf-8", errors="replace")
+        if not line.strip():  # EOF or an empty line: the REPL ends, as Pantograph does
+            return 0
+        try:
+            cmd, payload = parse_command(line)
+        except ValueError as e:  # json.JSONDecodeError is a ValueError
+            _write({"error": "command", "desc": f"Unable to parse json: {e}"})
+            continue
+        reply = sim.handle(cmd, payload)
+        if sim.pending_fault == "crash":
+            sys.stderr.write("INTERNAL PANIC: simulated crash (workbench simulator fault injection)\n")
+            sys.stderr.flush()
+            os._exit(134)
+        if sim.pending_fault == "hang":
+            while True:
+                time.sleep(3600)
+        if sim.pending_fault == "garbage":
+            sys.stdout.write("PANIC at Lean.Elab.Tactic simulated garbage line\n")
+            sys.stdout.flush()
+            continue
+        if sim.pending_delay_s > 0:
+            time.sleep(sim.pending_delay_s)
+        _write(reply)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m workbench.lean.simulator",
+        description="Simulated Pantograph REPL over LeanDojo traces (not Lean).",
+        allow_abbrev=False,
+    )
+    p.add_argument("--version", action="store_true", help="print the simulator version and exit")
+    p.add_argument("--traces", help="LeanDojo JSON / tactic-pairs JSONL file or folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latency-scale", type=float, default=1.0, help="multiplies tactic latency; 0 = instant")
+    p.add_argument("--latency-quantiles", default=None, help='e.g. "0.5:0.022,0.95:0.3,0.99:2" (seconds)')
+    p.add_argument("--error-rate", type=float, default=0.70)
+    p.add_argument("--divergent-rate", type=float, default=0.27)
+    p.add_argument("--complete-rate", type=float, default=0.03)
+    p.add_argument("--namespace-mismatch-rate", type=float, default=0.2, help="fraction of theorems")
+    p.add_argument("--crash-rate", type=float, default=0.0, help="per goal.tactic request")
+    p.add_argument("--hang-rate", type=float, default=0.0, help="per goal.tactic request")
+    p.add_argument("--garbage-rate", type=float, default=0.0, help="per goal.tactic request")
+    p.add_argument("--start-delay", type=float, default=0.0, help="seconds before 'ready.' (import time)")
+    p.add_argument("--slow-start-rate", type=float, default=0.0, help="chance a start takes --slow-start-s more")
+    p.add_argument("--slow-start-s", type=float, default=30.0)
+    p.add_argument("--fail-start", choices=("json", "exit"), default=None,
+                   help="fail before ready.: a JSON error line, or a silent exit (stderr only)")
+    p.add_argument("imports", nargs="*", help="modules to import (accepted and ignored)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    lean_options = [u for u in unknown if u.startswith("--") and "=" in u]
+    rest = [u for u in unknown if u not in lean_options]
+    if args.version:
+        print(SIMULATOR_VERSION)
+        return 0
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    if args.fail_start:
+        sys.stderr.write(f"simulated startup failure: unknown module prefix in imports {args.imports}\n")
+        sys.stderr.flush()
+        if args.fail_start == "json":
+            _write({"error": "io", "desc": f"simulated import failure: {' '.join(args.imports) or '(none)'}"})
+        return 1
+    if not args.traces:
+        parser.error("--traces is required")
+    theorems = load_theorems(args.traces)
+    delay = args.start_delay
+    if args.slow_start_rate and random.Random(f"{args.seed}:start:{os.getpid()}").random() < args.slow_start_rate:
+        delay += args.slow_start_s
+    if delay > 0:
+        time.sleep(delay)
+    quantiles = LatencyModel.parse(args.latency_quantiles) if args.latency_quantiles else LatencyModel().quantiles
+    config = SimConfig(
+        seed=args.seed,
+        rates=OutcomeRates(args.error_rate, args.divergent_rate, args.complete_rate),
+        latency=LatencyModel(quantiles, args.latency_scale),
+        namespace_mismatch_rate=args.namespace_mismatch_rate,
+        crash_rate=args.crash_rate,
+        hang_rate=args.hang_rate,
+        garbage_rate=args.garbage_rate,
+    )
+    sys.stderr.write(f"{SIMULATOR_VERSION}: {len(theorems)} theorems, options {lean_options}\n")
+    sys.stderr.flush()
+    print("ready.", flush=True)
+    return serve(Simulator(theorems, config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
