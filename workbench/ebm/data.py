@@ -216,6 +216,7 @@ class ContrastiveSampler:
         return self._pools_cache[key]
 
     def _draw_easy(self, t: int, own_row: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to n states of other theorems (fewer only when fewer exist)."""
         out: list[int] = []
         pool = self._easy_pool
         for _ in range(50 * n + 50):  # rejection: other theorems dominate any realistic pool
@@ -226,12 +227,8 @@ class ContrastiveSampler:
                 out.append(i)
         if len(out) < n:  # pathological pools: filter explicitly
             allowed = pool[(self._theorem[pool] != t) & (self._rows[pool] != own_row)]
-            if allowed.size == 0:
-                raise ValueError(
-                    f"cannot draw negatives for a positive of {self.theorem_names[t]!r}: no hard or "
-                    "medium negatives and no state of another theorem"
-                )
-            out.extend(rng.choice(allowed, size=n - len(out), replace=True).tolist())
+            if allowed.size:
+                out.extend(rng.choice(allowed, size=n - len(out), replace=True).tolist())
         return np.array(out, np.int64)
 
     def _take(self, pool: np.ndarray, own_row: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -243,15 +240,26 @@ class ContrastiveSampler:
     def negatives_for(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Record indices [k] and tiers [k] of the negatives for positive record i."""
         t, parent, own = int(self._theorem[i]), self._parents[i], int(self._rows[i])
-        n_hard, n_medium, n_easy = self.config.tier_counts()
+        k = self.config.k_negatives
+        n_hard, n_medium, _ = self.config.tier_counts()  # easy takes whatever is left
         hard_pool, medium_pool = self._pools(t, parent)
         hard = self._take(hard_pool, own, n_hard, rng)
         medium = self._take(medium_pool, own, n_medium + (n_hard - hard.size), rng)
-        easy = self._draw_easy(t, own, n_easy + (n_hard + n_medium - hard.size - medium.size), rng)
-        idx = np.concatenate([hard, medium, easy])
-        tier = np.concatenate([
-            np.full(hard.size, HARD, np.int8), np.full(medium.size, MEDIUM, np.int8), np.full(easy.size, EASY, np.int8)
-        ])
+        easy = self._draw_easy(t, own, k - hard.size - medium.size, rng)
+        picked = [(hard, HARD), (medium, MEDIUM), (easy, EASY)]
+        short = k - hard.size - medium.size - easy.size
+        if short:  # no other theorem to draw from: reuse this theorem's negatives (with replacement)
+            own_pool = np.concatenate([hard_pool, medium_pool])
+            own_pool = own_pool[self._rows[own_pool] != own]
+            if own_pool.size == 0:
+                raise ValueError(
+                    f"cannot draw negatives for a positive of {self.theorem_names[t]!r}: it has no "
+                    "negatives and there is no state of another theorem"
+                )
+            extra = rng.choice(own_pool, size=short, replace=True)
+            picked.append((extra, MEDIUM))
+        idx = np.concatenate([p for p, _ in picked])
+        tier = np.concatenate([np.full(p.size, code, np.int8) for p, code in picked])
         return idx, tier
 
     def _batch_for(self, positives: np.ndarray, rng: np.random.Generator) -> ContrastiveBatch:
