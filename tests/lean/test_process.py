@@ -1,0 +1,129 @@
+"""One REPL process against the simulator: startup, the request chokepoint, faults, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from workbench.lean import LeanProcess, repl_version
+from workbench.lean.errors import LeanGarbage, LeanProcessDied, LeanProtocolError, LeanStartError, LeanTimeout
+from workbench.lean.protocol import TacticOutcome
+from workbench.lean.simulator import SIMULATOR_VERSION
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_version_and_requests(sim_config):
+    cfg = sim_config()
+    assert await repl_version(cfg) == SIMULATOR_VERSION
+    proc = await LeanProcess.start(cfg)
+    try:
+        start = await proc.goal_start(copy_from="Nat.exists_gt_foo")
+        printed = await proc.goal_print(start.state_id)
+        assert printed.goals[0].target == "∃ m, n < m"
+        r = await proc.goal_tactic(start.state_id, "use n + 1")
+        assert r.outcome is TacticOutcome.ADVANCED
+        with pytest.raises(LeanProtocolError) as e:
+            await proc.goal_tactic(123, "simp")
+        assert e.value.kind == "index" and proc.alive  # a protocol error does not kill
+        assert (await proc.stat()).n_goals == 2
+        await proc.goal_delete([start.state_id])
+        assert (await proc.reset()).n_goals == 1
+        assert proc.requests == 7
+    finally:
+        await proc.close()
+    assert not proc.alive and not pid_alive(proc.pid)
+
+
+async def test_memory_cap_is_applied(sim_config):
+    limit = 3 * 1024**3
+    proc = await LeanProcess.start(sim_config(memory_limit_bytes=limit))
+    try:
+        with open(f"/proc/{proc.pid}/limits") as f:
+            line = next(l for l in f if l.startswith("Max address space"))
+        assert line.split()[3:5] == [str(limit), str(limit)]
+        assert os.getpgid(proc.pid) == proc.pid  # its own process group
+    finally:
+        await proc.close()
+
+
+async def test_hang_is_caught_by_the_timeout_and_the_process_killed(sim_config):
+    proc = await LeanProcess.start(sim_config(request_timeout_s=0.5))
+    sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
+    t0 = time.monotonic()
+    with pytest.raises(LeanTimeout):
+        await proc.goal_tactic(sid, "__sim_hang__")
+    assert time.monotonic() - t0 < 5
+    assert not proc.alive and proc.death_cause == "timeout" and not pid_alive(proc.pid)
+    with pytest.raises(LeanProcessDied):
+        await proc.stat()
+    await proc.close()
+
+
+async def test_crash_reports_stderr(sim_config):
+    proc = await LeanProcess.start(sim_config())
+    sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
+    with pytest.raises(LeanProcessDied) as e:
+        await proc.goal_tactic(sid, "__sim_crash__")
+    assert "simulated crash" in str(e.value) and e.value.returncode == 134
+    assert proc.death_cause == "died"
+    await proc.close()
+
+
+async def test_garbage_line_kills(sim_config):
+    proc = await LeanProcess.start(sim_config())
+    sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
+    with pytest.raises(LeanGarbage) as e:
+        await proc.goal_tactic(sid, "__sim_garbage__")
+    assert "PANIC" in str(e.value)
+    assert proc.death_cause == "garbage" and not proc.alive
+    await proc.close()
+
+
+async def test_cancelled_request_kills_the_process(sim_config):
+    proc = await LeanProcess.start(sim_config())
+    sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
+    task = asyncio.create_task(proc.goal_tactic(sid, "__sim_hang__"))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert proc.death_cause == "cancelled" and not proc.alive
+    await proc.close()
+    assert not pid_alive(proc.pid)
+
+
+@pytest.mark.parametrize("mode", ["json", "exit"])
+async def test_startup_failure_includes_stderr(sim_config, mode):
+    with pytest.raises(LeanStartError) as e:
+        await LeanProcess.start(sim_config("--fail-start", mode))
+    text = str(e.value)
+    assert "simulated startup failure" in text  # the stderr tail
+    if mode == "json":
+        assert "startup error io" in text and "simulated import failure" in text
+    else:
+        assert "exited before 'ready.'" in text and e.value.returncode == 1
+
+
+async def test_startup_timeout(sim_config):
+    t0 = time.monotonic()
+    with pytest.raises(LeanStartError) as e:
+        await LeanProcess.start(sim_config("--start-delay", "30", start_timeout_s=1.0))
+    assert "no 'ready.' within 1s" in str(e.value) and time.monotonic() - t0 < 10
+
+
+async def test_missing_binary(sim_config):
+    from workbench.lean import LeanConfig
+
+    with pytest.raises(LeanStartError) as e:
+        await LeanProcess.start(LeanConfig(command=("/nonexistent/repl",)))
+    assert "/nonexistent/repl" in str(e.value)

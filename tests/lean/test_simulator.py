@@ -1,0 +1,187 @@
+"""The simulator's rules and state machine (in-process), and its command line (subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from workbench.lean import protocol as P
+from workbench.lean.simrules import (
+    LatencyModel,
+    Outcome,
+    OutcomeRates,
+    classify,
+    digest,
+    first_identifier,
+    is_sorry,
+    parse_problem,
+    split_open_prefix,
+    unit,
+)
+from workbench.lean.simulator import SIMULATOR_VERSION, SimConfig, Simulator, load_theorems
+from workbench.states import canonical_state, render_state
+
+
+@pytest.fixture(scope="module")
+def theorems(sample_traces_path):
+    return load_theorems(str(sample_traces_path))
+
+
+def sim(theorems, **kw) -> Simulator:
+    return Simulator(theorems, SimConfig(**kw))
+
+
+def tactic(s: Simulator, state_id: int, text: str, goal_id: int | None = None) -> P.GoalTacticReply:
+    payload = {"stateId": state_id, "tactic": text}
+    if goal_id is not None:
+        payload["goalId"] = goal_id
+    return P.parse_goal_tactic(P.decode_reply(json.dumps(s.handle("goal.tactic", payload)), command="goal.tactic"))
+
+
+def start(s: Simulator, name: str) -> tuple[int, str]:
+    sid = P.parse_goal_start(s.handle("goal.start", {"copyFrom": name})).state_id
+    printed = P.parse_goal_print(s.handle("goal.print", {"stateId": sid, "goals": True}))
+    return sid, render_state(printed.goals)
+
+
+def test_latency_model_hits_the_spec_quantiles():
+    m = LatencyModel()
+    assert m.seconds(0.5) == pytest.approx(0.022)
+    assert m.seconds(0.95) == pytest.approx(0.300)
+    assert m.seconds(0.99) == pytest.approx(2.0)
+    assert LatencyModel(scale=0.0).seconds(0.99) == 0.0
+    assert LatencyModel(scale=0.5).seconds(0.5) == pytest.approx(0.011)
+    assert LatencyModel.parse("0.5:0.01,0.9:0.1")[1] == (0.5, 0.01)
+
+
+def test_outcome_rates_from_hashes():
+    counts = Counter(classify(unit(digest(0, "state", f"tac{i}"), 0), OutcomeRates()) for i in range(20_000))
+    assert counts[Outcome.ERROR] / 20_000 == pytest.approx(0.70, abs=0.015)
+    assert counts[Outcome.DIVERGENT] / 20_000 == pytest.approx(0.27, abs=0.015)
+    assert counts[Outcome.COMPLETE] / 20_000 == pytest.approx(0.03, abs=0.006)
+
+
+def test_small_rules():
+    assert split_open_prefix("open Nat Nat.Prime in\n  simp\n  ring") == (("Nat", "Nat.Prime"), "simp ring")
+    assert split_open_prefix("simp  [foo]") == ((), "simp [foo]")
+    assert is_sorry("exact sorry") and is_sorry("admit") and not is_sorry("exact sorry_lemma")
+    assert parse_problem("exact (foo") and parse_problem("exact ⟨a, b⟩") is None
+    assert first_identifier("exact succ_le_of_lt h") == "succ_le_of_lt"
+
+
+def test_ground_truth_walk_reaches_the_traced_states(theorems):
+    s = sim(theorems)
+    for thm in theorems.values():
+        sid, text = start(s, thm.name)
+        assert text == canonical_state(thm.states[0])
+        for depth, tac in enumerate(thm.tactics):
+            r = tactic(s, sid, tac)
+            assert r.state_text == canonical_state(thm.states[depth + 1]), (thm.name, depth)
+            sid = r.next_state_id
+        assert r.outcome is P.TacticOutcome.COMPLETE
+
+
+def test_whitespace_insensitive_and_deterministic(theorems):
+    s1, s2 = sim(theorems, seed=3), sim(theorems, seed=3)
+    name = "Nat.Prime.two_le_foo"
+    a, _ = start(s1, name)
+    b, _ = start(s2, name)
+    assert tactic(s1, a, "by_contra   h").outcome is P.TacticOutcome.ADVANCED
+    outcomes1 = [tactic(s1, a, f"simp [lemma_{i}]") for i in range(40)]
+    outcomes2 = [tactic(s2, b, f"simp [lemma_{i}]") for i in range(40)]
+    assert [(r.outcome, r.state_text, r.messages) for r in outcomes1] == [
+        (r.outcome, r.state_text, r.messages) for r in outcomes2
+    ]
+    kinds = {r.outcome for r in outcomes1}
+    assert P.TacticOutcome.LEAN_ERROR in kinds and P.TacticOutcome.ADVANCED in kinds
+    errors = [r for r in outcomes1 if r.outcome is P.TacticOutcome.LEAN_ERROR]
+    assert all(r.messages and r.messages[0].data for r in errors)
+
+
+def test_sorry_parse_error_and_errors(theorems):
+    s = sim(theorems)
+    sid, _ = start(s, "Nat.exists_gt_foo")
+    r = tactic(s, sid, "sorry")
+    assert r.outcome is P.TacticOutcome.REJECTED and r.has_sorry and r.goals == ()
+    assert tactic(s, sid, "exact (foo").outcome is P.TacticOutcome.PARSE_ERROR
+    assert s.handle("goal.tactic", {"stateId": 99, "tactic": "simp"}) == {"error": "index", "desc": "Invalid state index 99"}
+    assert s.handle("goal.tactic", {"stateId": sid, "goalId": 5, "tactic": "simp"})["error"] == "index"
+    assert s.handle("goal.start", {"copyFrom": "No.such"})["error"] == "index"
+    assert s.handle("goal.start", {})["error"] == "arguments"
+    assert s.handle("goal.nope", {})["error"] == "command"
+
+
+def test_namespace_mismatch_needs_open(theorems):
+    s = sim(theorems, namespace_mismatch_rate=1.0)
+    sid, _ = start(s, "Nat.succ_le_of_lt_foo")
+    r = tactic(s, sid, "exact succ_le_of_lt h")
+    assert r.outcome is P.TacticOutcome.LEAN_ERROR
+    assert r.messages[0].data == "unknown identifier 'succ_le_of_lt'"
+    assert tactic(s, sid, "open Nat in exact succ_le_of_lt h").outcome is P.TacticOutcome.COMPLETE
+    # A theorem without a namespace cannot be mismatched.
+    sid, _ = start(s, "and_swap_foo")
+    assert tactic(s, sid, "intro h").outcome is P.TacticOutcome.ADVANCED
+
+
+def test_expr_start_delete_reset_stat(theorems):
+    s = sim(theorems)
+    sid = s.handle("goal.start", {"expr": "∀ (n : Nat), n = n"})["stateId"]
+    assert render_state(P.parse_goal_print(s.handle("goal.print", {"stateId": sid, "goals": True})).goals) == "⊢ ∀ (n : Nat), n = n"
+    assert s.handle("goal.print", {"stateId": sid})["goals"] == []  # without "goals": true
+    assert tactic(s, sid, "sorry").next_state_id is not None
+    assert s.handle("stat", {}) == {"nGoals": 2}
+    assert s.handle("goal.delete", {"stateIds": [sid]}) == {}
+    assert s.handle("stat", {}) == {"nGoals": 1}
+    assert s.handle("reset", {}) == {"nGoals": 1}
+    assert s.handle("stat", {}) == {"nGoals": 0}
+
+
+def test_pantograph_timeout_option_interrupts(theorems):
+    s = sim(theorems, latency=LatencyModel())  # in-process: the delay is reported, not slept
+    sid, _ = start(s, "Nat.exists_gt_foo")
+    assert s.handle("options.set", {"timeout": 1}) == {}
+    # Some tactic among these is slower than 1 ms under the default latency model.
+    replies = [s.handle("goal.tactic", {"stateId": sid, "tactic": f"omega_{i}"}) for i in range(30)]
+    assert {"error": "internal", "desc": "interrupt"} in replies
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.lean.simulator", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_version_is_not_pantograph(sample_traces_path):
+    out = run_cli("--traces", str(sample_traces_path), "--version")
+    assert out.returncode == 0 and out.stdout.strip() == SIMULATOR_VERSION
+    assert "simulat" in out.stdout and "not Lean" in out.stdout
+
+
+def test_cli_speaks_the_protocol(sample_traces_path):
+    lines = [
+        '{"cmd": "goal.start", "payload": {"copyFrom": "Int.emod_two_eq_foo"}}',
+        'goal.tactic {"stateId": 0, "tactic": "omega"}',  # Pantograph's line mode
+        "not json {",
+        '{"cmd": "stat", "payload": {}}',
+        "",  # an empty line ends the REPL
+        '{"cmd": "stat", "payload": {}}',
+    ]
+    out = run_cli("--traces", str(sample_traces_path), "--latency-scale", "0", "Init", "--pp.all=false",
+                  stdin="\n".join(lines) + "\n")
+    assert out.returncode == 0, out.stderr
+    replies = out.stdout.splitlines()
+    assert replies[0] == "ready."
+    assert json.loads(replies[1]) == {"stateId": 0, "root": "_uniq.1"}
+    assert json.loads(replies[2])["goals"] == []
+    assert json.loads(replies[3])["error"] == "command"
+    assert json.loads(replies[4]) == {"nGoals": 2}
+    assert len(replies) == 5  # nothing after the empty line
+
+
+def test_cli_start_failure(sample_traces_path):
+    out = run_cli("--traces", str(sample_traces_path), "--fail-start", "json", "Mathlib")
+    assert out.returncode == 1 and json.loads(out.stdout)["error"] == "io" and "Mathlib" in out.stderr
