@@ -1,0 +1,83 @@
+"""Candidate records, the Policy protocol, and turning raw completions into candidates (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol, runtime_checkable
+
+from workbench.policy.extract import extract_tactics, has_forbidden, normalize_tactic, usable_chain
+
+SCORE_KINDS = ("logprob", "similarity")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    tactic: str                 # the first tactic, extracted
+    tactics: tuple[str, ...]    # every tactic in order (for the chain walk); tactics[0] == tactic
+    raw_text: str               # the model output (or the retrieved proof tail) it came from
+    score: float                # summed log-probability, or similarity for the retrieval policy
+    score_kind: str             # "logprob" | "similarity"
+    num_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.score_kind not in SCORE_KINDS:
+            raise ValueError(f"score_kind must be one of {SCORE_KINDS}, got {self.score_kind!r}")
+        if not self.tactics or self.tactics[0] != self.tactic:
+            raise ValueError("Candidate.tactics must start with Candidate.tactic")
+
+
+@runtime_checkable
+class Policy(Protocol):
+    async def candidates(self, state_pp: str, n: int, *, theorem: str) -> list[Candidate]: ...
+
+    def provenance(self) -> dict: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One raw completion as the server returned it."""
+
+    text: str
+    logprob: float
+    num_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateFilterStats:
+    completions: int
+    no_tactic: int      # nothing extractable
+    forbidden: int      # first tactic uses sorry/admit/cheat
+    duplicates: int     # same first tactic (after whitespace normalisation) as a better one
+    kept: int
+
+
+def candidates_from_completions(completions: Iterable[Completion], *, score_kind: str = "logprob"
+                                ) -> tuple[list[Candidate], CandidateFilterStats]:
+    """Extract, filter and dedupe: one candidate per distinct first tactic, the best-scored one, best first.
+
+    A chain is cut before its first sorry/admit/cheat; a candidate whose first tactic uses one is dropped.
+    """
+    best: dict[str, Candidate] = {}
+    total = no_tactic = forbidden = duplicates = 0
+    for c in completions:
+        total += 1
+        tactics = extract_tactics(c.text)
+        if not tactics:
+            no_tactic += 1
+            continue
+        if has_forbidden(tactics[0]):
+            forbidden += 1
+            continue
+        chain = tuple(usable_chain(tactics))
+        cand = Candidate(tactic=chain[0], tactics=chain, raw_text=c.text, score=c.logprob,
+                         score_kind=score_kind, num_tokens=c.num_tokens)
+        key = normalize_tactic(chain[0])
+        if key in best:
+            duplicates += 1
+            if cand.score <= best[key].score:
+                continue
+        best[key] = cand
+    kept = sorted(best.values(), key=lambda c: -c.score)
+    return kept, CandidateFilterStats(total, no_tactic, forbidden, duplicates, len(kept))
