@@ -41,7 +41,13 @@ def record_energies(model: EnergyHead, records: pd.DataFrame, embeddings: np.nda
 def _num_goals(states: pd.Series) -> np.ndarray:
     from workbench.states import count_goals
 
-    return np.array([count_goals(s) for s in states], dtype=np.float64)
+    def count(text: str) -> int:
+        try:
+            return count_goals(text)
+        except ValueError:  # not parseable as a Lean state: count the turnstiles
+            return text.count("⊢")
+
+    return np.array([count(s) for s in states], dtype=np.float64)
 
 
 # -- ground-truth paths ---------------------------------------------------------------------------
@@ -144,6 +150,13 @@ def sibling_report(records: pd.DataFrame, energies: np.ndarray) -> SiblingReport
         "energy": np.asarray(energies, np.float64),
         "llm": records["llm_log_prob"].to_numpy(np.float64) if "llm_log_prob" in records else np.nan,
     })
+    policy = "llm log-prob"
+    if "score_kind" in records.columns and records["score_kind"].notna().any():
+        kinds = records["score_kind"].fillna("none").to_numpy()
+        df.loc[kinds == "none", "llm"] = np.nan  # no policy score recorded
+        seen = sorted(set(kinds) - {"none"})
+        if seen and seen != ["logprob"]:
+            policy = f"policy score ({'/'.join(seen)})"  # e.g. the retrieval policy's similarity
     df = df[df["label"].isin(["positive", "negative"]) & df["parent"].notna()]
     per_group = []
     for (_, _), g in df.groupby(["theorem", "parent"], sort=False):
@@ -171,7 +184,7 @@ def sibling_report(records: pd.DataFrame, energies: np.ndarray) -> SiblingReport
         "rank1": [groups["rank1_energy"].mean(), groups["rank1_llm"].mean(), groups["rank1_random"].mean()],
         "pairwise_acc": [groups["pairwise_energy"].mean(), groups["pairwise_llm"].mean(), 0.5],
         "auroc": [auroc(-df.loc[pos, "energy"], -df.loc[neg, "energy"]), auroc(df.loc[pos, "llm"].dropna(), df.loc[neg, "llm"].dropna()), 0.5],
-    }, index=pd.Index(["energy (model)", "llm log-prob", "random"], name="method"))
+    }, index=pd.Index(["energy (model)", policy, "random"], name="method"))
     by_depth = groups.groupby("depth").agg(
         groups=("rank1_energy", "size"), rank1_energy=("rank1_energy", "mean"), rank1_llm=("rank1_llm", "mean"),
         rank1_random=("rank1_random", "mean"), pairwise_energy=("pairwise_energy", "mean"), pairwise_llm=("pairwise_llm", "mean"),
@@ -185,7 +198,7 @@ def sibling_report(records: pd.DataFrame, energies: np.ndarray) -> SiblingReport
         beats = r["energy (model)"] > rivals.max()
         verdict = (
             f"Rank-1 among siblings over {len(groups)} groups: model {r['energy (model)']:.3f}, "
-            f"LLM log-prob {r['llm log-prob']:.3f}, random {r['random']:.3f} -- the model "
+            f"{policy} {r[policy]:.3f}, random {r['random']:.3f} -- the model "
             + ("BEATS" if beats else "does NOT beat") + f" the best alternative ('{best}')."
         )
     return SiblingReport(summary, by_depth, len(groups), verdict)

@@ -52,7 +52,7 @@ def make_synthetic(
         for depth in range(steps):
             parent = None if depth == 0 else depth - 1
             pos_id = depth
-            text = f"{name} ⊢ goal {depth}"
+            text = f"x : ℕ\n⊢ {name} goal {depth}"
             vectors.append(rng.standard_normal(dim) + separation * direction + 0.3 * (steps - depth) * depth_dir)
             rows.append((name, pos_id, parent, text, "positive", depth, steps - depth, -0.5, "ground_truth"))
             if depth == 0:
@@ -61,7 +61,7 @@ def make_synthetic(
                 sid_neg = steps + sid
                 sid += 1
                 vectors.append(rng.standard_normal(dim) - separation * direction)
-                rows.append((name, sid_neg, parent, f"{name} ⊢ wrong {depth}.{j}", "negative", depth, -1, -2.0, "divergent"))
+                rows.append((name, sid_neg, parent, f"x : ℕ\n⊢ {name} wrong {depth}.{j}", "negative", depth, -1, -2.0, "divergent"))
     df = pd.DataFrame(rows, columns=[
         "theorem_name", "state_id", "parent_state_id", "state_pp", "label", "depth_from_root",
         "remaining_depth", "llm_log_prob", "record_kind",

@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+import pandas as pd
+
+from workbench.cli import main
+from workbench.ebm.synthetic import make_synthetic
+from workbench.encode import EncoderIdentity, PLAIN_TEMPLATE
+from workbench.encode.cache import write_part
+from workbench.trajectory import TrajectoryRecord, TrajectoryWriter
+
+SMALL = ["--hidden", "32", "16", "8", "--batch-size", "16", "--eval-every", "10", "--no-progress"]
+
+
+def _identity(dim):
+    return EncoderIdentity(model="synthetic", dim=dim, pooling="none", dtype="float32", template=PLAIN_TEMPLATE)
+
+
+def test_train_ebm_on_mined_trajectories(tmp_path):
+    df, table = make_synthetic(n_theorems=12, steps=3, siblings=2, dim=16, separation=2.0)
+    with TrajectoryWriter(tmp_path / "traj", {"simulated": True}) as w:
+        for r in df.itertuples(index=False):
+            w.write(TrajectoryRecord(
+                theorem_name=r.theorem_name, state_id=int(r.state_id), state_pp=r.state_pp, tactic_applied="t",
+                parent_state_id=None if pd.isna(r.parent_state_id) else int(r.parent_state_id),
+                label=r.label, depth_from_root=int(r.depth_from_root), remaining_depth=int(r.remaining_depth),
+                llm_log_prob=float(r.llm_log_prob), record_kind=r.record_kind, simulated=True,
+            ))
+    write_part(tmp_path / "emb", table.states, table.matrix, _identity(16))
+    out = tmp_path / "run"
+    rc = main(["train-ebm", "--trajectories", str(tmp_path / "traj"), "--embeddings", str(tmp_path / "emb"),
+               "--output", str(out), "--steps", "30", "--val-fraction", "0.25", *SMALL])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["simulated"] is True
+    assert "Rank-1 among siblings" in summary["siblings"]["verdict"]
+    assert "Progress accuracy" in summary["progress"]["verdict"]
+    assert (out / "best" / "model.safetensors").exists()
+    cfg = json.loads((out / "best" / "config.json").read_text())
+    assert cfg["encoder_identity"]["model"] == "synthetic" and cfg["model"]["d_encoder"] == 16
+
+
+def test_train_ebm_on_traces_reports_missing_embeddings(tmp_path, sample_traces_path, caplog):
+    from workbench.ebm.data import records_from_traces
+    from workbench.traces import load_traces
+
+    states = sorted(set(records_from_traces(load_traces(sample_traces_path).theorems)["state_pp"]))
+    kept = states[:-3]  # three states deliberately left out of the cache
+    rng = np.random.default_rng(0)
+    write_part(tmp_path / "emb", kept, rng.standard_normal((len(kept), 8)).astype(np.float32), _identity(8))
+    out = tmp_path / "run"
+    rc = main(["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(tmp_path / "emb"),
+               "--output", str(out), "--steps", "20", *SMALL])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["missing_embeddings"]["distinct_states"] == 3
+    assert summary["simulated"] is False and "siblings" not in summary
+    assert summary["progress"]["table"][0]["method"] == "energy (model)"
