@@ -1,0 +1,113 @@
+"""Scripted stand-ins for the Lean session and the policy (labelling rules tested without I/O).
+
+A script maps ``(state text, tactic as sent)`` to an outcome:
+``("advance", state_text)``, ``("complete",)``, ``("error", text)``, ``("parse", text)``, ``("sorry",)``,
+``("died",)``, ``("timeout",)``, ``("interrupt",)``. A list of outcomes is consumed one per call
+(the last one repeats), to script "crashes once, then works".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.lean.errors import LeanProcessDied, LeanProtocolError, LeanTimeout
+from workbench.lean.protocol import Message
+from workbench.lean.results import Advanced, LeanError, Node, ParseError, ProofComplete, Rejected
+from workbench.policy.base import Candidate
+from workbench.states import parse_state
+from workbench.traces import TacticStep, Theorem
+
+
+def theorem(name: str, states: list[str], tactics: list[str]) -> Theorem:
+    """states: state_before of each step (len == len(tactics))."""
+    steps = []
+    for i, (s, t) in enumerate(zip(states, tactics)):
+        after = states[i + 1] if i + 1 < len(states) else "no goals"
+        steps.append(TacticStep(i, s, t, after))
+    return Theorem(name, tuple(steps))
+
+
+def cand(*tactics: str, score: float = -1.0) -> Candidate:
+    return Candidate(tactic=tactics[0], tactics=tuple(tactics), raw_text="\n".join(tactics), score=score,
+                     score_kind="logprob")
+
+
+@dataclass
+class FakeSession:
+    name: str
+    root_state: str
+    script: dict[tuple[str, str], Any]
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    start_error: Exception | None = None
+
+    async def start(self, *, copy_from=None, expr=None) -> Node:
+        if self.start_error is not None:
+            raise self.start_error
+        return Node(self.name, (), parse_state(self.root_state))
+
+    async def tactic(self, node: Node, tactic: str, goal_id=None):
+        state = node.state_text
+        self.calls.append((state, tactic))
+        spec = self.script.get((state, tactic), ("error", f"unknown identifier '{tactic.split()[0]}'"))
+        if isinstance(spec, list):
+            spec = spec.pop(0) if len(spec) > 1 else spec[0]
+        kind = spec[0]
+        if kind == "advance":
+            goals = parse_state(spec[1])
+            child = Node(self.name, (*node.path, (tactic, goal_id)), goals)
+            return Advanced(child, goals)
+        if kind == "complete":
+            return ProofComplete(Node(self.name, (*node.path, (tactic, goal_id)), ()))
+        if kind == "error":
+            return LeanError((Message(spec[1]),))
+        if kind == "parse":
+            return ParseError(spec[1])
+        if kind == "sorry":
+            return Rejected(True, False)
+        if kind == "died":
+            raise LeanProcessDied("simulated crash")
+        if kind == "timeout":
+            raise LeanTimeout("simulated hang")
+        if kind == "interrupt":
+            raise LeanProtocolError("internal", "interrupt")
+        raise AssertionError(spec)
+
+
+class FakePool:
+    def __init__(self, sessions: dict[str, FakeSession]) -> None:
+        self.sessions = sessions
+
+    def theorem(self, name: str):
+        pool = self
+
+        class _CM:
+            async def __aenter__(self):
+                return pool.sessions[name]
+
+            async def __aexit__(self, *exc):
+                return None
+
+        return _CM()
+
+
+class FakePolicy:
+    """Candidates by state text (canonical); unknown states get none."""
+
+    def __init__(self, by_state: dict[str, list[Candidate]], *, fail_times: int = 0) -> None:
+        self.by_state = by_state
+        self.fail_times = fail_times
+        self.calls = 0
+
+    async def candidates(self, state_pp: str, n: int, *, theorem: str) -> list[Candidate]:
+        self.calls += 1
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError("generation failed")
+        return list(self.by_state.get(state_pp, []))[:n]
+
+    def provenance(self) -> dict:
+        return {"policy": "fake"}
+
+    async def aclose(self) -> None:
+        return None

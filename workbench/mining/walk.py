@@ -1,0 +1,448 @@
+"""The per-theorem walk: ground-truth path in Lean, policy candidates at every state, labelled tree.
+
+One coroutine per theorem (:func:`walk_theorem`). Inside a theorem, Lean calls are sequential (a
+:class:`~workbench.lean.TheoremSession` serves one task), but each step's policy call runs while Lean
+applies the ground-truth tactic, and many theorems run at once (``run.py`` bounds how many), so the
+LLM and the Lean processes stay busy together.
+
+Fixes over the reference implementation (SPEC §4):
+
+* the ground-truth tactic is retried as ``open <prefixes> in <tactic>`` on a *Lean* failure (not
+  only on a transport error);
+* a per-theorem timeout keeps every record produced so far (the tree lives outside the timed
+  coroutine) and marks the theorem ``timed_out``;
+* an infrastructure failure (process died, hung, answered garbage) fails only that request; the
+  session replays its path on another process, and the walk retries the request once (ground-truth
+  steps: ``infra_retries`` times) or skips that candidate. Nothing already recorded is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from workbench.lean.errors import LeanBackendError, LeanProtocolError, LeanTimeout
+from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
+from workbench.mining.labels import (
+    GroundTruthPath,
+    Outcome,
+    TheoremTree,
+    judge,
+    judge_chain_step,
+    lean_error_kind,
+    normalize_tactic,
+    same_tactic,
+)
+from workbench.namespaces import open_prefixes, wrap_open
+from workbench.traces import Theorem
+from workbench.trajectory import TrajectoryRecord
+
+__all__ = ["WalkParams", "Attempt", "TheoremResult", "Status", "walk_theorem"]
+
+log = logging.getLogger(__name__)
+
+
+class Status:
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True, slots=True)
+class WalkParams:
+    candidates_per_step: int = 8
+    target_negatives: int = 15
+    theorem_timeout_s: float = 120.0
+    infra_retries: int = 1  # extra tries of a request whose process died / answered garbage
+    policy_retries: int = 1  # extra tries of a failed generation call before skipping the step
+    wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One tactic sent to Lean (a row of the attempts log)."""
+
+    theorem: str
+    state_id: int  # the tree node the tactic was applied to
+    step: int  # ground-truth step index of the state the candidate came from
+    role: str  # ground_truth | ground_truth_open | candidate | chain
+    tactic: str  # as the policy / trace wrote it
+    sent: str  # as sent to Lean (possibly wrapped in `open ... in`)
+    outcome: str
+    error_kind: str | None
+    messages: str
+    latency_s: float
+    open_prefix: str | None
+    new_state_id: int | None = None
+    timestamp_ms: int = 0
+
+
+@dataclass
+class TheoremResult:
+    theorem: str
+    status: str  # Status.*
+    reason: str  # why the walk ended: qed, target_negatives, gt_failed, start_failed, infra_error, ...
+    message: str = ""
+    records: list[TrajectoryRecord] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    num_steps: int = 0
+    steps_walked: int = 0
+    duration_s: float = 0.0
+    generation_wait_s: float = 0.0
+    lean_wait_s: float = 0.0
+
+    def status_line(self) -> dict[str, Any]:
+        """What the run log keeps per theorem (the run summary is aggregated from these)."""
+        depth: dict[int, list[int]] = {}
+        kinds: Counter = Counter()
+        for r in self.records:
+            row = depth.setdefault(r.depth_from_root, [0, 0])
+            row[0 if r.label == "positive" else 1] += 1
+            kinds[f"{r.label}.{r.record_kind}"] += 1
+        return {
+            "theorem": self.theorem,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message[:2000],
+            "records": len(self.records),
+            "num_steps": self.num_steps,
+            "steps_walked": self.steps_walked,
+            "duration_s": round(self.duration_s, 4),
+            "generation_wait_s": round(self.generation_wait_s, 4),
+            "lean_wait_s": round(self.lean_wait_s, 4),
+            "counts": dict(self.counts),
+            "record_kinds": dict(kinds),
+            "depth": {str(k): v for k, v in sorted(depth.items())},
+        }
+
+
+class CandidateLike(Protocol):
+    tactic: str
+    tactics: tuple[str, ...]
+    score: float
+    score_kind: str
+
+
+class PolicyLike(Protocol):
+    async def candidates(self, state_pp: str, n: int, *, theorem: str) -> list[Any]: ...
+
+
+class SessionLike(Protocol):
+    async def start(self, *, copy_from: str | None = None, expr: str | None = None) -> Any: ...
+    async def tactic(self, node: Any, tactic: str, goal_id: int | None = None) -> TacticResult: ...
+
+
+class PoolLike(Protocol):
+    def theorem(self, name: str) -> Any: ...  # async context manager yielding a SessionLike
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _messages(result: TacticResult) -> str:
+    match result:
+        case LeanError():
+            return result.text
+        case ParseError():
+            return result.message
+        case Rejected():
+            flags = [f for f, on in (("hasSorry", result.has_sorry), ("hasUnsafe", result.has_unsafe)) if on]
+            return " ".join(flags)
+        case Advanced() | ProofComplete():
+            return "\n".join(m.data for m in result.messages)
+    return ""
+
+
+class _Walk:
+    """Mutable state of one theorem's walk; survives a timeout or cancellation of the coroutine."""
+
+    def __init__(self, theorem: Theorem, policy: PolicyLike, params: WalkParams, *, simulated: bool) -> None:
+        self.theorem = theorem
+        self.name = theorem.full_name
+        self.policy = policy
+        self.params = params
+        self.gt = GroundTruthPath.from_states([s.state_before for s in theorem.steps])
+        self.tree = TheoremTree(self.name, self.gt, simulated=simulated)
+        self.prefixes = open_prefixes(self.name)
+        self.prefix_text = " ".join(self.prefixes) or None
+        self.attempts: list[Attempt] = []
+        self.counts: Counter = Counter()
+        self.steps_walked = 0
+        self.generation_wait_s = 0.0
+        self.lean_wait_s = 0.0
+        self.reason = ""
+        self.message = ""
+
+    # -- Lean calls -----------------------------------------------------------------------------------
+
+    async def lean(self, session: SessionLike, node: Any, sent: str, *, retries: int,
+                   retry_timeouts: bool) -> tuple[TacticResult | Outcome, str, float]:
+        """One tactic through the session: the result, or TIMEOUT / INFRA_ERROR after the retries."""
+        t0 = time.monotonic()
+        last = ""
+        for attempt in range(retries + 1):
+            try:
+                result = await session.tactic(node, sent)
+                return result, "", self._lean_time(t0)
+            except LeanProtocolError as e:
+                if e.is_interrupt:  # Pantograph's own tactic timeout: the process is fine
+                    return Outcome.TIMEOUT, str(e), self._lean_time(t0)
+                last = str(e)
+                self.counts["infra.protocol_error"] += 1
+            except LeanTimeout as e:
+                last = str(e)
+                self.counts["infra.timeout"] += 1
+                if not retry_timeouts:
+                    return Outcome.TIMEOUT, last, self._lean_time(t0)
+            except LeanBackendError as e:  # died / garbage / replay failure: the session re-pins
+                last = f"{type(e).__name__}: {e}"
+                self.counts["infra.process_error"] += 1
+            log.debug("%s: infrastructure error on %r (try %d): %s", self.name, sent[:80], attempt + 1, last[:200])
+        return Outcome.INFRA_ERROR, last, self._lean_time(t0)
+
+    def _lean_time(self, t0: float) -> float:
+        dt = time.monotonic() - t0
+        self.lean_wait_s += dt
+        return dt
+
+    def log_attempt(self, state_id: int, step: int, role: str, tactic: str, sent: str, outcome: Outcome | str,
+                    result: TacticResult | None, messages: str, latency: float, prefix: str | None,
+                    new_state_id: int | None = None) -> None:
+        text = messages or (_messages(result) if result is not None else "")
+        kind = None
+        if isinstance(result, LeanError):
+            kind = lean_error_kind(text)
+        elif isinstance(result, ParseError):
+            kind = "parse_error"
+        elif outcome in (Outcome.TIMEOUT, Outcome.INFRA_ERROR):
+            kind = str(outcome)
+        self.attempts.append(Attempt(self.name, state_id, step, role, tactic, sent, str(outcome), kind, text[:4000],
+                                     round(latency, 6), prefix, new_state_id, _now_ms()))
+
+    # -- policy ---------------------------------------------------------------------------------------
+
+    async def candidates(self, state_pp: str) -> list[Any]:
+        t0 = time.monotonic()
+        try:
+            for attempt in range(self.params.policy_retries + 1):
+                try:
+                    return list(await self.policy.candidates(state_pp, self.params.candidates_per_step, theorem=self.name))
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    raise
+                except Exception as e:  # noqa: BLE001 - any generation failure skips the step, logged
+                    self.counts["policy_errors"] += 1
+                    log.warning("%s: generation failed (try %d): %s", self.name, attempt + 1, e)
+            self.counts["steps_without_candidates"] += 1
+            return []
+        finally:
+            self.generation_wait_s += time.monotonic() - t0
+
+    # -- ground truth ---------------------------------------------------------------------------------
+
+    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int
+                                   ) -> tuple[TacticResult | Outcome, str | None]:
+        """Apply ground-truth step ``index``; on a Lean failure retry inside ``open <prefixes> in``."""
+        tactic = self.theorem.steps[index].tactic
+        self.counts["gt.steps"] += 1
+        result, err, dt = await self.lean(session, node, tactic, retries=self.params.infra_retries, retry_timeouts=True)
+        ok = isinstance(result, (Advanced, ProofComplete))
+        self.log_attempt(node_id, index, "ground_truth", tactic, tactic,
+                         Outcome.GROUND_TRUTH if ok else Outcome.GROUND_TRUTH_FAILED, _as_result(result), err, dt, None)
+        if ok:
+            return result, None
+        lean_failure = isinstance(result, (LeanError, ParseError, Rejected))
+        if lean_failure:
+            self.counts["gt.failed_plain"] += 1
+            if index == 0:
+                self.counts["gt.step0_failed_plain"] += 1
+        detail = err if isinstance(result, Outcome) else _messages(result)
+        if lean_failure and self.prefixes:
+            sent = wrap_open(tactic, self.prefixes)
+            retry, err2, dt2 = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=True)
+            ok2 = isinstance(retry, (Advanced, ProofComplete))
+            self.log_attempt(node_id, index, "ground_truth_open", tactic, sent,
+                             Outcome.GROUND_TRUTH if ok2 else Outcome.GROUND_TRUTH_FAILED, _as_result(retry), err2, dt2,
+                             self.prefix_text)
+            if ok2:
+                self.counts["gt.rescued_by_open"] += 1
+                return retry, self.prefix_text
+            detail += f"; with `open {self.prefix_text} in`: " + (err2 if isinstance(retry, Outcome) else _messages(retry))
+            result = retry
+        self.counts["gt.failed"] += 1
+        if index == 0:
+            self.counts["gt.step0_failed"] += 1
+        self.message = f"step {index}: {tactic!r}: {detail}"
+        if isinstance(result, Outcome):
+            self.counts["gt.infra_failed"] += 1
+        return result, None
+
+    # -- candidates -----------------------------------------------------------------------------------
+
+    async def try_candidates(self, session: SessionLike, node: Any, node_id: int, index: int,
+                             candidates: Sequence[Any]) -> None:
+        gt_tactic = self.theorem.steps[index].tactic
+        seen: set[tuple[str, ...]] = set()
+        prefix = self.prefix_text if self.params.wrap_candidates else None
+        for cand in candidates:
+            if self.tree.negatives >= self.params.target_negatives:
+                return
+            tactic = cand.tactic or ""
+            if not tactic.strip():
+                self.counts[f"outcome.{Outcome.EMPTY}"] += 1
+                continue
+            if same_tactic(tactic, gt_tactic):
+                self.counts[f"outcome.{Outcome.SKIPPED_GROUND_TRUTH}"] += 1
+                continue
+            key = tuple(normalize_tactic(t) for t in (cand.tactics or (tactic,)))
+            if key in seen:
+                self.counts[f"outcome.{Outcome.DUPLICATE}"] += 1
+                continue
+            seen.add(key)
+            sent = wrap_open(tactic, self.prefixes) if prefix else tactic
+            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=False)
+            if isinstance(result, Outcome):
+                self.counts[f"outcome.{result}"] += 1
+                self.log_attempt(node_id, index, "candidate", tactic, sent, result, None, err, dt, prefix)
+                continue
+            verdict = judge(result, self.gt)
+            self.counts[f"outcome.{verdict.outcome}"] += 1
+            if not verdict.makes_node:
+                self.log_attempt(node_id, index, "candidate", tactic, sent, verdict.outcome, result, err, dt, prefix)
+                continue
+            child = result.node
+            new_id = self.tree.add_candidate(node_id, tactic, verdict, child.state_text, len(child.goals),
+                                             log_prob=float(cand.score), score_kind=cand.score_kind,
+                                             open_prefix=prefix, timestamp_ms=_now_ms())
+            self.log_attempt(node_id, index, "candidate", tactic, sent, verdict.outcome, result, err, dt, prefix, new_id)
+            if verdict.outcome is Outcome.ALTERNATIVE_PROOF:
+                log.info("%s: alternative proof at step %d: %r", self.name, index, tactic[:120])
+            if verdict.outcome is Outcome.DIVERGENT and len(cand.tactics) > 1:
+                await self.walk_chain(session, child, new_id, index, cand, prefix)
+
+    async def walk_chain(self, session: SessionLike, node: Any, divergent_id: int, index: int, cand: Any,
+                         prefix: str | None) -> None:
+        """Walk the candidate's remaining tactics from its divergent node (multi-tactic output)."""
+        last_id = divergent_id
+        for tactic in cand.tactics[1:]:
+            if not tactic.strip():
+                continue
+            sent = wrap_open(tactic, self.prefixes) if prefix else tactic
+            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=False)
+            if isinstance(result, Outcome):
+                self.log_attempt(last_id, index, "chain", tactic, sent, result, None, err, dt, prefix)
+                self.counts["chain.interrupted"] += 1
+                return
+            verdict = judge_chain_step(result, self.gt)
+            if verdict.outcome not in (Outcome.CHAIN_ADVANCED, Outcome.CHAIN_COMPLETE, Outcome.CHAIN_REACHED_GROUND_TRUTH):
+                self.log_attempt(last_id, index, "chain", tactic, sent, verdict.outcome, result, err, dt, prefix)
+                self.counts["chain.failed"] += 1
+                return
+            child = result.node
+            new_id = self.tree.add_chain_node(last_id, tactic, verdict, child.state_text, len(child.goals),
+                                              log_prob=float(cand.score), score_kind=cand.score_kind,
+                                              open_prefix=prefix, timestamp_ms=_now_ms())
+            self.log_attempt(last_id, index, "chain", tactic, sent, verdict.outcome, result, err, dt, prefix, new_id)
+            if verdict.outcome is not Outcome.CHAIN_ADVANCED:
+                n = self.tree.resolve_chain(divergent_id, new_id, verdict.remaining_depth)
+                self.counts["chain.rescued"] += 1
+                self.counts["chain.rescued_nodes"] += n
+                return
+            node, last_id = child, new_id
+        self.counts["chain.incomplete"] += 1
+
+    # -- the walk -------------------------------------------------------------------------------------
+
+    async def run(self, pool: PoolLike) -> str:
+        async with pool.theorem(self.name) as session:
+            try:
+                root = await session.start(copy_from=self.name)
+            except LeanProtocolError as e:
+                self.message = e.desc
+                return "start_failed"
+            except LeanBackendError as e:
+                self.message = f"{type(e).__name__}: {e}"
+                return "start_infra_error"
+            node, node_id = root, self.tree.add_root(root.state_text, len(root.goals), timestamp_ms=_now_ms())
+            for index in range(len(self.theorem.steps)):
+                self.steps_walked = index + 1
+                # The policy call runs while Lean applies the ground-truth tactic.
+                gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index))
+                try:
+                    candidates = await self.candidates(node.state_text)
+                    gt_result, gt_prefix = await gt_task
+                finally:
+                    if not gt_task.done():
+                        gt_task.cancel()
+                        await asyncio.gather(gt_task, return_exceptions=True)
+                next_node, next_id = None, None
+                if isinstance(gt_result, (Advanced, ProofComplete)):
+                    next_node = gt_result.node
+                    next_id = self.tree.add_ground_truth(node_id, index + 1, self.theorem.steps[index].tactic,
+                                                         next_node.state_text, len(next_node.goals),
+                                                         open_prefix=gt_prefix, timestamp_ms=_now_ms())
+                    self.attempts[-1] = _with_new_state(self.attempts[-1], next_id)
+                await self.try_candidates(session, node, node_id, index, candidates)
+                if self.tree.negatives >= self.params.target_negatives:
+                    return "target_negatives"
+                if next_node is None:
+                    return "gt_infra_error" if isinstance(gt_result, Outcome) else "gt_failed"
+                if isinstance(gt_result, ProofComplete):
+                    return "qed"
+                node, node_id = next_node, next_id
+            return "trace_exhausted"  # the trace's last step left goals (should not happen with real traces)
+
+
+def _as_result(value: TacticResult | Outcome) -> TacticResult | None:
+    return None if isinstance(value, Outcome) else value
+
+
+def _with_new_state(attempt: Attempt, state_id: int) -> Attempt:
+    from dataclasses import replace
+
+    return replace(attempt, new_state_id=state_id)
+
+
+# Why the walk ended -> the theorem's status.
+_SKIP_REASONS = {"start_failed", "start_infra_error", "gt_failed", "gt_infra_error", "no_steps"}
+
+
+async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, params: WalkParams, *,
+                       simulated: bool) -> TheoremResult:
+    """Walk one theorem; never raises for Lean or policy trouble (it ends up in the result)."""
+    walk = _Walk(theorem, policy, params, simulated=simulated)
+    t0 = time.monotonic()
+    status = Status.COMPLETED
+    if not theorem.steps:
+        reason = "no_steps"
+    else:
+        try:
+            async with asyncio.timeout(params.theorem_timeout_s):
+                reason = await walk.run(pool)
+        except TimeoutError:
+            status, reason = Status.TIMED_OUT, "theorem_timeout"
+            walk.message = f"timed out after {params.theorem_timeout_s:g} s at step {walk.steps_walked}"
+            log.info("%s: %s", theorem.full_name, walk.message)
+    if status != Status.TIMED_OUT and reason in _SKIP_REASONS:
+        status = Status.SKIPPED
+    if reason in ("gt_failed", "gt_infra_error"):
+        log.info("%s: ground truth failed: %s", theorem.full_name, walk.message[:300])
+    return TheoremResult(
+        theorem=theorem.full_name,
+        status=status,
+        reason=reason,
+        message=walk.message,
+        records=walk.tree.records(),
+        attempts=walk.attempts,
+        counts=walk.counts,
+        num_steps=len(theorem.steps),
+        steps_walked=walk.steps_walked,
+        duration_s=time.monotonic() - t0,
+        generation_wait_s=walk.generation_wait_s,
+        lean_wait_s=walk.lean_wait_s,
+    )
