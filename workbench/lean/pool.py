@@ -193,12 +193,12 @@ class LeanPool:
         logger.warning("%s: retired (%s) after %d requests", proc.label, cause, proc.requests)
         await proc.close()
 
-    async def _live(self, slot: _Slot) -> LeanProcess:
-        """The slot's process, recycled or (re)started as needed (caller holds the lock)."""
+    async def _live(self, slot: _Slot, *, recycle: bool = False) -> LeanProcess:
+        """The slot's process, recycled (if ``recycle`` and due) or (re)started (caller holds the lock)."""
         proc = slot.process
         if proc is not None and not proc.alive:
             await self._retire(slot, proc.death_cause or "died")
-        elif proc is not None and self._due(proc):
+        elif proc is not None and recycle and self._due(proc):
             await self._retire(slot, "recycle")
         if slot.process is None:
             if self._closed:
@@ -206,11 +206,11 @@ class LeanPool:
             return await self._start(slot)
         return slot.process
 
-    def _restart_soon(self, slot: _Slot) -> None:
+    def _restart_soon(self, slot: _Slot, *, recycle: bool = False) -> None:
         async def restart() -> None:
             async with slot.lock:
                 try:
-                    await self._live(slot)
+                    await self._live(slot, recycle=recycle)
                 except LeanBackendError as e:  # the next request on this slot retries and reports it
                     logger.error("lean-%d: restart failed: %s", slot.index, e)
 
@@ -228,14 +228,30 @@ class LeanPool:
         slot.sessions += 1
         return slot
 
+    def _release(self, slot: _Slot) -> None:
+        slot.sessions -= 1
+        if slot.sessions == 0 and slot.process is not None and self._due(slot.process):
+            self._restart_soon(slot, recycle=True)  # nobody to replay: the cheapest moment to recycle
+
     async def _call(
-        self, slot: _Slot, generation: int, fn: Callable[[LeanProcess], Awaitable[T]], *, tactic: bool = False
+        self,
+        slot: _Slot,
+        generation: int,
+        fn: Callable[[LeanProcess], Awaitable[T]],
+        *,
+        tactic: bool = False,
+        recycle: bool = False,
     ) -> T:
-        """Run ``fn`` on the slot's process if it is still the ``generation`` the caller bound to."""
+        """Run ``fn`` on the slot's process if it is still the ``generation`` the caller bound to.
+
+        ``recycle``: this is a request boundary where a due process may be recycled (the caller then
+        gets ``_Stale`` and replays). Only a session's own first attempt passes it, so a replay can
+        never be recycled away again (no livelock even with tiny limits).
+        """
         async with slot.lock:
             if slot.generation != generation:
                 raise _Stale
-            proc = await self._live(slot)
+            proc = await self._live(slot, recycle=recycle)
             if slot.generation != generation:
                 raise _Stale
             t0 = time.monotonic()
@@ -364,7 +380,7 @@ class TheoremSession:
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
         if node.theorem != self.name or node.path not in self._goals:
             raise ValueError(f"node does not belong to session {self.name!r}")
-        for _ in range(MAX_REBINDS):
+        for attempt in range(MAX_REBINDS):
             try:
                 state_id = await self._bind_replaying(node.path)
             except _Stale:
@@ -373,7 +389,11 @@ class TheoremSession:
             assert self._slot is not None
             try:
                 reply = await self._pool._call(
-                    self._slot, self._gen, lambda p: p.goal_tactic(state_id, tactic, goal_id), tactic=True
+                    self._slot,
+                    self._gen,
+                    lambda p: p.goal_tactic(state_id, tactic, goal_id),
+                    tactic=True,
+                    recycle=attempt == 0,
                 )
             except _Stale:
                 self._unbind()
@@ -399,7 +419,7 @@ class TheoremSession:
 
     def _unbind(self) -> None:
         if self._slot is not None:
-            self._slot.sessions -= 1
+            self._pool._release(self._slot)
         self._slot, self._gen = None, -1
         self._bound.clear()
         self._created.clear()

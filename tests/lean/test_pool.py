@@ -1,0 +1,192 @@
+"""The pool and theorem sessions against simulator processes (the real protocol, zero latency)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from workbench.lean import (
+    Advanced,
+    LeanError,
+    LeanPool,
+    LeanProcessDied,
+    LeanProtocolError,
+    LeanStartError,
+    LeanTimeout,
+    ParseError,
+    ProofComplete,
+    Rejected,
+)
+from workbench.lean.simulator import SIMULATOR_VERSION
+from workbench.states import canonical_state
+from workbench.traces import load_traces
+
+
+@pytest.fixture(scope="module")
+def traces(sample_traces_path):
+    return {t.full_name: t for t in load_traces(sample_traces_path).theorems}
+
+
+async def walk(session, thm, node=None, start_depth=0):
+    """Apply the ground-truth tactics from ``node`` (the root by default); returns the last result."""
+    node = node or await session.start()
+    result = None
+    for step in thm.steps[start_depth:]:
+        assert node.state_text == canonical_state(step.state_before)
+        result = await session.tactic(node, step.tactic)
+        assert isinstance(result, (Advanced, ProofComplete)), (thm.full_name, step.depth, result)
+        node = result.node
+    assert isinstance(result, ProofComplete)
+    return result
+
+
+async def test_full_ground_truth_walk(sim_config, traces):
+    async with LeanPool(sim_config()) as pool:
+        assert pool.version == SIMULATOR_VERSION
+        for thm in traces.values():
+            async with pool.theorem(thm.full_name) as s:
+                done = await walk(s, thm)
+                assert done.node.depth == len(thm.steps) and done.node.is_complete
+        stats = pool.stats()
+    assert stats.tactic_requests == sum(len(t.steps) for t in traces.values())
+    assert stats.restarts_by_cause == {}
+    assert stats.tactic_p50_s is not None and stats.tactic_p99_s >= stats.tactic_p50_s
+    assert 0.0 < stats.busy_fraction <= 1.0
+
+
+async def test_outcome_kinds(sim_config, traces):
+    async with LeanPool(sim_config()) as pool:
+        async with pool.theorem("Nat.even_iff_mod_two_foo") as s:
+            root = await s.start()
+            assert isinstance(await s.tactic(root, "sorry"), Rejected)
+            assert isinstance(await s.tactic(root, "exact (foo"), ParseError)
+            results = [await s.tactic(root, f"simp [aux_{i}]") for i in range(30)]
+            errors = [r for r in results if isinstance(r, LeanError)]
+            assert errors and all(r.text for r in errors)
+            divergent = [r for r in results if isinstance(r, Advanced)]
+            assert divergent and all(r.node.state_text != canonical_state(traces[s.name].steps[1].state_before)
+                                     for r in divergent)
+            # A divergent node is a real node: tactics can be applied to it.
+            await s.tactic(divergent[0].node, "simp")
+        async with pool.theorem("unused") as s:
+            with pytest.raises(LeanProtocolError) as e:
+                await s.start(copy_from="No.such_theorem")
+            assert e.value.kind == "index"
+        async with pool.theorem("by_expr") as s:
+            root = await s.start(expr="∀ (n : Nat), n = n")
+            assert root.state_text == "⊢ ∀ (n : Nat), n = n"
+
+
+async def test_concurrent_theorems_share_processes(sim_config, traces):
+    names = sorted(traces)[:12]
+    async with LeanPool(sim_config(workers=2)) as pool:
+        sessions = [pool.theorem(n) for n in names]
+        roots = [await s.start() for s in sessions]
+        assert [p.sessions for p in pool.stats().processes] == [6, 6]  # many theorems per process
+
+        async def run(s, root):
+            # Interleave siblings with the ground-truth walk, as the miner does.
+            await s.tactic(root, "simp [foo]")
+            return await walk(s, traces[s.name], root)
+
+        results = await asyncio.gather(*(run(s, r) for s, r in zip(sessions, roots)))
+        assert all(isinstance(r, ProofComplete) for r in results)
+        for s in sessions:
+            await s.close()
+        stats = pool.stats()
+        assert all(p.requests > 12 for p in stats.processes) and all(p.sessions == 0 for p in stats.processes)
+        assert stats.restarts_by_cause == {}
+
+
+async def test_crash_mid_walk_recovered_by_replay_on_another_process(sim_config, traces):
+    thm = traces["Nat.even_iff_mod_two_foo"]
+    async with LeanPool(sim_config(workers=2)) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await s.start()
+            node, produced = root, []
+            for step in thm.steps[:4]:
+                result = await s.tactic(node, step.tactic)
+                produced.append(result)
+                node = result.node
+            first_slot = s._slot.index
+            with pytest.raises(LeanProcessDied):
+                await s.tactic(node, "__sim_crash__")
+            # The walk continues where it was: the node is replayed on the other (live) process.
+            await walk(s, thm, node, start_depth=4)
+            assert s._slot.index != first_slot and s.replays == 1
+            # Earlier nodes stay usable (siblings at the root), and what was produced is intact.
+            again = await s.tactic(root, thm.steps[0].tactic)
+            assert again.node == produced[0].node
+        stats = pool.stats()
+    assert stats.restarts_by_cause == {"died": 1}
+    assert stats.replayed_steps >= 4
+
+
+async def test_other_sessions_on_a_dead_process_replay_transparently(sim_config, traces):
+    a_thm, b_thm = traces["Set.image_union_foo"], traces["Nat.succ_le_two_pow_foo"]
+    async with LeanPool(sim_config(workers=1)) as pool:
+        async with pool.theorem(a_thm.full_name) as a, pool.theorem(b_thm.full_name) as b:
+            b_node = (await b.tactic(await b.start(), b_thm.steps[0].tactic)).node
+            a_root = await a.start()
+            with pytest.raises(LeanProcessDied):
+                await a.tactic(a_root, "__sim_crash__")
+            await walk(b, b_thm, b_node, start_depth=1)  # no error: b replays on the restarted process
+            await walk(a, a_thm)
+            assert b.replays == 1
+
+
+async def test_hang_caught_by_timeout(sim_config, traces):
+    thm = traces["Set.inter_comm_foo"]
+    async with LeanPool(sim_config(request_timeout_s=0.5)) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            node = (await s.tactic(await s.start(), thm.steps[0].tactic)).node
+            with pytest.raises(LeanTimeout):
+                await s.tactic(node, "__sim_hang__")
+            await walk(s, thm, node, start_depth=1)
+        assert pool.stats().restarts_by_cause == {"timeout": 1}
+
+
+async def test_cancelled_tactic_does_not_poison_the_pool(sim_config, traces):
+    thm = traces["Nat.Prime.two_le_foo"]
+    async with LeanPool(sim_config()) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await s.start()
+            task = asyncio.create_task(s.tactic(root, "__sim_hang__"))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await walk(s, thm)  # no unread reply is left behind: the process was replaced
+        assert pool.stats().restarts_by_cause == {"cancelled": 1}
+
+
+async def test_goal_delete_frees_the_sessions_states(sim_config, traces):
+    thm = traces["Nat.sum_range_odd_foo"]
+    async with LeanPool(sim_config()) as pool:
+        proc = pool._slots[0].process
+        async with pool.theorem(thm.full_name) as s:
+            root = await s.start()
+            for i in range(5):
+                await s.tactic(root, f"sorry_free_{i} x")
+            await walk(s, thm, root)
+            assert (await proc.stat()).n_goals > len(thm.steps)
+        assert (await proc.stat()).n_goals == 0
+        assert pool.stats().deleted_states > len(thm.steps)
+
+
+async def test_recycling_after_n_requests(sim_config, traces):
+    thm = traces["Nat.even_iff_mod_two_foo"]
+    async with LeanPool(sim_config(max_requests_per_process=4)) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            await walk(s, thm)
+        stats = pool.stats()
+    assert stats.restarts_by_cause.get("recycle", 0) >= 1
+    assert stats.processes[0].requests > stats.processes[0].requests_current
+
+
+async def test_pool_start_failure_is_reported_with_stderr(sim_config):
+    with pytest.raises(LeanStartError) as e:
+        async with LeanPool(sim_config("--fail-start", "json", workers=2)):
+            pass
+    assert "simulated startup failure" in str(e.value)
