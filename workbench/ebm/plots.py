@@ -1,0 +1,75 @@
+"""Figures for notebook 04 (matplotlib; each function returns its Figure, nothing is shown or saved)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def simulated_banner(simulated: bool) -> str:
+    """Markdown shouted at the top of a report when the training data came from the simulator."""
+    if not simulated:
+        return "Training data: real (Lean / LeanDojo traces)."
+    return (
+        "# ⚠️ SIMULATED TRAINING DATA ⚠️\n\n**These trajectories come from the Lean simulator, not from "
+        "Lean. Nothing below measures how well the model judges real proof states.**"
+    )
+
+
+def plot_training_curves(history: Sequence[dict[str, float]]) -> Figure:
+    h = pd.DataFrame(list(history))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for col, style in (("train_loss", "-"), ("val_loss", "-"), ("train_loss_contrastive", ":"), ("val_loss_contrastive", ":"),
+                       ("train_loss_depth", "--"), ("val_loss_depth", "--")):
+        if col in h:
+            ax_loss.plot(h["step"], h[col], style, label=col)
+    ax_loss.set(xlabel="step", ylabel="loss", title="loss")
+    ax_loss.legend(fontsize=7)
+    for col in ("val_rank_acc", "val_pairwise_acc", "val_auroc", "train_rank_acc"):
+        if col in h:
+            ax_acc.plot(h["step"], h[col], label=col)
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="contrastive accuracy", ylim=(0, 1.02))
+    ax_acc.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_energy_histograms(e_pos: np.ndarray, e_neg: np.ndarray, *, title: str = "validation energies") -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    both = np.concatenate([np.ravel(e_pos), np.ravel(e_neg)]) if len(e_pos) or len(e_neg) else np.zeros(1)
+    bins = np.linspace(both.min(), both.max() + 1e-9, 40)
+    ax.hist(np.ravel(e_neg), bins=bins, alpha=0.6, density=True, label=f"negatives ({np.size(e_neg)})")
+    ax.hist(np.ravel(e_pos), bins=bins, alpha=0.6, density=True, label=f"positives ({np.size(e_pos)})")
+    ax.set(xlabel="energy (lower = more provable)", ylabel="density", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_by_depth(by_depth: pd.DataFrame, *, title: str, ylabel: str = "accuracy") -> Figure:
+    """One line per column of a by-depth table (model next to baselines)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for col in by_depth.columns:
+        if col == "groups":
+            continue
+        ax.plot(by_depth.index, by_depth[col], marker="o", label=col)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="depth", ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_baselines(table: pd.DataFrame, *, title: str) -> Figure:
+    """Bar chart of every metric column for the model and each baseline."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    table.plot.bar(ax=ax, rot=0)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(title=title, ylabel="value")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
