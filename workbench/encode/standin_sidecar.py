@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class StandinSidecar:
         self._gpu = threading.Lock()      # one batch at a time, like one GPU
         self._state = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._lock_conns = threading.Lock()
+        self._connections: set[socket.socket] = set()   # open keep-alive connections, closed by stop()
         self._thread: threading.Thread | None = None
 
     @property
@@ -84,6 +87,12 @@ class StandinSidecar:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock_conns:
+            for conn in list(self._connections):  # a stopped server must look dead to kept-alive clients too
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -146,6 +155,16 @@ class StandinSidecar:
 def _make_handler(sidecar: StandinSidecar) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with sidecar._lock_conns:
+                sidecar._connections.add(self.request)
+
+        def finish(self) -> None:
+            with sidecar._lock_conns:
+                sidecar._connections.discard(self.request)
+            super().finish()
 
         def log_message(self, fmt: str, *args: Any) -> None:
             logger.debug("stand-in sidecar: " + fmt, *args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class StandinSGLang:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._server: ThreadingHTTPServer | None = None
+        self._lock_conns = threading.Lock()
+        self._connections: set[socket.socket] = set()   # open keep-alive connections, closed by stop()
         self._thread: threading.Thread | None = None
 
     @property
@@ -125,6 +128,12 @@ class StandinSGLang:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock_conns:
+            for conn in list(self._connections):  # a stopped server must look dead to kept-alive clients too
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -189,6 +198,16 @@ class StandinSGLang:
 def _make_handler(server: StandinSGLang) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with server._lock_conns:
+                server._connections.add(self.request)
+
+        def finish(self) -> None:
+            with server._lock_conns:
+                server._connections.discard(self.request)
+            super().finish()
 
         def log_message(self, fmt: str, *args: Any) -> None:
             logger.debug("stand-in SGLang: " + fmt, *args)

@@ -1,0 +1,134 @@
+import socket
+
+import pytest
+
+from workbench.policy import PolicyProtocolError, PolicyUnavailable, SGLangConfig, SGLangPolicy
+from workbench.policy.prompt import build_prompt
+from workbench.policy.sglang import parse_generate_response
+from workbench.policy.standin_server import GenerateFaults, ScriptedCompleter, StandinSGLang
+
+STATE = "n : ℕ\n⊢ n + 0 = n"
+SCRIPT = {STATE: ["```lean4\nsimp\n```", "omega", "intro  x\nsimp", "sorry", "rfl"], "*": ["skip"]}
+
+
+@pytest.fixture
+def server():
+    with StandinSGLang(ScriptedCompleter(SCRIPT)) as s:
+        yield s
+
+
+def _config(url, **kw):
+    kw.setdefault("backoff_s", 0.001)
+    return SGLangConfig(url=url, **kw)
+
+
+async def test_n_samples_in_one_request_with_logprobs(server):
+    async with SGLangPolicy(_config(server.url, temperature=0.7, stop=("\n\n",))) as policy:
+        cands = await policy.candidates(STATE, 5, theorem="t")
+        assert policy.model_info["standin"] is True
+        prov = policy.provenance()
+    assert sorted(c.tactic for c in cands) == ["intro  x", "omega", "rfl", "simp"]   # sorry dropped
+    assert [c.score for c in cands] == sorted((c.score for c in cands), reverse=True)   # best first
+    assert all(c.score_kind == "logprob" and c.score < 0 and c.num_tokens for c in cands)
+    simp = next(c for c in cands if c.tactic == "simp")   # sample 0: -0.05 per token
+    assert simp.score == pytest.approx(-0.05 * simp.num_tokens) and simp.raw_text == "```lean4\nsimp\n```"
+    (payload,) = server.requests
+    assert payload["text"] == build_prompt(STATE) and payload["return_logprob"] is True
+    assert payload["sampling_params"] == {"n": 5, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 128,
+                                          "stop": ["\n\n"]}
+    assert prov["model_info"]["model_path"] == "workbench-standin-sglang" and prov["stats"]["forbidden"] == 1
+
+
+async def test_single_mode_sends_n_requests(server):
+    async with SGLangPolicy(_config(server.url, n_mode="single")) as policy:
+        cands = await policy.candidates(STATE, 3, theorem="t")
+    assert server.counters.generate_requests == 3
+    assert all(p["sampling_params"]["n"] == 1 for p in server.requests)
+    assert [c.tactic for c in cands] == ["simp"]   # each single request gets the script's first sample
+
+
+async def test_auto_mode_falls_back_when_server_ignores_n(server):
+    server.faults.ignore_n = True
+    async with SGLangPolicy(_config(server.url)) as policy:
+        cands = await policy.candidates(STATE, 4, theorem="t")
+        assert policy.provenance()["effective_n_mode"] == "single"
+        await policy.candidates(STATE, 2, theorem="t")
+    assert cands and server.counters.generate_requests == 1 + 4 + 2
+
+
+async def test_5xx_retried_once_then_step_skipped(server):
+    server.faults.fail_next = 1
+    async with SGLangPolicy(_config(server.url)) as policy:
+        assert len(await policy.candidates(STATE, 2, theorem="t")) == 2   # retry succeeded
+        server.faults.fail_next = 2
+        assert await policy.candidates(STATE, 2, theorem="t") == []        # both attempts failed: skipped
+        assert len(await policy.candidates(STATE, 2, theorem="t")) == 2   # next step works again
+        s = policy.stats
+    assert (s.http_5xx, s.retries, s.failed_requests, s.skipped_steps) == (3, 2, 1, 1)
+
+
+async def test_timeout_counts_and_skips(server):
+    server.faults.hang_next, server.faults.hang_s = 2, 0.5
+    async with SGLangPolicy(_config(server.url, request_timeout_s=0.1)) as policy:
+        assert await policy.candidates(STATE, 2, theorem="t") == []
+        assert policy.stats.timeouts == 2 and policy.stats.skipped_steps == 1
+
+
+async def test_one_failed_single_request_does_not_kill_the_others(server):
+    server.faults.fail_next = 1   # the first request, not retried here
+    async with SGLangPolicy(_config(server.url, n_mode="single", retries=0)) as policy:
+        cands = await policy.candidates(STATE, 3, theorem="t")
+        assert cands and policy.stats.failed_requests == 1 and policy.stats.skipped_steps == 0
+
+
+async def test_malformed_json_names_the_endpoint(server):
+    server.faults.malformed_next = 1
+    async with SGLangPolicy(_config(server.url)) as policy:
+        with pytest.raises(PolicyProtocolError, match=r"/generate: malformed JSON"):
+            await policy.candidates(STATE, 2, theorem="t")
+
+
+def test_bad_shapes_are_protocol_errors():
+    with pytest.raises(PolicyProtocolError, match="no string 'text'"):
+        parse_generate_response([{"meta_info": {}}], endpoint="E")
+    with pytest.raises(PolicyProtocolError, match="output_token_logprobs"):
+        parse_generate_response({"text": "x", "meta_info": {"output_token_logprobs": [["a", 1, None]]}}, endpoint="E")
+    (c,) = parse_generate_response({"text": "x", "meta_info": {"output_token_logprobs": [[-1.5, 1, "x"], [None, 2, None], [-0.5, 3, None]]}}, endpoint="E")
+    assert c.logprob == -2.0 and c.num_tokens == 3
+
+
+async def test_health_failure_is_unavailable(server):
+    server.faults.health_status = 503
+    with pytest.raises(PolicyUnavailable, match="/health answered HTTP 503"):
+        async with SGLangPolicy(_config(server.url)):
+            pass
+
+
+async def test_circuit_breaker_on_sustained_connection_refused(server):
+    policy = SGLangPolicy(_config(server.url, breaker_window_s=0.0, breaker_min_failures=3))
+    async with policy:
+        server.stop()   # the server dies after start-up
+        assert await policy.candidates(STATE, 2, theorem="t") == []   # 2 refused attempts: step skipped
+        with pytest.raises(PolicyUnavailable, match="circuit breaker open"):
+            await policy.candidates(STATE, 2, theorem="t")
+        with pytest.raises(PolicyUnavailable):   # stays open, no more hammering
+            await policy.candidates(STATE, 2, theorem="t")
+        assert policy.stats.connection_errors == 3
+
+
+async def test_unreachable_server_at_start():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PolicyUnavailable, match="not reachable"):
+        async with SGLangPolicy(_config(f"http://127.0.0.1:{port}")):
+            pass
+
+
+async def test_concurrency_is_bounded(server):
+    import asyncio
+
+    server.faults.latency_s = 0.02
+    async with SGLangPolicy(_config(server.url, max_concurrency=2)) as policy:
+        await asyncio.gather(*(policy.candidates(STATE, 2, theorem="t") for _ in range(6)))
+    assert server.counters.max_in_flight <= 2
