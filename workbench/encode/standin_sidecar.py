@@ -77,7 +77,7 @@ class StandinSidecar:
     def start(self) -> "StandinSidecar":
         self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="standin-sidecar", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin-sidecar", daemon=True)
         self._thread.start()
         logger.info("stand-in sidecar on %s", self.url)
         return self
@@ -170,11 +170,14 @@ def _make_handler(sidecar: StandinSidecar) -> type[BaseHTTPRequestHandler]:
             logger.debug("stand-in sidecar: " + fmt, *args)
 
         def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts) or stop() closed it
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if self.path == "/health":

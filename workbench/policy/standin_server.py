@@ -118,7 +118,7 @@ class StandinSGLang:
     def start(self) -> "StandinSGLang":
         self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="standin-sglang", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin-sglang", daemon=True)
         self._thread.start()
         logger.info("stand-in SGLang on %s", self.url)
         return self
@@ -213,14 +213,14 @@ def _make_handler(server: StandinSGLang) -> type[BaseHTTPRequestHandler]:
             logger.debug("stand-in SGLang: " + fmt, *args)
 
         def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
             try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
                 self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                pass
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts) or stop() closed it
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if self.path == "/health":
