@@ -1,0 +1,400 @@
+"""Mining runs: settings, Lean backend and policy set-up, bounded concurrent walk, output, summary.
+
+``await mine_async(settings)`` is the core; ``mine(settings)`` is its synchronous twin (same
+signature, same defaults) that also works inside Jupyter's running loop. ``settings`` is the one
+:class:`MineSettings` object; nothing here reads the environment — :meth:`MineSettings.with_env`
+does, when a caller passes it a mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence, TypeVar
+
+from workbench import __version__
+from workbench.mining.output import (
+    RUN_CONFIG,
+    SUMMARY,
+    ResultSink,
+    existing_output,
+    finished_theorems,
+    read_status_lines,
+)
+from workbench.mining.summary import format_summary, summarize
+from workbench.mining.walk import Status, TheoremResult, WalkParams, walk_theorem
+from workbench.traces import Theorem, TraceSet, bundled_sample_path, load_traces
+
+__all__ = ["MineSettings", "MineResult", "LeanNotConfigured", "PANTOGRAPH_HELP", "mine_async", "mine",
+           "run_sync", "offline_demo_settings", "ensure_demo_output"]
+
+log = logging.getLogger(__name__)
+
+PANTOGRAPH_HELP = """\
+No Lean backend configured. Mining needs Pantograph (the Lean 4 REPL) or, for a dry run, the simulator.
+
+  * Install Pantograph: git clone https://github.com/lenianiva/Pantograph, check out the release matching
+    your project's Lean toolchain (e.g. Pantograph 0.3.x for Lean v4.21.0), run `lake build repl`.
+  * Point the workbench at it, e.g. from your Mathlib project folder:
+        --pantograph-cmd "lake env /path/to/Pantograph/.lake/build/bin/repl"
+    or set PANTOGRAPH_REPL to the same command (the binary also works with LEAN_PATH set to
+    `lake env printenv LEAN_PATH`). Imports are added from --imports (default Init,Mathlib).
+  * Or run a dry run with the simulator: --lean simulated (labels are SIMULATED, never train on them)."""
+
+
+class LeanNotConfigured(ValueError):
+    """Neither a Pantograph command nor the simulator was chosen."""
+
+
+@dataclass(frozen=True)
+class MineSettings:
+    """Every parameter of a mining run (the CLI options, one to one, plus a few simulator knobs)."""
+
+    traces: str | None = None  # LeanDojo JSON / tactic-pairs JSONL / folder; None = bundled sample
+    output: str = "runs/mine"
+    num_theorems: int | None = None
+    min_steps: int = 1
+    seed: int = 0
+    candidates_per_step: int = 8
+    target_negatives: int = 15
+    temperature: float = 1.0
+    pantograph_cmd: str | None = None
+    imports: tuple[str, ...] = ("Init", "Mathlib")
+    lean_workers: int = 2
+    concurrency: int | None = None  # theorems in flight; None = 8 per Lean worker
+    tactic_timeout_s: float = 30.0
+    theorem_timeout_s: float = 120.0
+    server_url: str | None = None  # SGLang; None = the offline retrieval policy
+    encode_url: str | None = None  # encoding sidecar: encode the mined states afterwards
+    lean: str = "pantograph"  # pantograph | simulated | auto (simulated when no Pantograph command)
+    mode: str = "new"  # new | resume | overwrite
+    simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
+    wrap_candidates: bool = True
+    flush_every_theorems: int = 20
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.imports, str):
+            object.__setattr__(self, "imports", tuple(i for i in self.imports.split(",") if i))
+        object.__setattr__(self, "imports", tuple(self.imports))
+        object.__setattr__(self, "simulator_args", tuple(self.simulator_args))
+        if self.lean not in ("pantograph", "simulated", "auto"):
+            raise ValueError(f"lean must be pantograph, simulated or auto, got {self.lean!r}")
+        if self.mode not in ("new", "resume", "overwrite"):
+            raise ValueError(f"mode must be new, resume or overwrite, got {self.mode!r}")
+        for name in ("candidates_per_step", "lean_workers", "min_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.target_negatives < 1 or self.tactic_timeout_s <= 0 or self.theorem_timeout_s <= 0:
+            raise ValueError("target_negatives and the timeouts must be positive")
+
+    def with_env(self, env: Mapping[str, str]) -> "MineSettings":
+        """Fill unset URLs / the Pantograph command from PANTOGRAPH_REPL, SGLANG_URL, ENCODE_URL."""
+        return dataclasses.replace(
+            self,
+            pantograph_cmd=self.pantograph_cmd or env.get("PANTOGRAPH_REPL") or None,
+            server_url=self.server_url or env.get("SGLANG_URL") or None,
+            encode_url=self.encode_url or env.get("ENCODE_URL") or None,
+        )
+
+    @property
+    def simulated(self) -> bool:
+        return self.lean == "simulated" or (self.lean == "auto" and not self.pantograph_cmd)
+
+    @property
+    def theorems_in_flight(self) -> int:
+        return self.concurrency or 8 * self.lean_workers
+
+    @property
+    def traces_path(self) -> Path:
+        return Path(self.traces) if self.traces else bundled_sample_path()
+
+    def walk_params(self) -> WalkParams:
+        return WalkParams(candidates_per_step=self.candidates_per_step, target_negatives=self.target_negatives,
+                          theorem_timeout_s=self.theorem_timeout_s, wrap_candidates=self.wrap_candidates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"simulated": self.simulated, "theorems_in_flight": self.theorems_in_flight}
+
+
+def offline_demo_settings(output: str | Path, **overrides: Any) -> MineSettings:
+    """The quick offline run: bundled sample, simulator (fast latencies), retrieval policy."""
+    base = dict(output=str(output), lean="simulated", mode="overwrite", lean_workers=2, concurrency=16,
+                simulator_args=("--latency-scale", "0.05"), tactic_timeout_s=10.0, theorem_timeout_s=60.0,
+                progress=False)
+    return MineSettings(**(base | overrides))
+
+
+# --- backend and policy set-up -------------------------------------------------------------------
+
+
+def lean_config(settings: MineSettings) -> "Any":
+    from workbench.lean.config import LeanConfig, simulator_command
+
+    if settings.simulated:
+        return LeanConfig(
+            command=simulator_command(settings.traces_path, *settings.simulator_args),
+            imports=(), workers=settings.lean_workers, request_timeout_s=settings.tactic_timeout_s,
+            start_timeout_s=60.0, memory_limit_bytes=None)
+    if not settings.pantograph_cmd:
+        raise LeanNotConfigured(PANTOGRAPH_HELP)
+    # Pantograph's own interrupt fires first and keeps the process; the request deadline is the backstop.
+    return LeanConfig(
+        command=tuple(shlex.split(settings.pantograph_cmd)), imports=settings.imports, workers=settings.lean_workers,
+        request_timeout_s=settings.tactic_timeout_s + 15.0, tactic_timeout_ms=int(settings.tactic_timeout_s * 1000))
+
+
+@contextlib.asynccontextmanager
+async def open_policy(settings: MineSettings, theorems: Sequence[Theorem]) -> AsyncIterator[Any]:
+    if settings.server_url:
+        from workbench.policy.sglang import SGLangConfig, SGLangPolicy
+
+        config = SGLangConfig(url=settings.server_url, temperature=settings.temperature,
+                              max_concurrency=max(4, settings.theorems_in_flight))
+        async with SGLangPolicy(config) as policy:
+            yield policy
+    else:
+        from workbench.policy.retrieval import RetrievalPolicy
+
+        policy = await RetrievalPolicy.build(theorems)
+        try:
+            yield policy
+        finally:
+            await policy.aclose()
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class MineResult:
+    output: Path
+    summary: dict[str, Any]
+    this_run: dict[str, Any]
+    interrupted: bool = False
+    pool_stats: dict[str, Any] | None = None
+    results: list[TheoremResult] = field(default_factory=list, repr=False)
+
+    @property
+    def text(self) -> str:
+        return format_summary(self.summary)
+
+
+class _Progress:
+    """Live bar: theorems done/skipped, positives, negatives, rate (updated as walks finish, any order)."""
+
+    def __init__(self, total: int, enabled: bool, simulated: bool) -> None:
+        from tqdm.auto import tqdm
+
+        desc = "mining (SIMULATED)" if simulated else "mining"
+        self.bar = tqdm(total=total, unit="thm", desc=desc, disable=not enabled, dynamic_ncols=True)
+        self.t0 = time.monotonic()
+        self.done = self.skipped = self.timed_out = self.pos = self.neg = 0
+
+    def update(self, result: TheoremResult) -> None:
+        self.done += result.status == Status.COMPLETED
+        self.skipped += result.status == Status.SKIPPED
+        self.timed_out += result.status == Status.TIMED_OUT
+        for r in result.records:
+            if r.label == "positive":
+                self.pos += 1
+            else:
+                self.neg += 1
+        rate = (self.done + self.skipped + self.timed_out) / max(1e-9, time.monotonic() - self.t0) * 3600
+        self.bar.set_postfix(done=self.done, skipped=self.skipped, timeout=self.timed_out, pos=self.pos,
+                             neg=self.neg, rate=f"{rate:.0f}/h", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+async def _worker(queue: Iterator[Theorem], pool: Any, policy: Any, params: WalkParams, simulated: bool,
+                  on_result: Callable[[TheoremResult], None]) -> None:
+    for theorem in queue:  # a shared iterator: every worker takes the next theorem when it is free
+        try:
+            result = await walk_theorem(theorem, pool, policy, params, simulated=simulated)
+        except Exception as e:  # noqa: BLE001 - a bug on one theorem must not end a 5000-theorem run
+            log.exception("%s: walk failed", theorem.full_name)
+            result = TheoremResult(theorem.full_name, Status.SKIPPED, "internal_error", f"{type(e).__name__}: {e}",
+                                   num_steps=len(theorem.steps))
+        on_result(result)
+
+
+def _select(settings: MineSettings, traces: TraceSet, done: set[str]) -> tuple[list[Theorem], int]:
+    todo = [t for t in traces.theorems if t.full_name not in done]
+    return todo, len(traces.theorems) - len(todo)
+
+
+async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results: bool = False) -> MineResult:
+    """Mine ``settings.num_theorems`` theorems into ``settings.output``; see the module docstring.
+
+    ``policy``: an already open policy (tests, benchmarks); by default one is opened from the settings.
+    """
+    from workbench.lean.pool import LeanPool
+
+    output = Path(settings.output)
+    config = lean_config(settings)  # fails fast, before any loading, when Lean is not configured
+    if settings.mode == "new" and existing_output(output):
+        raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
+    traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
+                         seed=settings.seed, skip_bad=True)
+    done = finished_theorems(output) if settings.mode == "resume" and output.exists() else set()
+    todo, already = _select(settings, traces, done)
+    log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already, output, len(todo))
+    if settings.simulated:
+        log.warning("SIMULATED Lean backend: labels are not Lean's; never train a model on this output")
+
+    results: list[TheoremResult] = []
+    this_run: dict[str, Any] = {"theorems": 0, "already_finished": already, "selected": len(traces.theorems)}
+    interrupted = False
+    pool_stats = None
+    async with contextlib.AsyncExitStack() as stack:
+        if policy is None:
+            index_theorems = load_traces(settings.traces_path, min_steps=1, skip_bad=True).theorems
+            policy = await stack.enter_async_context(open_policy(settings, index_theorems))
+        pool = await stack.enter_async_context(LeanPool(config))
+        provenance = {
+            "lean_backend": "simulator" if settings.simulated else pool.version,
+            "lean_version": pool.version,
+            "lean_command": list(config.argv()),
+            "simulated": settings.simulated,
+            "policy": policy.provenance(),
+            "parameters": settings.as_dict(),
+            "traces": traces.summary(),
+            "workbench_version": __version__,
+            "python": sys.version.split()[0],
+            "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        sink = ResultSink(output, provenance, mode="overwrite" if settings.mode == "overwrite" else "resume",
+                          simulated=settings.simulated, flush_every_theorems=settings.flush_every_theorems)
+        sink.write_json(RUN_CONFIG, provenance)
+        progress = _Progress(len(todo), settings.progress, settings.simulated)
+        t0 = time.monotonic()
+        totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0}
+
+        def on_result(result: TheoremResult) -> None:
+            sink.add(result)
+            progress.update(result)
+            this_run["theorems"] += 1
+            totals["tactics"] += len(result.attempts)
+            totals["generation_wait_s"] += result.generation_wait_s
+            totals["lean_wait_s"] += result.lean_wait_s
+            if keep_results:
+                results.append(result)
+
+        queue = iter(todo)
+        params = settings.walk_params()
+        workers = [asyncio.create_task(_worker(queue, pool, policy, params, settings.simulated, on_result))
+                   for _ in range(min(settings.theorems_in_flight, max(1, len(todo))))]  # the concurrency bound
+        try:
+            await asyncio.gather(*workers)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            interrupted = True
+            raise
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            wall = time.monotonic() - t0
+            progress.close()
+            sink.close()  # every finished theorem is sealed, also on Ctrl-C
+            stats = pool.stats()
+            pool_stats = stats.as_dict()
+            this_run.update(
+                wall_s=round(wall, 3),
+                theorems_per_hour=round(this_run["theorems"] / wall * 3600, 1) if wall > 0 else None,
+                tactics=totals["tactics"],
+                tactics_per_s=round(totals["tactics"] / wall, 2) if wall > 0 else None,
+                lean_busy_fraction=round(stats.busy_fraction, 4),
+                generation_wait_s=round(totals["generation_wait_s"], 3),
+                lean_wait_s=round(totals["lean_wait_s"], 3),
+                lean_restarts=stats.restarts_by_cause,
+                interrupted=interrupted,
+            )
+            summary = summarize(read_status_lines(output), simulated=settings.simulated,
+                                provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy", "parameters")},
+                                this_run=this_run)
+            sink.write_json(SUMMARY, summary)
+    result = MineResult(output, summary, this_run, interrupted, pool_stats, results)
+    log.info("mining finished\n%s", result.text)
+    if settings.encode_url:
+        await encode_mined_states(output, settings.encode_url)
+    return result
+
+
+async def encode_mined_states(output: Path, encode_url: str) -> Any:
+    """Encode every distinct mined state through the sidecar into ``output/embeddings``."""
+    from workbench.encode import SidecarEncoder, encode_states
+    from workbench.trajectory import read_trajectories
+
+    states = read_trajectories(output)["state_pp"].unique().tolist()
+    encoder = SidecarEncoder(encode_url)
+    try:
+        report = await encode_states(states, encoder, output / "embeddings")
+    finally:
+        closer = getattr(encoder, "aclose", None)
+        if closer is not None:
+            await closer()
+    log.info("encoded mined states: %s", report)
+    return report
+
+
+# --- the synchronous twin ------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Awaitable[T]) -> T:
+    """Run a coroutine to completion from sync code, including inside Jupyter's running loop.
+
+    On Ctrl-C the task is cancelled and allowed to finish its clean-up (sealing finished theorems)
+    before KeyboardInterrupt propagates.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    import nest_asyncio
+
+    nest_asyncio.apply(loop)
+    task = asyncio.ensure_future(coro, loop=loop)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+        raise
+
+
+def _sync_twin(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    @functools.wraps(fn)  # same signature and defaults: one definition, no drift
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return run_sync(fn(*args, **kwargs))
+
+    wrapper.__doc__ = f"Synchronous twin of ``{fn.__name__}`` (works inside Jupyter).\n\n{fn.__doc__ or ''}"
+    return wrapper
+
+
+mine = _sync_twin(mine_async)
+
+
+def ensure_demo_output(output: str | Path, **overrides: Any) -> Path:
+    """``output`` if it already holds mining results, else run the quick offline simulated mining there."""
+    output = Path(output)
+    if not existing_output(output):
+        log.warning("%s has no mining output: running the quick offline SIMULATED mining first", output)
+        mine(offline_demo_settings(output, **overrides))
+    return output

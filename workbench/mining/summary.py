@@ -1,0 +1,115 @@
+"""The run summary, aggregated from per-theorem status lines (pure; works across resumed runs)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable, Mapping
+
+__all__ = ["summarize", "depth_table", "format_summary"]
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def depth_table(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, int]]:
+    """Positives / negatives per ``depth_from_root`` over every theorem."""
+    table: dict[int, list[int]] = {}
+    for line in lines:
+        for depth, (pos, neg) in line.get("depth", {}).items():
+            row = table.setdefault(int(depth), [0, 0])
+            row[0] += pos
+            row[1] += neg
+    return [{"depth": d, "positives": p, "negatives": n} for d, (p, n) in sorted(table.items())]
+
+
+def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Mapping[str, Any] | None = None,
+              this_run: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    status = Counter(line["status"] for line in lines)
+    skipped = Counter(line["reason"] for line in lines if line["status"] == "skipped")
+    ended = Counter(line["reason"] for line in lines)
+    kinds: Counter = Counter()
+    counts: Counter = Counter()
+    for line in lines:
+        kinds.update(line.get("record_kinds", {}))
+        counts.update(line.get("counts", {}))
+    started = sum(1 for line in lines if line["reason"] not in ("start_failed", "start_infra_error", "no_steps"))
+    positives = {
+        "ground_truth": kinds["positive.ground_truth"],
+        "alternative_proof": kinds["positive.alternative_proof"],
+        "same_state": kinds["positive.same_state"],
+        "chain_rescued": kinds["positive.divergent"] + kinds["positive.chain"],
+    }
+    negatives = {"divergent": kinds["negative.divergent"], "chain": kinds["negative.chain"]}
+    outcomes = {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("outcome.")}
+    survival = sum(
+        1 for line in lines if any(int(d) > 2 and pn[1] > 0 for d, pn in line.get("depth", {}).items()))
+    gt = {
+        "theorems_started": started,
+        "steps_attempted": counts["gt.steps"],
+        "failed_before_open_retry": counts["gt.failed_plain"],
+        "rescued_by_open_retry": counts["gt.rescued_by_open"],
+        "failed": counts["gt.failed"],
+        "failed_infrastructure": counts["gt.infra_failed"],
+        "step0_failed_before_open_retry": counts["gt.step0_failed_plain"],
+        "step0_failed": counts["gt.step0_failed"],
+        "step0_failure_rate": _rate(counts["gt.step0_failed"], started),
+        "step0_failure_rate_without_open_retry": _rate(counts["gt.step0_failed_plain"], started),
+        "step_failure_rate": _rate(counts["gt.failed"], counts["gt.steps"]),
+        "step_failure_rate_without_open_retry": _rate(counts["gt.failed_plain"], counts["gt.steps"]),
+        "theorems_off_path": ended["gt_failed"] + ended["gt_infra_error"],
+        "theorems_off_path_rate": _rate(ended["gt_failed"] + ended["gt_infra_error"], started),
+    }
+    summary: dict[str, Any] = {
+        "simulated": simulated,
+        "attempted": len(lines),
+        "completed": status["completed"],
+        "skipped": sum(skipped.values()),
+        "skipped_by_reason": dict(sorted(skipped.items())),
+        "timed_out": status["timed_out"],
+        "ended_by_reason": dict(sorted(ended.items())),
+        "records": sum(line.get("records", 0) for line in lines),
+        "positives": sum(positives.values()),
+        "positives_by_kind": positives,
+        "negatives": sum(negatives.values()),
+        "negatives_by_kind": negatives,
+        "alternative_proofs": kinds["positive.alternative_proof"],
+        "rejected": outcomes.get("rejected", 0),
+        "candidate_outcomes": outcomes,
+        "chains": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("chain.")},
+        "ground_truth_replay": gt,
+        "infrastructure": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("infra.")},
+        "policy_errors": counts["policy_errors"],
+        "steps_without_candidates": counts["steps_without_candidates"],
+        "theorems_with_negatives_deeper_than_2": survival,
+        "depth_table": depth_table(lines),
+    }
+    if this_run is not None:
+        summary["this_run"] = dict(this_run)
+    if provenance is not None:
+        summary["provenance"] = dict(provenance)
+    return summary
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """The end-of-run text (as the seed printed it), with the simulated warning first."""
+    gt = s["ground_truth_replay"]
+    lines = []
+    if s.get("simulated"):
+        lines.append("*** SIMULATED LEAN: these labels come from the simulator, not from Lean. Do not train on them. ***")
+    lines += [
+        f"theorems: {s['attempted']} attempted, {s['completed']} completed, {s['skipped']} skipped "
+        f"{s['skipped_by_reason']}, {s['timed_out']} timed out",
+        "positives: {} (ground truth {ground_truth}, alternative {alternative_proof}, same-state {same_state}, "
+        "chain-rescued {chain_rescued})".format(s["positives"], **s["positives_by_kind"]),
+        f"negatives: {s['negatives']} {s['negatives_by_kind']}; alternative proofs: {s['alternative_proofs']}; "
+        f"rejected (sorry/unsafe): {s['rejected']}",
+        f"ground-truth replay: step-0 failure rate {gt['step0_failure_rate']} "
+        f"(without the open retry {gt['step0_failure_rate_without_open_retry']}), per-step failure rate "
+        f"{gt['step_failure_rate']} (without {gt['step_failure_rate_without_open_retry']}); "
+        f"{gt['rescued_by_open_retry']} steps rescued by `open ... in`",
+        f"theorems with negatives deeper than 2: {s['theorems_with_negatives_deeper_than_2']}",
+        "depth | positives | negatives",
+    ]
+    lines += [f"{r['depth']:>5} | {r['positives']:>9} | {r['negatives']:>9}" for r in s["depth_table"]]
+    return "\n".join(lines)
