@@ -328,7 +328,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                                 this_run=this_run)
             sink.write_json(SUMMARY, summary)
     result = MineResult(output, summary, this_run, interrupted, pool_stats, results)
-    log.info("mining finished\n%s", result.text)
+    log.info("mining finished: %d theorems in %.1f s -> %s", this_run["theorems"], this_run.get("wall_s", 0.0), output)
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)
     return result

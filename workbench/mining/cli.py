@@ -1,0 +1,84 @@
+"""``workbench mine``: walk ground-truth proofs in Lean and mine labelled negatives.
+
+Options mirror the seed's ``generate-negatives``; PANTOGRAPH_REPL, SGLANG_URL and ENCODE_URL fill
+``--pantograph-cmd``, ``--server-url`` and ``--encode-url`` when those are not given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from workbench.mining.run import LeanNotConfigured, MineSettings, mine
+
+log = logging.getLogger(__name__)
+
+_D = MineSettings()  # the defaults live in one place: the settings dataclass
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--tactic-pairs", "--traces", dest="traces", metavar="PATH",
+                   help="tactic-pairs JSONL, LeanDojo JSON, or a LeanDojo folder (default: the bundled sample)")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder (trajectory parts, attempts, summary)")
+    p.add_argument("--num-theorems", type=int, default=_D.num_theorems, metavar="N", help="sample N theorems (default: all)")
+    p.add_argument("--min-steps", type=int, default=_D.min_steps, metavar="N", help="only theorems with >= N proof steps")
+    p.add_argument("--seed", type=int, default=_D.seed, help="sampling seed")
+    p.add_argument("--candidates-per-step", type=int, default=_D.candidates_per_step, metavar="N")
+    p.add_argument("--target-negatives", type=int, default=_D.target_negatives, metavar="N",
+                   help="stop a theorem once it has N negatives")
+    p.add_argument("--temperature", type=float, default=_D.temperature, help="SGLang sampling temperature")
+    p.add_argument("--pantograph-cmd", metavar="CMD", help="Pantograph REPL command (env PANTOGRAPH_REPL)")
+    p.add_argument("--imports", default=",".join(_D.imports), help="modules the REPL imports, comma-separated")
+    p.add_argument("--lean-workers", type=int, default=_D.lean_workers, metavar="N", help="Lean processes")
+    p.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="theorems in flight (default: 8 per Lean worker)")
+    p.add_argument("--tactic-timeout", type=float, default=_D.tactic_timeout_s, metavar="S", help="seconds per tactic")
+    p.add_argument("--theorem-timeout", type=float, default=_D.theorem_timeout_s, metavar="S",
+                   help="seconds per theorem (what it produced is kept)")
+    p.add_argument("--server-url", metavar="URL", help="SGLang server (env SGLANG_URL); absent: offline retrieval policy")
+    p.add_argument("--encode-url", metavar="URL", help="encoding sidecar (env ENCODE_URL): encode mined states afterwards")
+    p.add_argument("--lean", choices=("simulated",), default=None,
+                   help="'simulated': the Lean simulator, for dry runs (labels are not Lean's)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
+    mode.add_argument("--overwrite", action="store_true", help="delete what --output holds first")
+
+
+def settings_from_args(args: argparse.Namespace, env: dict[str, str] | os._Environ) -> MineSettings:
+    settings = MineSettings(
+        traces=args.traces,
+        output=args.output,
+        num_theorems=args.num_theorems,
+        min_steps=args.min_steps,
+        seed=args.seed,
+        candidates_per_step=args.candidates_per_step,
+        target_negatives=args.target_negatives,
+        temperature=args.temperature,
+        pantograph_cmd=args.pantograph_cmd,
+        imports=tuple(i.strip() for i in args.imports.split(",") if i.strip()),
+        lean_workers=args.lean_workers,
+        concurrency=args.concurrency,
+        tactic_timeout_s=args.tactic_timeout,
+        theorem_timeout_s=args.theorem_timeout,
+        server_url=args.server_url,
+        encode_url=args.encode_url,
+        lean=args.lean or "pantograph",
+        mode="resume" if args.resume else "overwrite" if args.overwrite else "new",
+        progress=sys.stderr.isatty(),
+    )
+    return settings.with_env(env)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args, os.environ)
+    try:
+        result = mine(settings)
+    except (LeanNotConfigured, FileExistsError) as e:
+        print(f"error: {e}" if isinstance(e, FileExistsError) else str(e), file=sys.stderr)
+        return 2
+    print(result.text)
+    print(f"output: {result.output} (summary.json, theorems.jsonl, attempts/)")
+    return 0
