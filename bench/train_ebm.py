@@ -27,17 +27,23 @@ from workbench.ebm.synthetic import make_synthetic
 from workbench.ebm.train import TrainConfig, as_tensor, batch_loss, make_optimizer
 
 
-def timed(fn, steps: int) -> float:
-    fn()  # warm-up (allocator, AdamW state)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - t0) / steps
+def timed_rounds(fns: dict, rounds: int) -> dict[str, float]:
+    """Median seconds per call; the candidates take turns each round so that load from other
+    processes on a shared machine hits them alike."""
+    for fn in fns.values():
+        fn()  # warm-up (allocator, AdamW state)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(v)) for name, v in times.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=5, help="timed rounds (median reported)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--k", type=int, default=7)
     ap.add_argument("--dim", type=int, default=4096)
@@ -80,16 +86,14 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
 
-    results = {
-        "sampler_s": timed(sample_only, args.steps * 4),
-        "fwd_bwd_s": timed(fwd_bwd, args.steps),
-        "fwd_bwd_opt_s": timed(fwd_bwd_opt, args.steps),
-        "full_step_s": timed(full_step, args.steps),
-    }
+    results = timed_rounds(
+        {"sampler_s": sample_only, "fwd_bwd_s": fwd_bwd, "fwd_bwd_opt_s": fwd_bwd_opt, "full_step_s": full_step},
+        args.steps,
+    )
     out = {
         "batch_size": b, "k": k, "d_encoder": args.dim, "parameters": model.num_parameters(),
         "rows_per_step": b * (1 + k), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "timed_steps": args.steps,
+        "cpu": platform.processor() or platform.machine(), "rounds": args.steps, "statistic": "median",
         **{key: round(v, 4) for key, v in results.items()},
         "full_steps_per_s": round(1 / results["full_step_s"], 3),
         "prebuilt_fwd_bwd_opt_steps_per_s": round(1 / results["fwd_bwd_opt_s"], 3),
