@@ -212,7 +212,9 @@ class LeanProcess:
             t0 = time.monotonic()
             try:
                 self._proc.stdin.write(line)
-                reply = await asyncio.wait_for(self._drain_and_read(), timeout)
+                async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
+                    await self._proc.stdin.drain()
+                    reply = await self._proc.stdout.readline()
             except TimeoutError:
                 await self._kill("timeout")
                 raise LeanTimeout(f"{self.label}: no reply to {req.cmd} within {timeout:g}s; process killed") from None
@@ -243,11 +245,6 @@ class LeanProcess:
             except LeanGarbage:
                 await self._kill("garbage")
                 raise
-
-    async def _drain_and_read(self) -> bytes:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        await self._proc.stdin.drain()
-        return await self._proc.stdout.readline()
 
     # -- typed commands (names mirror the protocol) -------------------------------------------------
 
