@@ -28,6 +28,7 @@ from workbench.mining.output import (
     ResultSink,
     existing_output,
     finished_theorems,
+    manifest_metadata,
     read_status_lines,
 )
 from workbench.mining.summary import format_summary, summarize
@@ -250,6 +251,11 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
     traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
                          seed=settings.seed, skip_bad=True)
+    if settings.mode == "resume":
+        previous = manifest_metadata(output) if output.exists() else {}
+        if previous and bool(previous.get("simulated")) != settings.simulated:
+            raise ValueError(f"{output} was mined with simulated={previous.get('simulated')}; resuming it with "
+                             f"simulated={settings.simulated} would mix simulated and Lean labels")
     done = finished_theorems(output) if settings.mode == "resume" and output.exists() else set()
     todo, already = _select(settings, traces, done)
     log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already, output, len(todo))

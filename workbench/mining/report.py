@@ -1,0 +1,202 @@
+"""Reading mined outputs for analysis (notebook 03): tables and plots, no Lean, no policy.
+
+Every function takes the frames of :func:`load_mined` and returns a DataFrame or a matplotlib
+figure, so the notebook is a list of calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from workbench.mining.output import SUMMARY, read_attempts, read_status_lines
+from workbench.trajectory import read_trajectories
+
+__all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "outcome_counts", "per_theorem_yields",
+           "alternative_proofs", "gt_replay_failures", "banner", "plot_depth", "plot_survival", "plot_outcomes",
+           "plot_yields", "plot_gt_failures"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Mined:
+    records: pd.DataFrame  # trajectory records (+ "run" column: the output folder)
+    attempts: pd.DataFrame  # every tactic sent to Lean
+    theorems: pd.DataFrame  # one status line per theorem
+    summaries: dict[str, dict[str, Any]]  # output folder -> summary.json
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.records["simulated"].fillna(False).any()) or any(
+            s.get("simulated") for s in self.summaries.values())
+
+
+def load_mined(paths: str | Path | Sequence[str | Path]) -> Mined:
+    """One or more ``workbench mine`` output folders."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    recs, atts, lines, summaries = [], [], [], {}
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"mined output not found: {p}")
+        recs.append(read_trajectories(p).assign(run=str(p)))
+        atts.append(read_attempts(p).to_pandas().assign(run=str(p)))
+        lines.append(pd.DataFrame(read_status_lines(p)).assign(run=str(p)))
+        if (p / SUMMARY).exists():
+            summaries[str(p)] = json.loads((p / SUMMARY).read_text())
+    return Mined(pd.concat(recs, ignore_index=True), pd.concat(atts, ignore_index=True),
+                 pd.concat(lines, ignore_index=True), summaries)
+
+
+def input_paths(inputs: str | Path | Sequence[str | Path], *, demo_if_missing: bool = True) -> list[str]:
+    """Normalise the notebook's ``inputs`` (a path, a list, or a JSON list from the command line); when
+    ``demo_if_missing`` and the first input has no mining output, run the quick offline simulated mining there."""
+    if isinstance(inputs, str) and inputs.strip().startswith("["):
+        inputs = json.loads(inputs)
+    paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
+    if not paths:
+        raise ValueError("no mined outputs given")
+    if demo_if_missing:
+        from workbench.mining.run import ensure_demo_output
+
+        paths[0] = str(ensure_demo_output(paths[0]))
+    return paths
+
+
+def banner(simulated: bool) -> Any:
+    """A loud notice (IPython HTML) when labels come from the simulator."""
+    from IPython.display import HTML
+
+    if not simulated:
+        return HTML("<p>Labels from Lean (Pantograph).</p>")
+    return HTML('<div style="background:#b00020;color:white;padding:12px;font-size:1.3em;font-weight:bold">'
+                "SIMULATED LABELS: this output was mined with the Lean simulator, not Lean. "
+                "Use it to test the pipeline only; never train or report on it.</div>")
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+def depth_counts(records: pd.DataFrame) -> pd.DataFrame:
+    """Positives / negatives per tree depth (``depth_from_root``)."""
+    table = (records.groupby(["depth_from_root", "label"]).size().unstack(fill_value=0)
+             .reindex(columns=["positive", "negative"], fill_value=0))
+    table.index.name = "depth"
+    return table.rename(columns={"positive": "positives", "negative": "negatives"})
+
+
+def survival(records: pd.DataFrame) -> pd.DataFrame:
+    """Theorems with at least one negative deeper than d, for each d (d = 2 is the seed's measure)."""
+    neg = records[records.label == "negative"]
+    deepest = neg.groupby("theorem_name").depth_from_root.max()
+    total = records.theorem_name.nunique()
+    depths = range(0, int(deepest.max()) + 1 if len(deepest) else 1)
+    return pd.DataFrame({"deeper_than": list(depths),
+                         "theorems": [int((deepest > d).sum()) for d in depths],
+                         "fraction": [float((deepest > d).sum()) / total if total else 0.0 for d in depths]})
+
+
+def outcome_counts(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Tactic attempts by role and outcome."""
+    return attempts.groupby(["role", "outcome"]).size().rename("attempts").reset_index()
+
+
+def per_theorem_yields(records: pd.DataFrame) -> pd.DataFrame:
+    table = records.groupby(["theorem_name", "label"]).size().unstack(fill_value=0)
+    return table.reindex(columns=["positive", "negative"], fill_value=0).rename(
+        columns={"positive": "positives", "negative": "negatives"})
+
+
+def alternative_proofs(records: pd.DataFrame) -> pd.DataFrame:
+    alt = records[records.record_kind == "alternative_proof"]
+    return alt[["theorem_name", "depth_from_root", "tactic_applied", "llm_log_prob", "open_prefix"]].reset_index(drop=True)
+
+
+def gt_replay_failures(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Ground-truth steps that failed as written, by Lean error kind, with what ``open ... in`` fixed.
+
+    The interactive view of the namespace mismatch between LeanDojo and Pantograph's ``copyFrom``.
+    """
+    key = ["run", "theorem", "step"]
+    plain = attempts[(attempts.role == "ground_truth") & (attempts.outcome == "ground_truth_failed")]
+    retry = attempts[attempts.role == "ground_truth_open"][key + ["outcome"]].rename(columns={"outcome": "retry"})
+    merged = plain.merge(retry, on=key, how="left")
+    merged["fixed_by_open"] = merged.retry == "ground_truth"
+    merged["error_kind"] = merged.error_kind.fillna("none")
+    out = merged.groupby("error_kind").agg(failures=("step", "size"), fixed_by_open=("fixed_by_open", "sum"),
+                                           at_step0=("step", lambda s: int((s == 0).sum())))
+    out["still_failing"] = out.failures - out.fixed_by_open
+    return out.sort_values("failures", ascending=False)
+
+
+def gt_failure_examples(attempts: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    plain = attempts[(attempts.role == "ground_truth") & (attempts.outcome == "ground_truth_failed")]
+    return plain[["theorem", "step", "tactic", "error_kind", "messages"]].head(n).reset_index(drop=True)
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+
+def _axes(title: str, figsize: tuple[float, float] = (7, 3.5)) -> tuple[Any, Any]:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.set_title(title)
+    return fig, ax
+
+
+def plot_depth(records: pd.DataFrame) -> Any:
+    fig, ax = _axes("positives / negatives per tree depth")
+    depth_counts(records).plot.bar(ax=ax, color=["tab:green", "tab:red"])
+    ax.set_xlabel("depth_from_root")
+    ax.set_ylabel("records")
+    fig.tight_layout()
+    return fig
+
+
+def plot_survival(records: pd.DataFrame) -> Any:
+    fig, ax = _axes("theorems with a negative deeper than d")
+    s = survival(records)
+    ax.step(s.deeper_than, s.theorems, where="post")
+    ax.axvline(2, ls="--", color="grey")
+    ax.set_xlabel("d")
+    ax.set_ylabel("theorems")
+    fig.tight_layout()
+    return fig
+
+
+def plot_outcomes(attempts: pd.DataFrame) -> Any:
+    fig, ax = _axes("candidate outcomes")
+    c = attempts[attempts.role.isin(["candidate", "chain"])].groupby(["outcome", "role"]).size().unstack(fill_value=0)
+    c.plot.barh(ax=ax, stacked=True)
+    ax.set_xlabel("attempts")
+    fig.tight_layout()
+    return fig
+
+
+def plot_yields(records: pd.DataFrame) -> Any:
+    fig, ax = _axes("per-theorem yield")
+    y = per_theorem_yields(records)
+    ax.hist([y.positives, y.negatives], bins=range(0, int(max(y.max().max(), 1)) + 2), label=["positives", "negatives"],
+            color=["tab:green", "tab:red"])
+    ax.set_xlabel("records per theorem")
+    ax.set_ylabel("theorems")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_gt_failures(attempts: pd.DataFrame) -> Any:
+    fig, ax = _axes("ground-truth replay failures by Lean error kind")
+    t = gt_replay_failures(attempts)
+    if len(t):
+        t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, stacked=True, color=["tab:blue", "tab:gray"])
+    ax.set_xlabel("ground-truth steps")
+    fig.tight_layout()
+    return fig
