@@ -28,6 +28,15 @@ def traces(sample_traces_path):
     return {t.full_name: t for t in load_traces(sample_traces_path).theorems}
 
 
+async def until(condition, timeout_s: float = 10.0) -> None:
+    """Yield to the event loop until ``condition()`` holds (a state check, not a timed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0)
+
+
 async def walk(session, thm, node=None, start_depth=0):
     """Apply the ground-truth tactics from ``node`` (the root by default); returns the last result."""
     node = node or await session.start()
@@ -153,7 +162,8 @@ async def test_cancelled_tactic_does_not_poison_the_pool(sim_config, traces):
         async with pool.theorem(thm.full_name) as s:
             root = await s.start()
             task = asyncio.create_task(s.tactic(root, "__sim_hang__"))
-            await asyncio.sleep(0.3)
+            proc = pool._slots[0].process
+            await until(lambda: proc._lock.locked())
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -190,3 +200,39 @@ async def test_pool_start_failure_is_reported_with_stderr(sim_config):
         async with LeanPool(sim_config("--fail-start", "json", workers=2)):
             pass
     assert "simulated startup failure" in str(e.value)
+
+
+async def test_process_killed_while_idle_is_replaced_transparently(sim_config, traces):
+    import os
+    import signal
+
+    thm = traces["Finset.card_insert_le_foo"]
+    async with LeanPool(sim_config()) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            node = (await s.tactic(await s.start(), thm.steps[0].tactic)).node
+            proc = pool._slots[0].process
+            os.killpg(proc.pid, signal.SIGKILL)  # as the OOM killer would
+            await proc._proc.wait()
+            await walk(s, thm, node, start_depth=1)  # no error reaches the caller
+            assert s.replays == 1
+        assert pool.stats().restarts_by_cause == {"died": 1}
+
+
+async def test_cancel_while_queued_keeps_the_binding(sim_config, traces):
+    thm = traces["Nat.exists_gt_foo"]
+    async with LeanPool(sim_config()) as pool:
+        async with pool.theorem(thm.full_name) as a, pool.theorem("Nat.Prime.two_le_foo") as b:
+            a_root, b_root = await a.start(), await b.start()
+            slow = asyncio.create_task(b.tactic(b_root, "__sim_hang__"))
+            slot = pool._slots[0]
+            await until(lambda: slot.process._lock.locked())  # b's request is in flight
+            queued = asyncio.create_task(a.tactic(a_root, thm.steps[0].tactic))
+            await until(lambda: bool(slot.lock._waiters))  # a waits for the process
+            queued.cancel()  # cancelled while waiting for the lock: the process is not touched
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            slow.cancel()  # cancelled while its reply is pending: the process is killed
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            await walk(a, thm, a_root)
+        assert pool.stats().restarts_by_cause == {"cancelled": 1}

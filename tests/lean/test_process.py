@@ -14,6 +14,15 @@ from workbench.lean.protocol import TacticOutcome
 from workbench.lean.simulator import SIMULATOR_VERSION
 
 
+async def until(condition, timeout_s: float = 10.0) -> None:
+    """Yield to the event loop until ``condition()`` holds (a state check, not a timed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -93,7 +102,7 @@ async def test_cancelled_request_kills_the_process(sim_config):
     proc = await LeanProcess.start(sim_config())
     sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
     task = asyncio.create_task(proc.goal_tactic(sid, "__sim_hang__"))
-    await asyncio.sleep(0.2)
+    await until(lambda: proc._lock.locked())  # the request is written, its reply pending
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

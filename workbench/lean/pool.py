@@ -399,7 +399,7 @@ class TheoremSession:
                 self._unbind()
                 continue
             except (*FATAL, asyncio.CancelledError):
-                self._unbind()
+                self._drop_if_stale()  # a cancel while queued leaves the process (and our states) alive
                 raise
             return self._result(node, (tactic, goal_id), reply)
         raise LeanBackendError(f"{self.name}: no stable process after {MAX_REBINDS} attempts")
@@ -407,15 +407,20 @@ class TheoremSession:
     async def close(self) -> None:
         """Delete this session's states (``goal.delete``) and release its process slot."""
         slot, created = self._slot, list(self._created)
-        if slot is not None and created and slot.generation == self._gen:
-            try:
+        try:
+            if slot is not None and created and slot.generation == self._gen:
                 await self._pool._call(slot, self._gen, lambda p: p.goal_delete(created))
                 self._pool._deleted += len(created)
-            except (_Stale, LeanBackendError) as e:  # a dead process freed them anyway
-                logger.debug("%s: goal.delete skipped: %r", self.name, e)
-        self._unbind()
+        except (_Stale, LeanBackendError) as e:  # a dead process freed them anyway
+            logger.debug("%s: goal.delete skipped: %r", self.name, e)
+        finally:
+            self._unbind()
 
     # -- binding and replay -------------------------------------------------------------------------
+
+    def _drop_if_stale(self) -> None:
+        if self._slot is not None and self._slot.generation != self._gen:
+            self._unbind()
 
     def _unbind(self) -> None:
         if self._slot is not None:
@@ -431,11 +436,15 @@ class TheoremSession:
         return self._slot
 
     async def _bind_replaying(self, path: tuple[Step, ...]) -> int:
-        """State id of ``path`` on the current binding; replays after a restart (retrying FATAL)."""
+        """State id of ``path`` on the current binding; replays after a restart.
+
+        A process dying (or failing to restart) during a replay is not the caller's request: the
+        session re-pins to another process and tries again, a bounded number of times.
+        """
         for attempt in range(MAX_REBINDS):
             try:
                 return await self._bind(path)
-            except FATAL as e:
+            except (*FATAL, LeanStartError) as e:
                 self._unbind()
                 logger.warning("%s: process died while replaying (%s); re-pinning", self.name, type(e).__name__)
                 if attempt == MAX_REBINDS - 1:
