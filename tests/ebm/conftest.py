@@ -23,3 +23,14 @@ def synthetic_split(synthetic):
     train_df, val_df = split_by_theorem(joined, 0.25, seed=0)
     cfg = SamplerConfig(k_negatives=7, seed=0)
     return ContrastiveSampler(train_df, cfg), ContrastiveSampler(val_df, cfg), table
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The models here are tiny: one thread is faster, and immune to a busy shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -23,10 +23,10 @@ def _identity(dim=32, **kw):
     return EncoderIdentity(**{"model": "synthetic", "dim": dim, "pooling": "none", "dtype": "float32", "template": PLAIN_TEMPLATE, **kw})
 
 
-@pytest.mark.parametrize("spectral_norm", [False, True])
-def test_learns_synthetic_separable_problem(synthetic_split, tmp_path, spectral_norm):
+@pytest.mark.parametrize(("spectral_norm", "loss"), [(False, "infonce"), (True, "infonce"), (False, "margin")])
+def test_learns_synthetic_separable_problem(synthetic_split, tmp_path, spectral_norm, loss):
     train_s, val_s, table = synthetic_split
-    cfg = TrainConfig(steps=150, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=50, patience=0, metric="val_rank_acc")
+    cfg = TrainConfig(steps=150, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=50, patience=0, metric="val_rank_acc", loss=loss)
     result = train(EnergyHeadConfig(**SMALL, spectral_norm=spectral_norm), cfg, train_s, val_s, table.matrix,
                    encoder_identity=_identity(), output_dir=tmp_path, progress=False)
     final = result.history[-1]
@@ -114,3 +114,21 @@ def test_lr_schedule_shape():
     assert lr_at(10, cfg) == pytest.approx(1.0)
     assert lr_at(99, cfg) == pytest.approx(0.1, abs=1e-3)
     assert lr_at(55, cfg) == pytest.approx(0.55, abs=1e-2)
+
+
+def test_early_stopping_without_progress(synthetic_split, tmp_path):
+    train_s, val_s, table = synthetic_split
+    cfg = TrainConfig(steps=100, batch_size=8, lr=0.0, warmup_steps=1, eval_every=5, patience=2, metric="val_auroc")
+    result = train(EnergyHeadConfig(**SMALL, dropout=0.0), cfg, train_s, val_s, table.matrix,
+                   encoder_identity=_identity(), output_dir=tmp_path, progress=False)
+    assert result.stopped_early and result.last_step == 15 and result.best_step == 5
+
+
+def test_no_validation_split_falls_back_to_training_metric(synthetic, tmp_path):
+    from workbench.ebm.data import ContrastiveSampler, SamplerConfig
+
+    joined, table = synthetic
+    cfg = TrainConfig(steps=10, batch_size=8, eval_every=5, patience=1, metric="val_rank_acc")
+    result = train(EnergyHeadConfig(**SMALL), cfg, ContrastiveSampler(joined, SamplerConfig()), None, table.matrix,
+                   encoder_identity=_identity(), output_dir=tmp_path, progress=False)
+    assert result.best_step is not None and (tmp_path / "best" / "config.json").exists()

@@ -115,6 +115,9 @@ class PreparedData:
 
 
 def prepare(records: pd.DataFrame, table: Any, sampler: SamplerConfig, *, val_fraction: float = 0.2, seed: int = 0) -> PreparedData:
+    if getattr(table, "identity", None) is None:
+        raise ValueError("the embedding table has no encoder identity: a head trained on it could not refuse "
+                         "embeddings from another encoder; re-encode with `workbench encode`")
     joined, missing = attach_embeddings(records, table)
     train_df, val_df = split_by_theorem(joined, val_fraction, seed)
     log.info(

@@ -245,7 +245,8 @@ def train(
         polarity_warmup = cfg.warmup_steps if train_sampler.has_labelled_negatives else end
         warnings.extend(health_warnings(health, step=step, warmup_steps=polarity_warmup))
         history.append(row)
-        value = row.get(cfg.metric, row["train_loss"] if cfg.metric == "val_loss" else float("nan"))
+        # without a validation split, early stopping and "best" fall back to the training twin
+        value = row[cfg.metric] if val_batch is not None else row["train_" + cfg.metric[4:]]
         if _improved(value, best, higher_is_better):
             best, best_step, bad_evals = value, step, 0
             save(out / "best")
