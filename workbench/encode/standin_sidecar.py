@@ -1,14 +1,16 @@
 """A stand-in encoding sidecar: a real HTTP server on 127.0.0.1 speaking ``POST /encode`` (SPEC §2).
 
 For tests and benchmarks only. Embeddings are deterministic pseudo-random vectors seeded by the text
-(so equal texts get equal vectors). Batches are processed one at a time with a fixed per-batch cost
-(``batch_cost_s``) to model a single GPU; faults can be injected. Run it by hand with
+(so equal texts get equal vectors). Batches are processed one at a time, each taking a fixed
+``batch_cost_s`` (its own work included) to model a single GPU; faults can be injected. ``GET /stats``
+returns the counters. Run it by hand with
 ``python -m workbench.encode.standin_sidecar --port 30001``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -127,9 +129,9 @@ class StandinSidecar:
         texts = [texts] if single else list(texts)
         dim = int(payload.get("hidden_size", self.hidden_size))
         with self._gpu:
+            # The batch occupies the "GPU" for batch_cost_s in all, its own vector building and JSON
+            # encoding included, so batches back to back give exactly batch_size / batch_cost_s.
             t0 = time.perf_counter()
-            if self.batch_cost_s > 0:
-                time.sleep(self.batch_cost_s)   # the modelled forward pass
             vectors = []
             for t in texts:
                 v = text_vector(t, dim)
@@ -138,18 +140,22 @@ class StandinSidecar:
                 if self.faults.zero_marker and self.faults.zero_marker in t:
                     v[:] = 0.0
                 vectors.append(v[:-1] if self.faults.wrong_dim else v)
+            rows = [v.tolist() for v in vectors]
+            if single:
+                body: Any = {"embedding": rows[0]}
+            elif self.faults.shape == "sglang":
+                body = [{"embedding": r, "index": i} for i, r in enumerate(rows)]
+            else:
+                body = {"embeddings": rows}
+            encoded = json.dumps(body).encode()  # NaN goes out as Python's NaN literal, as numpy-based servers do
+            left = self.batch_cost_s - (time.perf_counter() - t0)
+            if left > 0:
+                time.sleep(left)
             with self._state:
                 self.counters.batches_served += 1
                 self.counters.texts += len(texts)
                 self.counters.busy_s += time.perf_counter() - t0
-        rows = [v.tolist() for v in vectors]
-        if single:
-            body: Any = {"embedding": rows[0]}
-        elif self.faults.shape == "sglang":
-            body = [{"embedding": r, "index": i} for i, r in enumerate(rows)]
-        else:
-            body = {"embeddings": rows}
-        return 200, json.dumps(body).encode()  # NaN goes out as Python's NaN literal, as numpy-based servers do
+        return 200, encoded
 
 
 def _make_handler(sidecar: StandinSidecar) -> type[BaseHTTPRequestHandler]:
@@ -185,6 +191,8 @@ def _make_handler(sidecar: StandinSidecar) -> type[BaseHTTPRequestHandler]:
             elif self.path == "/get_model_info":
                 self._send(200, json.dumps({"model_path": "standin-sidecar", "standin": True,
                                             "hidden_size": sidecar.hidden_size}).encode())
+            elif self.path == "/stats":
+                self._send(200, json.dumps(dataclasses.asdict(sidecar.counters)).encode())
             else:
                 self._send(404, b'{"error": "not found"}')
 
@@ -212,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     sidecar = StandinSidecar(hidden_size=args.hidden_size, batch_cost_s=args.batch_cost_s, port=args.port).start()
+    print(f"stand-in sidecar serving on {sidecar.url}", flush=True)  # CLI entry point: tell the caller where
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
