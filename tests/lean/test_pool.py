@@ -236,3 +236,38 @@ async def test_cancel_while_queued_keeps_the_binding(sim_config, traces):
                 await slow
             await walk(a, thm, a_root)
         assert pool.stats().restarts_by_cause == {"cancelled": 1}
+
+
+async def test_random_faults_never_hang_or_lose_work(sim_config, traces):
+    """Chaos: crashes, garbage lines and hangs at random; callers retry the failed request."""
+    names = [n for n, t in sorted(traces.items()) if len(t.steps) >= 3][:8]
+    cfg = sim_config("--crash-rate", "0.06", "--garbage-rate", "0.06", "--hang-rate", "0.02",
+                     workers=2, request_timeout_s=0.5)
+    infra_errors = 0
+
+    async def run(pool, name):
+        nonlocal infra_errors
+        thm = traces[name]
+        async with pool.theorem(name) as s:
+            node = await s.start()
+            produced = [node]
+            for step in thm.steps:
+                for _ in range(20):
+                    try:
+                        result = await s.tactic(node, step.tactic)
+                        break
+                    except (LeanProcessDied, LeanTimeout, LeanProtocolError):
+                        infra_errors += 1
+                else:
+                    raise AssertionError("a tactic kept failing")
+                node = result.node
+                produced.append(node)
+            assert isinstance(result, ProofComplete)
+            # Everything produced is still reachable (replayed where needed).
+            assert [n.state_text for n in produced[:-1]] == [canonical_state(st.state_before) for st in thm.steps]
+            return s.replays
+
+    async with LeanPool(cfg) as pool:
+        await asyncio.wait_for(asyncio.gather(*(run(pool, n) for n in names)), 60)
+        stats = pool.stats()
+    assert infra_errors > 0 and sum(stats.restarts_by_cause.values()) >= infra_errors

@@ -53,7 +53,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FATAL = (LeanTimeout, LeanProcessDied, LeanGarbage)  # the process was killed
-MAX_REBINDS = 4  # re-pin + replay attempts per call before giving up
+MAX_REBINDS = 4  # re-pin + replay attempts after a failure during a replay
+MAX_STALE = 32  # rebinds because another request killed the process (each is someone else's failure)
 LATENCY_WINDOW = 200_000
 
 
@@ -363,24 +364,18 @@ class TheoremSession:
         if self._root is not None and self._root != (copy_from, expr):
             raise ValueError(f"session {self.name!r} was already started from {self._root}")
         self._root = (copy_from, expr)
-        for attempt in range(MAX_REBINDS):
+        for _ in range(MAX_STALE):
             try:
-                await self._bind(())
-                break
+                await self._bind_replaying(())
+                return Node(self.name, (), self._goals[()])
             except _Stale:
                 self._unbind()
-            except FATAL:
-                self._unbind()
-                if attempt == MAX_REBINDS - 1:
-                    raise
-        else:
-            raise LeanBackendError(f"{self.name}: no stable process after {MAX_REBINDS} attempts")
-        return Node(self.name, (), self._goals[()])
+        raise self._unstable()
 
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
         if node.theorem != self.name or node.path not in self._goals:
             raise ValueError(f"node does not belong to session {self.name!r}")
-        for attempt in range(MAX_REBINDS):
+        for attempt in range(MAX_STALE):
             try:
                 state_id = await self._bind_replaying(node.path)
             except _Stale:
@@ -402,7 +397,7 @@ class TheoremSession:
                 self._drop_if_stale()  # a cancel while queued leaves the process (and our states) alive
                 raise
             return self._result(node, (tactic, goal_id), reply)
-        raise LeanBackendError(f"{self.name}: no stable process after {MAX_REBINDS} attempts")
+        raise self._unstable()
 
     async def close(self) -> None:
         """Delete this session's states (``goal.delete``) and release its process slot."""
@@ -417,6 +412,9 @@ class TheoremSession:
             self._unbind()
 
     # -- binding and replay -------------------------------------------------------------------------
+
+    def _unstable(self) -> LeanProcessDied:
+        return LeanProcessDied(f"{self.name}: processes kept dying under this session ({MAX_STALE} rebinds)")
 
     def _drop_if_stale(self) -> None:
         if self._slot is not None and self._slot.generation != self._gen:
