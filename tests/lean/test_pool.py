@@ -99,7 +99,7 @@ async def test_concurrent_theorems_share_processes(sim_config, traces):
             await s.tactic(root, "simp [foo]")
             return await walk(s, traces[s.name], root)
 
-        results = await asyncio.gather(*(run(s, r) for s, r in zip(sessions, roots)))
+        results = await asyncio.gather(*(run(s, r) for s, r in zip(sessions, roots, strict=True)))
         assert all(isinstance(r, ProofComplete) for r in results)
         for s in sessions:
             await s.close()

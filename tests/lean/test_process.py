@@ -58,7 +58,7 @@ async def test_memory_cap_is_applied(sim_config):
     proc = await LeanProcess.start(sim_config(memory_limit_bytes=limit))
     try:
         with open(f"/proc/{proc.pid}/limits") as f:
-            line = next(l for l in f if l.startswith("Max address space"))
+            line = next(x for x in f if x.startswith("Max address space"))
         assert line.split()[3:5] == [str(limit), str(limit)]
         assert os.getpgid(proc.pid) == proc.pid  # its own process group
     finally:

@@ -131,7 +131,8 @@ def test_malformed_replies(line):
 
 
 def test_other_replies():
-    assert P.parse_goal_start(P.decode_reply('{"stateId":0,"root":"_uniq.7"}', command="goal.start")) == P.GoalStartReply(0, "_uniq.7")
+    started = P.decode_reply('{"stateId":0,"root":"_uniq.7"}', command="goal.start")
+    assert P.parse_goal_start(started) == P.GoalStartReply(0, "_uniq.7")
     printed = P.parse_goal_print(json.loads('{"goals":[' + GOAL_N + '],"extraMVars":[],"rootHasSorry":false}'))
     assert [g.target for g in printed.goals] == ["n + 0 = n"]
     assert P.parse_stat({"nGoals": 3}).n_goals == 3

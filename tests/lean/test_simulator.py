@@ -108,7 +108,8 @@ def test_sorry_parse_error_and_errors(theorems):
     r = tactic(s, sid, "sorry")
     assert r.outcome is P.TacticOutcome.REJECTED and r.has_sorry and r.goals == ()
     assert tactic(s, sid, "exact (foo").outcome is P.TacticOutcome.PARSE_ERROR
-    assert s.handle("goal.tactic", {"stateId": 99, "tactic": "simp"}) == {"error": "index", "desc": "Invalid state index 99"}
+    bad_state = s.handle("goal.tactic", {"stateId": 99, "tactic": "simp"})
+    assert bad_state == {"error": "index", "desc": "Invalid state index 99"}
     assert s.handle("goal.tactic", {"stateId": sid, "goalId": 5, "tactic": "simp"})["error"] == "index"
     assert s.handle("goal.start", {"copyFrom": "No.such"})["error"] == "index"
     assert s.handle("goal.start", {})["error"] == "arguments"
@@ -130,7 +131,8 @@ def test_namespace_mismatch_needs_open(theorems):
 def test_expr_start_delete_reset_stat(theorems):
     s = sim(theorems)
     sid = s.handle("goal.start", {"expr": "∀ (n : Nat), n = n"})["stateId"]
-    assert render_state(P.parse_goal_print(s.handle("goal.print", {"stateId": sid, "goals": True})).goals) == "⊢ ∀ (n : Nat), n = n"
+    printed = P.parse_goal_print(s.handle("goal.print", {"stateId": sid, "goals": True}))
+    assert render_state(printed.goals) == "⊢ ∀ (n : Nat), n = n"
     assert s.handle("goal.print", {"stateId": sid})["goals"] == []  # without "goals": true
     assert tactic(s, sid, "sorry").next_state_id is not None
     assert s.handle("stat", {}) == {"nGoals": 2}
@@ -151,7 +153,11 @@ def test_pantograph_timeout_option_interrupts(theorems):
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workbench.lean.simulator", *args], input=stdin, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "workbench.lean.simulator", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -386,7 +386,7 @@ class TheoremSession:
                 reply = await self._pool._call(
                     self._slot,
                     self._gen,
-                    lambda p: p.goal_tactic(state_id, tactic, goal_id),
+                    lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
                     tactic=True,
                     recycle=attempt == 0,
                 )
@@ -464,7 +464,9 @@ class TheoremSession:
         for i in range(k, len(path)):
             parent = self._bound[path[: i]]
             tactic, goal_id = path[i]
-            reply = await self._pool._call(slot, gen, lambda p: p.goal_tactic(parent, tactic, goal_id))
+            reply = await self._pool._call(
+                slot, gen, lambda p, s=parent, t=tactic, g=goal_id: p.goal_tactic(s, t, g)
+            )
             if reply.next_state_id is not None:
                 self._created.append(reply.next_state_id)
             self._pool._replayed += 1

@@ -207,7 +207,9 @@ class LeanProcess:
         line = req.to_line()
         async with self._lock:
             if not self.alive:
-                raise LeanProcessDied(f"{self.label}: process is dead ({self.death_cause})", returncode=self._proc.returncode)
+                raise LeanProcessDied(
+                    f"{self.label}: process is dead ({self.death_cause})", returncode=self._proc.returncode
+                )
             assert self._proc.stdin is not None and self._proc.stdout is not None
             t0 = time.monotonic()
             try:
@@ -221,7 +223,9 @@ class LeanProcess:
             except (BrokenPipeError, ConnectionResetError) as e:
                 await self._kill("died")
                 raise LeanProcessDied(
-                    f"{self.label}: broken pipe writing {req.cmd}", stderr=self.stderr_tail(), returncode=self._proc.returncode
+                    f"{self.label}: broken pipe writing {req.cmd}",
+                    stderr=self.stderr_tail(),
+                    returncode=self._proc.returncode,
                 ) from e
             except ValueError as e:  # reply line over STREAM_LIMIT: the stream is out of sync
                 await self._kill("garbage")

@@ -78,7 +78,7 @@ class LatencyModel:
     def seconds(self, u: float) -> float:
         if self.scale <= 0:
             return 0.0
-        for (q0, s0), (q1, s1) in zip(self.quantiles, self.quantiles[1:]):
+        for (q0, s0), (q1, s1) in zip(self.quantiles, self.quantiles[1:], strict=False):
             if u <= q1:
                 f = 0.0 if q1 == q0 else (u - q0) / (q1 - q0)
                 return self.scale * math.exp(math.log(s0) + f * (math.log(s1) - math.log(s0)))

@@ -127,7 +127,9 @@ class Simulator:
 
     def mismatched(self, name: str) -> bool:
         rate = self.config.namespace_mismatch_rate
-        return rate > 0 and infer_open_namespace(name) is not None and unit(digest(self.config.seed, "ns", name), 0) < rate
+        if rate <= 0 or infer_open_namespace(name) is None:
+            return False
+        return unit(digest(self.config.seed, "ns", name), 0) < rate
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -294,7 +296,8 @@ def load_theorems(path: str) -> dict[str, TracedTheorem]:
     for thm in load_traces(path, skip_bad=True).theorems:
         states = [s.state_before for s in thm.steps]
         states.append(thm.steps[-1].state_after or "no goals")
-        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tuple(normalize_tactic(s.tactic) for s in thm.steps))
+        tactics = tuple(normalize_tactic(s.tactic) for s in thm.steps)
+        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics)
     return out
 
 
