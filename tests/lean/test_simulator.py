@@ -191,3 +191,22 @@ def test_cli_speaks_the_protocol(sample_traces_path):
 def test_cli_start_failure(sample_traces_path):
     out = run_cli("--traces", str(sample_traces_path), "--fail-start", "json", "Mathlib")
     assert out.returncode == 1 and json.loads(out.stdout)["error"] == "io" and "Mathlib" in out.stderr
+
+
+def test_real_traces_round_trip_through_goal_json(shared_traces_dir):
+    """Every ground-truth state of the real sample, sent as Pantograph Goal JSON, reads back as the
+    trace's canonical text (the walk the miner does, in-process)."""
+    for split in ("val", "test"):
+        theorems = load_theorems(str(shared_traces_dir / "random" / f"{split}.json"))
+        s = sim(theorems)
+        for thm in theorems.values():
+            sid, text = start(s, thm.name)
+            assert text == canonical_state(thm.states[0]), thm.name
+            for depth, tac in enumerate(thm.tactics):
+                r = tactic(s, sid, tac)
+                assert r.state_text == canonical_state(thm.states[depth + 1]), (thm.name, depth)
+                sid = r.next_state_id
+            # Traces whose last traced step leaves goals (closed by untraced structure) end there too.
+            finished = canonical_state(thm.states[-1]) == "no goals"
+            assert (r.outcome is P.TacticOutcome.COMPLETE) == finished, thm.name
+            s.handle("reset", {})
