@@ -123,10 +123,11 @@ async def test_startup_failure_includes_stderr(sim_config, mode):
         assert "exited before 'ready.'" in text and e.value.returncode == 1
 
 
-async def test_startup_timeout(sim_config):
+@pytest.mark.parametrize("flags", [("--start-delay", "30"), ("--slow-start-rate", "1", "--slow-start-s", "30")])
+async def test_startup_timeout(sim_config, flags):
     t0 = time.monotonic()
     with pytest.raises(LeanStartError) as e:
-        await LeanProcess.start(sim_config("--start-delay", "30", start_timeout_s=1.0))
+        await LeanProcess.start(sim_config(*flags, start_timeout_s=1.0))
     assert "no 'ready.' within 1s" in str(e.value) and time.monotonic() - t0 < 10
 
 
@@ -136,3 +137,15 @@ async def test_missing_binary(sim_config):
     with pytest.raises(LeanStartError) as e:
         await LeanProcess.start(LeanConfig(command=("/nonexistent/repl",)))
     assert "/nonexistent/repl" in str(e.value)
+
+
+def test_config_argv():
+    from workbench.lean import LeanConfig
+
+    cfg = LeanConfig(command="lake env repl", imports=["Mathlib"], options={"maxHeartbeats": "400000"})
+    assert cfg.argv() == ["lake", "env", "repl", "Mathlib", "--maxHeartbeats=400000"]
+    assert cfg.version_argv() == ["lake", "env", "repl", "--version"]
+    with pytest.raises(ValueError):
+        LeanConfig(command=(), workers=1)
+    with pytest.raises(ValueError):
+        LeanConfig(command=("repl",), workers=0)
