@@ -45,7 +45,8 @@ def metrics(proposals: list[list[str]], truths: list[str]) -> dict[str, float]:
     return {**recall(proposals, truths, 1), **recall(proposals, truths, 8)}
 
 
-async def retrieval_proposals(policy: RetrievalPolicy, queries: list[tuple[str, str]], k: int) -> tuple[list[list[str]], float]:
+async def retrieval_proposals(policy: RetrievalPolicy, queries: list[tuple[str, str]],
+                              k: int) -> tuple[list[list[str]], float]:
     """Top-k tactics per query and the median query latency (ms)."""
     index = policy.index
     out: list[list[str]] = []

@@ -110,3 +110,36 @@ def test_a_cache_file_path_is_refused(tmp_path):
     (tmp_path / "f.parquet").write_bytes(b"")
     with pytest.raises(NotADirectoryError):
         asyncio.run(encode_states(["a"], FakeEncoder(), tmp_path / "f.parquet", progress=False))
+
+
+async def test_cancelled_run_keeps_finished_batches(tmp_path):
+    import asyncio
+
+    from workbench.encode import DEFAULT_TEMPLATE, EncoderIdentity
+
+    class Stalls:
+        """Encodes the first two calls, then blocks until cancelled."""
+
+        identity = EncoderIdentity(model="stall", dim=8, pooling="mean", dtype="float32", template=DEFAULT_TEMPLATE)
+
+        def __init__(self):
+            self.calls = 0
+            self.stalled = asyncio.Event()
+
+        async def encode(self, texts):
+            self.calls += 1
+            if self.calls > 2:
+                self.stalled.set()
+                await asyncio.Event().wait()
+            return np.ones((len(texts), 8), np.float32)
+
+    enc = Stalls()
+    task = asyncio.create_task(encode_states(STATES, enc, tmp_path / "c", batch_size=4, concurrency=1,
+                                             checkpoint_every=1000, progress=False))
+    await enc.stalled.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(read_embeddings(tmp_path / "c")) == 8   # the two finished batches were checkpointed
+    report = await encode_states(STATES, FakeEncoder(model="stall"), tmp_path / "c", progress=False)
+    assert (report.hits, report.encoded) == (8, 12)

@@ -3,7 +3,13 @@ import socket
 import numpy as np
 import pytest
 
-from workbench.encode import EncodeError, EncoderProtocolError, EncoderUnavailable, InvalidEmbeddingError, SidecarEncoder
+from workbench.encode import (
+    EncodeError,
+    EncoderProtocolError,
+    EncoderUnavailable,
+    InvalidEmbeddingError,
+    SidecarEncoder,
+)
 from workbench.encode.standin_sidecar import text_vector
 
 

@@ -93,7 +93,8 @@ def test_bad_shapes_are_protocol_errors():
         parse_generate_response([{"meta_info": {}}], endpoint="E")
     with pytest.raises(PolicyProtocolError, match="output_token_logprobs"):
         parse_generate_response({"text": "x", "meta_info": {"output_token_logprobs": [["a", 1, None]]}}, endpoint="E")
-    (c,) = parse_generate_response({"text": "x", "meta_info": {"output_token_logprobs": [[-1.5, 1, "x"], [None, 2, None], [-0.5, 3, None]]}}, endpoint="E")
+    lps = [[-1.5, 1, "x"], [None, 2, None], [-0.5, 3, None]]
+    (c,) = parse_generate_response({"text": "x", "meta_info": {"output_token_logprobs": lps}}, endpoint="E")
     assert c.logprob == -2.0 and c.num_tokens == 3
 
 

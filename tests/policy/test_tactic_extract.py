@@ -47,7 +47,8 @@ def test_bracket_balanced_multiline_tactic_stays_together():
 
 
 def test_match_alternatives_and_combinators_and_open_in_stay_together():
-    raw = "induction n with\n| zero => rfl\n| succ n ih =>\n  simp [ih]\nconstructor <;>\nsimp\nopen Real in\nsimp [pi_pos]"
+    raw = ("induction n with\n| zero => rfl\n| succ n ih =>\n  simp [ih]\n"
+           "constructor <;>\nsimp\nopen Real in\nsimp [pi_pos]")
     assert [tactic_name(t) for t in extract_tactics(raw)] == ["induction", "constructor", "open"]
 
 

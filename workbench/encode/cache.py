@@ -263,7 +263,8 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
     cached = _cached_states(cache_dir)
     misses = [s for s in unique if s not in cached]
     hits = len(unique) - len(misses)
-    logger.info("%s: %d states, %d distinct, %d cached, %d to encode", cache_dir, requested, len(unique), hits, len(misses))
+    logger.info("%s: %d states, %d distinct, %d cached, %d to encode",
+                cache_dir, requested, len(unique), hits, len(misses))
 
     pending_states: list[str] = []
     pending_rows: list[np.ndarray] = []
@@ -319,6 +320,8 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
     finally:
         for task in in_flight:
             task.cancel()
+        if in_flight:  # let the cancelled calls unwind (their results are lost, never half-written)
+            await asyncio.gather(*in_flight, return_exceptions=True)
         flush()  # checkpoint whatever finished, also when interrupted or failing
         bar.close()
     encoded = counts["encoded"]

@@ -134,7 +134,8 @@ class SidecarEncoder:
                 response = await self._client.post(self.endpoint, json=payload)
             except (httpx.TimeoutException, httpx.TransportError) as e:
                 last = e
-                logger.warning("%s: %s (attempt %d/%d)", self.endpoint, type(e).__name__, attempt + 1, self.retries + 1)
+                logger.warning("%s: %s (attempt %d/%d)", self.endpoint, type(e).__name__, attempt + 1,
+                               self.retries + 1)
                 continue
             if response.status_code >= 500:
                 last = EncodeError(f"{self.endpoint}: HTTP {response.status_code}: {response.text[:200]}")
@@ -152,7 +153,8 @@ class SidecarEncoder:
         self.stats.failures += 1
         if isinstance(last, (httpx.TimeoutException, httpx.TransportError)):
             raise EncoderUnavailable(
-                f"{self.endpoint}: unreachable after {self.retries + 1} attempts: {type(last).__name__}: {last}") from last
+                f"{self.endpoint}: unreachable after {self.retries + 1} attempts: "
+                f"{type(last).__name__}: {last}") from last
         raise EncodeError(f"{last} (after {self.retries + 1} attempts)") from last
 
 

@@ -79,7 +79,8 @@ class StandinSidecar:
     def start(self) -> "StandinSidecar":
         self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin-sidecar", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="standin-sidecar", daemon=True)
         self._thread.start()
         logger.info("stand-in sidecar on %s", self.url)
         return self

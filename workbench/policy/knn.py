@@ -47,7 +47,8 @@ def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 class TfidfStateIndex:
     """TF-IDF (sublinear tf, unigrams + bigrams of Lean tokens) with cosine similarity."""
 
-    def __init__(self, *, ngram_range: tuple[int, int] = (1, 2), min_df: int = 1, max_features: int | None = 200_000) -> None:
+    def __init__(self, *, ngram_range: tuple[int, int] = (1, 2), min_df: int = 1,
+                 max_features: int | None = 200_000) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer  # scikit-learn comes with sentence-transformers
 
         self._vectorizer = TfidfVectorizer(token_pattern=LEAN_TOKEN_PATTERN, lowercase=False, sublinear_tf=True,

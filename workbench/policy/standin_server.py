@@ -38,7 +38,10 @@ class ScriptedCompleter:
     """
 
     def __init__(self, script: Mapping[str, Sequence[str]] | Sequence[str]) -> None:
-        self.script = {"*": list(script)} if not isinstance(script, Mapping) else {k: list(v) for k, v in script.items()}
+        if isinstance(script, Mapping):
+            self.script = {k: list(v) for k, v in script.items()}
+        else:
+            self.script = {"*": list(script)}
 
     def __call__(self, state: str | None, prompt: str, n: int) -> list[str]:
         texts = self.script.get(state or "", self.script.get("*", ["skip"]))
@@ -118,7 +121,8 @@ class StandinSGLang:
     def start(self) -> "StandinSGLang":
         self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin-sglang", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="standin-sglang", daemon=True)
         self._thread.start()
         logger.info("stand-in SGLang on %s", self.url)
         return self
