@@ -80,6 +80,8 @@ class MineSettings:
     mode: str = "new"  # new | resume | overwrite
     simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
     wrap_candidates: bool = True
+    overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
+    time_budget_s: float | None = None  # stop after this long: walks in flight are dropped (resume redoes them)
     flush_every_theorems: int = 20
     progress: bool = True
 
@@ -123,7 +125,8 @@ class MineSettings:
 
     def walk_params(self) -> WalkParams:
         return WalkParams(candidates_per_step=self.candidates_per_step, target_negatives=self.target_negatives,
-                          theorem_timeout_s=self.theorem_timeout_s, wrap_candidates=self.wrap_candidates)
+                          theorem_timeout_s=self.theorem_timeout_s, wrap_candidates=self.wrap_candidates,
+                          overlap_generation=self.overlap_generation)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"simulated": self.simulated, "theorems_in_flight": self.theorems_in_flight}
@@ -288,7 +291,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         sink.write_json(RUN_CONFIG, provenance)
         progress = _Progress(len(todo), settings.progress, settings.simulated)
         t0 = time.monotonic()
-        totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0}
+        totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0, "walk_s": 0.0, "steps": 0}
 
         def on_result(result: TheoremResult) -> None:
             sink.add(result)
@@ -297,6 +300,8 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             totals["tactics"] += len(result.attempts)
             totals["generation_wait_s"] += result.generation_wait_s
             totals["lean_wait_s"] += result.lean_wait_s
+            totals["walk_s"] += result.duration_s
+            totals["steps"] += result.steps_walked
             if keep_results:
                 results.append(result)
 
@@ -305,7 +310,10 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         workers = [asyncio.create_task(_worker(queue, pool, policy, params, settings.simulated, on_result))
                    for _ in range(min(settings.theorems_in_flight, max(1, len(todo))))]  # the concurrency bound
         try:
-            await asyncio.gather(*workers)
+            finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s)
+            this_run["stopped_by_time_budget"] = len(finished) < len(workers)
+            for w in finished:
+                w.result()  # re-raise a worker's unexpected error
         except (asyncio.CancelledError, KeyboardInterrupt):
             interrupted = True
             raise
@@ -326,6 +334,9 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 lean_busy_fraction=round(stats.busy_fraction, 4),
                 generation_wait_s=round(totals["generation_wait_s"], 3),
                 lean_wait_s=round(totals["lean_wait_s"], 3),
+                walk_s=round(totals["walk_s"], 3),
+                steps=totals["steps"],
+                generation_wait_fraction=round(totals["generation_wait_s"] / totals["walk_s"], 4) if totals["walk_s"] else None,
                 lean_restarts=stats.restarts_by_cause,
                 interrupted=interrupted,
             )

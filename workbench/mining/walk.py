@@ -60,6 +60,8 @@ class WalkParams:
     infra_retries: int = 1  # extra tries of a request whose process died / answered garbage
     policy_retries: int = 1  # extra tries of a failed generation call before skipping the step
     wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
+    overlap_generation: bool = True  # generate while Lean applies the ground-truth step (False: the
+    #                                  reference's sequential walk, kept for the benchmark's baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,15 +373,19 @@ class _Walk:
             node, node_id = root, self.tree.add_root(root.state_text, len(root.goals), timestamp_ms=_now_ms())
             for index in range(len(self.theorem.steps)):
                 self.steps_walked = index + 1
-                # The policy call runs while Lean applies the ground-truth tactic.
-                gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index))
-                try:
+                if self.params.overlap_generation:
+                    # The policy call runs while Lean applies the ground-truth tactic.
+                    gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index))
+                    try:
+                        candidates = await self.candidates(node.state_text)
+                        gt_result, gt_prefix = await gt_task
+                    finally:
+                        if not gt_task.done():
+                            gt_task.cancel()
+                            await asyncio.gather(gt_task, return_exceptions=True)
+                else:
                     candidates = await self.candidates(node.state_text)
-                    gt_result, gt_prefix = await gt_task
-                finally:
-                    if not gt_task.done():
-                        gt_task.cancel()
-                        await asyncio.gather(gt_task, return_exceptions=True)
+                    gt_result, gt_prefix = await self.advance_ground_truth(session, node, node_id, index)
                 next_node, next_id = None, None
                 if isinstance(gt_result, (Advanced, ProofComplete)):
                     next_node = gt_result.node
