@@ -208,3 +208,16 @@ def test_cli_simulated_run_and_resume(tmp_path):
     assert r.returncode == 2 and "--resume" in r.stderr
     r = run_cli("--output", str(out), "--lean", "simulated", "--num-theorems", "3", "--resume")
     assert r.returncode == 0 and len(read_status_lines(out)) == 3
+
+
+def test_encode_url_encodes_the_mined_states_into_the_cache(tmp_path):
+    from workbench.encode import read_embeddings
+    from workbench.encode.standin_sidecar import StandinSidecar
+
+    out = tmp_path / "out"
+    with StandinSidecar() as sidecar:
+        mine(offline_demo_settings(out, num_theorems=2, candidates_per_step=2, encode_url=sidecar.url,
+                                   simulator_args=("--latency-scale", "0")))
+    table = read_embeddings(out / "embeddings")
+    assert set(table.states) == set(read_trajectories(out).state_pp)
+    assert read_metadata(out)["policy_model"] == "retrieval"

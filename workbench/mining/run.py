@@ -274,12 +274,15 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             index_theorems = load_traces(settings.traces_path, min_steps=1, skip_bad=True).theorems
             policy = await stack.enter_async_context(open_policy(settings, index_theorems))
         pool = await stack.enter_async_context(LeanPool(config))
+        policy_provenance = policy.provenance()
         provenance = {
             "lean_backend": "simulator" if settings.simulated else pool.version,
             "lean_version": pool.version,
             "lean_command": list(config.argv()),
             "simulated": settings.simulated,
-            "policy": policy.provenance(),
+            "policy": policy_provenance,
+            "policy_model": (policy_provenance.get("model_info") or {}).get("model_path")
+            or policy_provenance.get("policy", type(policy).__name__),
             "parameters": settings.as_dict(),
             "traces": traces.summary(),
             "workbench_version": __version__,
@@ -341,7 +344,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 interrupted=interrupted,
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
-                                provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy", "parameters")},
+                                provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters")},
                                 this_run=this_run)
             sink.write_json(SUMMARY, summary)
     result = MineResult(output, summary, this_run, interrupted, pool_stats, results)

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from workbench.lean.errors import LeanBackendError, LeanProtocolError, LeanTimeout
+from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError, LeanTimeout
 from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
 from workbench.mining.labels import (
     GroundTruthPath,
@@ -192,6 +192,9 @@ class _Walk:
             try:
                 result = await session.tactic(node, sent)
                 return result, "", self._lean_time(t0)
+            except LeanGarbage as e:  # the process was killed; the session re-pins and replays
+                last = str(e)
+                self.counts["infra.garbage"] += 1
             except LeanProtocolError as e:
                 if e.is_interrupt:  # Pantograph's own tactic timeout: the process is fine
                     return Outcome.TIMEOUT, str(e), self._lean_time(t0)
@@ -364,6 +367,9 @@ class _Walk:
         async with pool.theorem(self.name) as session:
             try:
                 root = await session.start(copy_from=self.name)
+            except LeanGarbage as e:
+                self.message = f"{type(e).__name__}: {e}"
+                return "start_infra_error"
             except LeanProtocolError as e:
                 self.message = e.desc
                 return "start_failed"
