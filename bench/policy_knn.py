@@ -4,9 +4,9 @@ Theorems are split by theorem (``workbench.traces.split_by_theorem``); the retri
 training theorems' (state, tactic) pairs and is queried with every held-out step's canonical state.
 A hit is the ground-truth tactic among the top-k proposals, compared exactly after whitespace
 normalisation, or by tactic name (first word). The baseline proposes the k most frequent training
-tactics for every state.
+tactics for every state; ``knn_X+freqF`` gives F of the k slots to that list (``fill_frequent``).
 
-    .venv/bin/python bench/policy_knn.py [--traces PATH] [--index tfidf minilm] [--out reports/policy_knn.json]
+    .venv/bin/python bench/policy_knn.py [--traces PATH] [--index tfidf minilm] [--fill 0 2] [--out reports/policy_knn.json]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from workbench.policy.extract import normalize_tactic, tactic_name  # noqa: E402
 from workbench.policy.knn import EmbeddingStateIndex, TfidfStateIndex  # noqa: E402
-from workbench.policy.retrieval import RetrievalPolicy, rank_tactics  # noqa: E402
+from workbench.policy.retrieval import RetrievalPolicy  # noqa: E402
 from workbench.states import canonical_state  # noqa: E402
 from workbench.traces import bundled_sample_path, load_traces, split_by_theorem  # noqa: E402
 
@@ -45,26 +45,20 @@ def metrics(proposals: list[list[str]], truths: list[str]) -> dict[str, float]:
     return {**recall(proposals, truths, 1), **recall(proposals, truths, 8)}
 
 
-async def retrieval_proposals(policy: RetrievalPolicy, queries: list[tuple[str, str]],
-                              k: int) -> tuple[list[list[str]], float]:
-    """Top-k tactics per query and the median query latency (ms)."""
+async def neighbours(policy: RetrievalPolicy, queries: list[tuple[str, str]], k: int) -> tuple[list, float]:
+    """The index's answer for every query, and the median query latency (ms)."""
     index = policy.index
-    out: list[list[str]] = []
-    latencies: list[float] = []
     if isinstance(index, EmbeddingStateIndex):
         # batched encoding of the queries (what a mining run would do per step batch)
         t0 = time.perf_counter()
-        results = await index.query_many([q for q, _ in queries], policy.neighbors + 64)
-        per = (time.perf_counter() - t0) / max(1, len(queries)) * 1000
-        for (q, thm), (idx, sims) in zip(queries, results):
-            out.append([c.tactic for c in rank_tactics(policy.pairs, idx, sims, k, exclude_theorem=thm)])
-        return out, per
+        results = await index.query_many([q for q, _ in queries], policy.query_k(k, None) + 64)
+        return results, (time.perf_counter() - t0) / max(1, len(queries)) * 1000
+    results, latencies = [], []
     for q, thm in queries:
         t0 = time.perf_counter()
-        cands = await policy.candidates(q, k, theorem=thm)
+        results.append(await index.query(q, policy.query_k(k, thm)))
         latencies.append((time.perf_counter() - t0) * 1000)
-        out.append([c.tactic for c in cands])
-    return out, statistics.median(latencies)
+    return results, statistics.median(latencies)
 
 
 async def main_async(args: argparse.Namespace) -> dict:
@@ -93,10 +87,14 @@ async def main_async(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         policy = await RetrievalPolicy.build(train, index=index)
         build_s = time.perf_counter() - t0
-        proposals, ms = await retrieval_proposals(policy, queries, args.k)
-        result["methods"][f"knn_{name}"] = {**metrics(proposals, truths), "index_pairs": len(policy.pairs),
-                                            "build_s": round(build_s, 2), "query_ms": round(ms, 2)}
-        log.info("%s done: %s", name, result["methods"][f"knn_{name}"])
+        answers, ms = await neighbours(policy, queries, args.k)
+        for fill in args.fill:
+            proposals = [[c.tactic for c in policy.propose(idx, sims, args.k, thm, fill_frequent=fill)]
+                         for (_, thm), (idx, sims) in zip(queries, answers)]
+            key = f"knn_{name}" + (f"+freq{fill}" if fill else "")
+            result["methods"][key] = {**metrics(proposals, truths), "index_pairs": len(policy.pairs),
+                                      "build_s": round(build_s, 2), "query_ms": round(ms, 2)}
+            log.info("%s: %s", key, result["methods"][key])
     return result
 
 
@@ -116,6 +114,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--index", nargs="+", choices=["tfidf", "minilm"], default=["tfidf", "minilm"])
+    parser.add_argument("--fill", type=int, nargs="+", default=[0, 2],
+                        help="RetrievalPolicy fill_frequent values to evaluate (slots for frequent tactics)")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--out", default=None, help="write the result JSON here")
     args = parser.parse_args()

@@ -22,7 +22,7 @@ THEOREMS = [
 
 
 async def test_proposes_tactics_of_similar_states_scored_by_similarity():
-    policy = await RetrievalPolicy.build(THEOREMS)
+    policy = await RetrievalPolicy.build(THEOREMS, fill_frequent=0)
     cands = await policy.candidates("k : ℕ\n⊢ k + 0 = k", 3, theorem="Other.thm")
     assert cands[0].tactic in ("simp", "omega")
     assert {c.tactic for c in cands[:2]} == {"simp", "omega"}
@@ -36,6 +36,19 @@ async def test_never_proposes_the_query_theorems_own_steps():
     cands = await policy.candidates("n : ℕ\n⊢ n + 0 = n", 10, theorem="A.one")
     assert "simp" not in [c.tactic for c in cands] and "rfl" not in [c.tactic for c in cands]
     assert cands[0].tactic == "omega"
+
+
+async def test_frequent_tactics_fill_the_last_slots_but_never_leak():
+    policy = await RetrievalPolicy.build(THEOREMS, fill_frequent=1)
+    cands = await policy.candidates("k : ℕ\n⊢ k + 0 = k", 3, theorem="Other")
+    assert cands[-1].tactic == "positivity" and cands[-1].score == 0.0   # the most frequent training tactic
+    assert [c.tactic for c in cands[:2]] in (["simp", "omega"], ["omega", "simp"])
+    # a tactic the query theorem shares with another theorem is still proposed ...
+    own = await policy.candidates("⊢ True", 8, theorem="B.four")
+    assert "positivity" in [c.tactic for c in own]
+    # ... but a tactic only the query theorem uses is never filled in
+    policy = await RetrievalPolicy.build(THEOREMS[:1], fill_frequent=8)
+    assert await policy.candidates("⊢ anything", 8, theorem="A.one") == []
 
 
 async def test_dedupes_and_chains_and_drops_sorry():
