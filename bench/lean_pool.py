@@ -10,8 +10,9 @@ a bare loop writing and reading the same JSON lines to the same simulator (no ty
 
 Part 2 (default latency model, p50 22 ms / p95 300 ms / p99 2 s): N processes, each theorem step
 waits on a simulated generation call (1.5 s ± 50 %, uniform: a constant time makes every theorem
-wake at once and the pool convoy) and then tries the candidates and the ground truth in Lean. The shared design runs M theorems over the N processes; the one-theorem-per-process design
-runs N theorems (one per process) on the same pool code. Reported: Lean busy fraction of the N
+wake at once and the pool convoy) and then tries the candidates and the ground truth in Lean.
+The shared design runs M theorems over the N processes; the one-theorem-per-process design runs N
+theorems (one per process) on the same pool code. Reported: Lean busy fraction of the N
 processes, theorem steps/s and tactic latency quantiles, over the same wall-clock window.
 """
 

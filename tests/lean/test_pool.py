@@ -271,3 +271,20 @@ async def test_random_faults_never_hang_or_lose_work(sim_config, traces):
         await asyncio.wait_for(asyncio.gather(*(run(pool, n) for n in names)), 60)
         stats = pool.stats()
     assert infra_errors > 0 and sum(stats.restarts_by_cause.values()) >= infra_errors
+
+
+async def test_concurrent_tactics_in_one_session_survive_a_crash(sim_config, traces):
+    thm = traces["Set.image_union_foo"]
+    async with LeanPool(sim_config(workers=2)) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await s.start()
+            node = (await s.tactic(root, thm.steps[0].tactic)).node
+            tactics = [f"simp [c{i}]" for i in range(6)] + ["__sim_crash__"] + [f"simp [d{i}]" for i in range(6)]
+            results = await asyncio.gather(*(s.tactic(node, t) for t in tactics), return_exceptions=True)
+            crashed = [r for r in results if isinstance(r, BaseException)]
+            assert len(crashed) == 1 and isinstance(crashed[0], LeanProcessDied)
+            await walk(s, thm, node, start_depth=1)
+        for p in pool.stats().processes:
+            proc = pool._slots[p.index].process
+            if proc is not None and proc.alive:
+                assert (await proc.stat()).n_goals == 0  # nothing leaked on any process

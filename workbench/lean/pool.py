@@ -334,7 +334,8 @@ class TheoremSession:
     request that hit them fails. The session then re-pins to a live process; the next call replays the
     node's tactic path transparently (``LeanReplayError`` if the replay does not reach the recorded
     state). On exit the session sends ``goal.delete`` for every state it created on its process.
-    A session is not meant to be used by several tasks at once.
+    Several tasks may call one session at once (e.g. candidates tried concurrently); their requests
+    still run one at a time on the process, interleaved with other sessions'.
     """
 
     def __init__(self, pool: LeanPool, name: str) -> None:
@@ -369,7 +370,7 @@ class TheoremSession:
                 await self._bind_replaying(())
                 return Node(self.name, (), self._goals[()])
             except _Stale:
-                self._unbind()
+                continue
         raise self._unstable()
 
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
@@ -377,34 +378,33 @@ class TheoremSession:
             raise ValueError(f"node does not belong to session {self.name!r}")
         for attempt in range(MAX_STALE):
             try:
-                state_id = await self._bind_replaying(node.path)
+                state_id, slot, gen = await self._bind_replaying(node.path)
             except _Stale:
-                self._unbind()
                 continue
-            assert self._slot is not None
             try:
                 reply = await self._pool._call(
-                    self._slot,
-                    self._gen,
+                    slot,
+                    gen,
                     lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
                     tactic=True,
                     recycle=attempt == 0,
                 )
             except _Stale:
-                self._unbind()
+                self._unbind_if(slot, gen)
                 continue
             except (*FATAL, asyncio.CancelledError):
-                self._drop_if_stale()  # a cancel while queued leaves the process (and our states) alive
+                if slot.generation != gen:  # a cancel while queued leaves the process (and our states) alive
+                    self._unbind_if(slot, gen)
                 raise
-            return self._result(node, (tactic, goal_id), reply)
+            return self._result(node, (tactic, goal_id), reply, slot, gen)
         raise self._unstable()
 
     async def close(self) -> None:
         """Delete this session's states (``goal.delete``) and release its process slot."""
-        slot, created = self._slot, list(self._created)
+        slot, gen, created = self._slot, self._gen, list(self._created)
         try:
-            if slot is not None and created and slot.generation == self._gen:
-                await self._pool._call(slot, self._gen, lambda p: p.goal_delete(created))
+            if slot is not None and created and slot.generation == gen:
+                await self._pool._call(slot, gen, lambda p: p.goal_delete(created))
                 self._pool._deleted += len(created)
         except (_Stale, LeanBackendError) as e:  # a dead process freed them anyway
             logger.debug("%s: goal.delete skipped: %r", self.name, e)
@@ -412,12 +412,19 @@ class TheoremSession:
             self._unbind()
 
     # -- binding and replay -------------------------------------------------------------------------
+    #
+    # A binding is (slot, generation): the process whose state ids ``_bound`` and ``_created`` hold.
+    # Every await may let another task of this session (or the pool) change it, so each step checks
+    # that the binding it started with is still current before recording anything.
 
     def _unstable(self) -> LeanProcessDied:
         return LeanProcessDied(f"{self.name}: processes kept dying under this session ({MAX_STALE} rebinds)")
 
-    def _drop_if_stale(self) -> None:
-        if self._slot is not None and self._slot.generation != self._gen:
+    def _current(self, slot: _Slot, gen: int) -> bool:
+        return self._slot is slot and self._gen == gen
+
+    def _unbind_if(self, slot: _Slot, gen: int) -> None:
+        if self._current(slot, gen):
             self._unbind()
 
     def _unbind(self) -> None:
@@ -427,44 +434,54 @@ class TheoremSession:
         self._bound.clear()
         self._created.clear()
 
-    def _ensure_slot(self) -> _Slot:
+    def _ensure_slot(self) -> tuple[_Slot, int]:
         if self._slot is None:
             self._slot = self._pool._assign()
             self._gen = self._slot.generation
-        return self._slot
+        return self._slot, self._gen
 
-    async def _bind_replaying(self, path: tuple[Step, ...]) -> int:
-        """State id of ``path`` on the current binding; replays after a restart.
+    async def _bind_replaying(self, path: tuple[Step, ...]) -> tuple[int, _Slot, int]:
+        """(state id of ``path``, slot, generation) on a live binding; replays after a restart.
 
         A process dying (or failing to restart) during a replay is not the caller's request: the
         session re-pins to another process and tries again, a bounded number of times.
         """
         for attempt in range(MAX_REBINDS):
+            slot, gen = self._ensure_slot()
             try:
-                return await self._bind(path)
+                return await self._bind(path, slot, gen), slot, gen
             except (*FATAL, LeanStartError) as e:
-                self._unbind()
-                logger.warning("%s: process died while replaying (%s); re-pinning", self.name, type(e).__name__)
+                self._unbind_if(slot, gen)
+                logger.warning("%s: process failed while replaying (%s); re-pinning", self.name, type(e).__name__)
                 if attempt == MAX_REBINDS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _bind(self, path: tuple[Step, ...]) -> int:
+    async def _call_bound(self, slot: _Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
+        try:
+            result = await self._pool._call(slot, gen, fn)
+        except _Stale:
+            self._unbind_if(slot, gen)
+            raise
+        if not self._current(slot, gen):
+            raise _Stale  # rebound meanwhile: the state id belongs to a binding we no longer hold
+        return result
+
+    async def _bind(self, path: tuple[Step, ...], slot: _Slot, gen: int) -> int:
         if path in self._bound:
             return self._bound[path]
-        slot = self._ensure_slot()
-        gen = self._gen
+        if () not in self._bound:
+            await self._bind_root(slot, gen)
         # Deepest already-bound prefix, then one goal.tactic per missing step.
         k = len(path)
-        while k > 0 and path[:k] not in self._bound:
+        while path[:k] not in self._bound:
             k -= 1
-        if not self._bound:
-            await self._bind_root(slot, gen)
-        replaying = k < len(path)
+        if k < len(path):
+            self.replays += 1
         for i in range(k, len(path)):
-            parent = self._bound[path[: i]]
+            parent = self._bound[path[:i]]
             tactic, goal_id = path[i]
-            reply = await self._pool._call(
+            reply = await self._call_bound(
                 slot, gen, lambda p, s=parent, t=tactic, g=goal_id: p.goal_tactic(s, t, g)
             )
             if reply.next_state_id is not None:
@@ -479,8 +496,6 @@ class TheoremSession:
                     f"{render_state(reply.goals)[:200]!r}, expected {render_state(expected)[:200]!r}"
                 )
             self._bound[path[: i + 1]] = reply.next_state_id  # type: ignore[assignment]
-        if replaying:
-            self.replays += 1
         return self._bound[path]
 
     async def _bind_root(self, slot: _Slot, gen: int) -> None:
@@ -489,19 +504,21 @@ class TheoremSession:
 
         async def start(p: LeanProcess) -> tuple[int, tuple[Goal, ...]]:
             reply = await p.goal_start(copy_from=copy_from, expr=expr)
-            self._created.append(reply.state_id)
+            if self._current(slot, gen):
+                self._created.append(reply.state_id)
             printed = await p.goal_print(reply.state_id)
             return reply.state_id, printed.goals
 
-        state_id, goals = await self._pool._call(slot, gen, start)
+        state_id, goals = await self._call_bound(slot, gen, start)
         known = self._goals.get(())
         if known is not None and render_state(known) != render_state(goals):
             raise LeanReplayError(f"{self.name}: root state differs after restart: {render_state(goals)[:200]!r}")
         self._goals[()] = goals
         self._bound[()] = state_id
 
-    def _result(self, node: Node, step: Step, reply: GoalTacticReply) -> TacticResult:
-        if reply.next_state_id is not None and self._slot is not None:
+    def _result(self, node: Node, step: Step, reply: GoalTacticReply, slot: _Slot, gen: int) -> TacticResult:
+        bound = self._current(slot, gen)  # else the state died with its process: the path still names it
+        if reply.next_state_id is not None and bound:
             self._created.append(reply.next_state_id)
         outcome = reply.outcome
         if outcome is TacticOutcome.LEAN_ERROR:
@@ -512,7 +529,8 @@ class TheoremSession:
             return Rejected(reply.has_sorry, reply.has_unsafe, reply.messages)
         path = (*node.path, step)
         self._goals.setdefault(path, reply.goals)
-        self._bound[path] = reply.next_state_id  # type: ignore[assignment]
+        if bound:
+            self._bound[path] = reply.next_state_id  # type: ignore[assignment]
         child = Node(self.name, path, self._goals[path])
         if outcome is TacticOutcome.COMPLETE:
             return ProofComplete(child, reply.messages)
