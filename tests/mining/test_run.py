@@ -221,3 +221,20 @@ def test_encode_url_encodes_the_mined_states_into_the_cache(tmp_path):
     table = read_embeddings(out / "embeddings")
     assert set(table.states) == set(read_trajectories(out).state_pp)
     assert read_metadata(out)["policy_model"] == "retrieval"
+
+
+def test_sglang_policy_through_the_stand_in_server(tmp_path):
+    from workbench.policy.standin_server import STANDIN_MODEL, RetrievalCompleter, StandinSGLang
+    from workbench.traces import bundled_sample_path, load_traces
+
+    out = tmp_path / "out"
+    completer = RetrievalCompleter(load_traces(bundled_sample_path()).theorems)
+    with StandinSGLang(completer=completer) as server:
+        result = mine(offline_demo_settings(out, num_theorems=3, candidates_per_step=4, server_url=server.url,
+                                            simulator_args=("--latency-scale", "0")))
+        assert server.counters.generate_requests > 0
+    df = read_trajectories(out)
+    candidates = df[df.record_kind != "ground_truth"]
+    assert len(candidates) and (candidates.score_kind == "logprob").all() and (candidates.llm_log_prob < 0).all()
+    assert read_metadata(out)["policy_model"] == STANDIN_MODEL
+    assert result.summary["attempted"] == 3
