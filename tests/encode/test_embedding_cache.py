@@ -143,3 +143,26 @@ async def test_cancelled_run_keeps_finished_batches(tmp_path):
     assert len(read_embeddings(tmp_path / "c")) == 8   # the two finished batches were checkpointed
     report = await encode_states(STATES, FakeEncoder(model="stall"), tmp_path / "c", progress=False)
     assert (report.hits, report.encoded) == (8, 12)
+
+
+async def test_encoder_answers_are_checked_before_they_enter_the_cache(tmp_path):
+    class Sloppy:
+        """An encoder that validates nothing: wrong width on call 0, a NaN row on call 1."""
+
+        identity = FakeEncoder().identity
+
+        def __init__(self):
+            self.calls = 0
+
+        async def encode(self, texts):
+            self.calls += 1
+            if self.calls == 1:
+                return np.ones((len(texts), 7), np.float32)
+            m = np.ones((len(texts), 8), np.float32)
+            m[0, 0] = np.nan
+            return m
+
+    report = await encode_states(STATES[:4], Sloppy(), tmp_path / "c", batch_size=2, concurrency=1, progress=False)
+    assert (report.encoded, report.failures) == (1, 3)
+    table = read_embeddings(tmp_path / "c")
+    assert np.isfinite(table.matrix).all() and table.matrix.shape == (1, 8)

@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from workbench.encode.identity import EncodeError, Encoder, EncoderIdentity, InvalidEmbeddingError
+from workbench.encode.identity import (
+    EncodeError,
+    Encoder,
+    EncoderIdentity,
+    EncoderProtocolError,
+    InvalidEmbeddingError,
+    validate_embeddings,
+)
 from workbench.encode.text import state_text
 
 logger = logging.getLogger(__name__)
@@ -283,7 +290,12 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
         """(batch size, states encoded, their rows, whether the whole batch failed)."""
         texts = [state_text(s, identity.template) for s in batch]
         try:
-            return len(batch), batch, await encoder.encode(texts), False
+            matrix = np.asarray(await encoder.encode(texts), dtype=np.float32)
+            if matrix.ndim != 2 or matrix.shape[0] != len(batch):
+                raise EncoderProtocolError(f"{identity.model}: {len(batch)} texts gave an array of shape "
+                                           f"{list(matrix.shape)}")
+            # whatever the encoder checked, nothing NaN, zero-norm or of the wrong width enters the cache
+            return len(batch), batch, validate_embeddings(matrix, identity.dim, source=identity.model), False
         except InvalidEmbeddingError as e:
             # Keep the good rows of a batch with a few NaN / zero vectors; the bad ones count as failures.
             logger.warning("%s", e)
