@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def simulated_banner(simulated: bool) -> str:
@@ -59,6 +60,7 @@ def plot_accuracy_by_depth(by_depth: pd.DataFrame, *, title: str, ylabel: str = 
         ax.plot(by_depth.index, by_depth[col], marker="o", label=col)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(xlabel="depth", ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
