@@ -199,7 +199,11 @@ class _Progress:
     """Live bar: theorems done/skipped, positives, negatives, rate (updated as walks finish, any order)."""
 
     def __init__(self, total: int, enabled: bool, simulated: bool) -> None:
-        from tqdm.auto import tqdm
+        try:  # widgets in Jupyter when ipywidgets is there; tqdm.auto only warns otherwise
+            import ipywidgets  # noqa: F401
+            from tqdm.auto import tqdm
+        except ImportError:
+            from tqdm import tqdm
 
         desc = "mining (SIMULATED)" if simulated else "mining"
         self.bar = tqdm(total=total, unit="thm", desc=desc, disable=not enabled, dynamic_ncols=True)
@@ -219,6 +223,12 @@ class _Progress:
         self.bar.set_postfix(done=self.done, skipped=self.skipped, timeout=self.timed_out, pos=self.pos,
                              neg=self.neg, rate=f"{rate:.0f}/h", refresh=False)
         self.bar.update(1)
+
+    async def tick(self, every_s: float = 1.0) -> None:
+        """Keep elapsed time and rate moving while long walks are still running."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
@@ -312,6 +322,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         params = settings.walk_params()
         workers = [asyncio.create_task(_worker(queue, pool, policy, params, settings.simulated, on_result))
                    for _ in range(min(settings.theorems_in_flight, max(1, len(todo))))]  # the concurrency bound
+        ticker = asyncio.create_task(progress.tick())
         try:
             finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s)
             this_run["stopped_by_time_budget"] = len(finished) < len(workers)
@@ -321,9 +332,9 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             interrupted = True
             raise
         finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            for task in (*workers, ticker):
+                task.cancel()
+            await asyncio.gather(*workers, ticker, return_exceptions=True)
             wall = time.monotonic() - t0
             progress.close()
             sink.close()  # every finished theorem is sealed, also on Ctrl-C
