@@ -149,7 +149,10 @@ class SGLangPolicy:
             raise PolicyUnavailable(f"{self.url}/health: SGLang server not reachable ({type(e).__name__}: {e})") from e
         if health.status_code != 200:
             raise PolicyUnavailable(f"{self.url}/health answered HTTP {health.status_code}")
-        info = await self._client.get("/get_model_info")
+        try:
+            info = await self._client.get("/get_model_info")
+        except httpx.HTTPError as e:
+            raise PolicyUnavailable(f"{self.url}/get_model_info: {type(e).__name__}: {e}") from e
         if info.status_code == 200:
             self.model_info = self._json(info, "/get_model_info")
         else:
