@@ -113,8 +113,10 @@ async def test_cancelled_request_kills_the_process(sim_config):
 
 @pytest.mark.parametrize("mode", ["json", "exit"])
 async def test_startup_failure_includes_stderr(sim_config, mode):
+    fds = len(os.listdir("/proc/self/fd"))
     with pytest.raises(LeanStartError) as e:
         await LeanProcess.start(sim_config("--fail-start", mode))
+    assert len(os.listdir("/proc/self/fd")) <= fds  # pipes and the stderr file are closed
     text = str(e.value)
     assert "simulated startup failure" in text  # the stderr tail
     if mode == "json":

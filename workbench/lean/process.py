@@ -63,6 +63,7 @@ class LeanProcess:
         self.requests = 0
         self.busy_s = 0.0
         self.death_cause: str | None = None  # timeout / died / garbage / cancelled / closed / killed
+        self._group_killed = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -90,11 +91,12 @@ class LeanProcess:
         logger.debug("%s: started pid %d: %s", label, proc.pid, " ".join(argv))
         try:
             await self._wait_ready()
+            if config.tactic_timeout_ms:
+                await self.options_set(timeout_ms=config.tactic_timeout_ms)
         except BaseException:
-            await self._kill("start_failed")
+            self._kill_now("start_failed")
+            await self.close()  # reaps it and closes the stderr file (its tail is in the error already)
             raise
-        if config.tactic_timeout_ms:
-            await self.options_set(timeout_ms=config.tactic_timeout_ms)
         logger.info("%s: ready (pid %d) after %.1fs", label, proc.pid, time.monotonic() - self.started_at)
         return self
 
@@ -144,13 +146,16 @@ class LeanProcess:
         """SIGKILL the whole process group (synchronous: safe inside a cancellation handler)."""
         if self.death_cause is None:
             self.death_cause = cause
-        if self._proc.returncode is None:
+        if not self._group_killed:
+            # Even if the leader (e.g. `lake`) has exited, the REPL it started may live on in the group.
+            self._group_killed = True
             try:
                 os.killpg(self._proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            except PermissionError:  # group already gone and the id reused: fall back to the child
-                self._proc.kill()
+            except PermissionError:  # the group is gone and its id reused: only the child is ours
+                if self._proc.returncode is None:
+                    self._proc.kill()
 
     async def _kill(self, cause: str) -> None:
         self._kill_now(cause)
