@@ -11,7 +11,9 @@ Policy (the whole of it):
   pinned to it re-pins to a live process on its next call and replays the tactic path of the node it
   needs (state ids do not survive a restart). Nothing a session already returned is lost.
 * A process that served ``max_requests_per_process`` requests or lived ``max_process_age_s`` is
-  recycled at its next request boundary (same replay path); new sessions avoid it meanwhile.
+  recycled as soon as no session is pinned to it, or else at the next session's own tactic request
+  (that session and the others replay; a replay itself never triggers a recycle, so it always
+  finishes). New sessions avoid a process that is due.
 * A session deletes the states it created (``goal.delete``) when it exits.
 """
 
