@@ -178,7 +178,6 @@ class _Walk:
         self.steps_walked = 0
         self.generation_wait_s = 0.0
         self.lean_wait_s = 0.0
-        self.reason = ""
         self.message = ""
 
     # -- Lean calls -----------------------------------------------------------------------------------
@@ -205,7 +204,7 @@ class _Walk:
                 self.counts["infra.timeout"] += 1
                 if not retry_timeouts:
                     return Outcome.TIMEOUT, last, self._lean_time(t0)
-            except LeanBackendError as e:  # died / garbage / replay failure: the session re-pins
+            except LeanBackendError as e:  # died / replay failure: the session re-pins to a live process
                 last = f"{type(e).__name__}: {e}"
                 self.counts["infra.process_error"] += 1
             log.debug("%s: infrastructure error on %r (try %d): %s", self.name, sent[:80], attempt + 1, last[:200])
