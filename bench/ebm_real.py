@@ -2,11 +2,12 @@
 
 Train split: ground-truth states of ``random/val.json`` (10 % of its theorems held back for early
 stopping); held-out split: every theorem of ``random/test.json``. States are encoded with the local
-MiniLM encoder (384-d, plain template; cached, so reruns skip encoding). The head is trained twice,
-spectral norm off and on, and each is scored on the held-out theorems for progress accuracy and
+MiniLM encoder (384-d, plain template; cached, so reruns skip encoding). The head is trained four times:
+with spectral norm off and on, and with and without earlier states of the same proof as negatives
+(``progress_negatives``); each is scored on the held-out theorems for progress accuracy and
 Spearman(energy, remaining depth) next to the baselines (state length, number of goals, random).
 
-    .venv/bin/python bench/ebm_real.py [--steps 1000] [--out runs/ebm_real]
+    .venv/bin/python bench/ebm_real.py [--steps 600] [--batch-size 128] [--out runs/ebm_real]
 
 Skips (exit 0 with a message) when ../shared/data/leandojo_mathlib4 is absent.
 """
@@ -37,8 +38,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces-dir", type=Path, default=SHARED)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "ebm_real")
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--hidden", type=int, nargs=3, default=[1024, 512, 256])
     ap.add_argument("--depth-weight", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
@@ -56,22 +57,25 @@ def main() -> int:
     table = ensure_embeddings(states, args.out / "embeddings", make_encoder("local", template=PLAIN_TEMPLATE))
     encode_s = time.perf_counter() - t0
 
-    data = prepare(train_records, table, SamplerConfig(k_negatives=7, seed=args.seed), val_fraction=0.1, seed=args.seed)
     held_out, missing = attach_embeddings(test_records, table)
     results = {"encode_s": round(encode_s, 1), "train_theorems": int(train_records.theorem_name.nunique()),
                "train_states": len(train_records), "held_out_theorems": int(held_out.theorem_name.nunique()),
                "held_out_states": len(held_out), "missing_embeddings": missing.count, "runs": {}}
-    for sn in (False, True):
+    runs = [(pn, sn) for pn in (False, True) for sn in (False, True)]
+    for pn, sn in runs:
+        name = f"progress_negatives_{'on' if pn else 'off'}__spectral_norm_{'on' if sn else 'off'}"
+        sampler = SamplerConfig(k_negatives=7, progress_negatives=pn, seed=args.seed)
+        data = prepare(train_records, table, sampler, val_fraction=0.1, seed=args.seed)
         model_cfg = EnergyHeadConfig(d_encoder=table.matrix.shape[1], d_hidden1=args.hidden[0], d_hidden2=args.hidden[1],
                                      d_hidden3=args.hidden[2], spectral_norm=sn)
         train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, warmup_steps=args.steps // 20,
                                 eval_every=max(1, args.steps // 10), depth_weight=args.depth_weight, seed=args.seed)
         t0 = time.perf_counter()
-        exp = run_experiment(data, model_cfg, train_cfg, args.out / f"sn_{'on' if sn else 'off'}", progress=False)
+        exp = run_experiment(data, model_cfg, train_cfg, args.out / name, progress=False)
         train_s = time.perf_counter() - t0
         report = ground_truth_report(held_out, record_energies(exp.model, held_out, table.matrix), seed=args.seed)
-        print(f"\n== spectral norm {'on' if sn else 'off'}: {report.verdict}\n{report.table.round(3).to_string()}")
-        results["runs"][f"spectral_norm_{'on' if sn else 'off'}"] = {
+        print(f"\n== {name}: {report.verdict}\n{report.table.round(3).to_string()}", flush=True)
+        results["runs"][name] = {
             "train_s": round(train_s, 1), "best_step": exp.result.best_step, "last_step": exp.result.last_step,
             "table": report.table.round(4).reset_index().to_dict(orient="records"),
             "pairs": report.n_pairs, "beats_best_baseline": report.beats_best_baseline, "verdict": report.verdict,

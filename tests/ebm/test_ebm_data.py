@@ -151,3 +151,22 @@ def test_records_from_traces(sample_traces_path):
     assert rows["parent_state_id"].isna().iloc[0] and list(rows["parent_state_id"].iloc[1:]) == list(range(n - 1))
     assert rows["state_pp"].iloc[0] == canonical_state(t.steps[0].state_before)
     assert (df["label"] == "positive").all() and (df["record_kind"] == "ground_truth").all()
+
+
+def test_progress_negatives_are_earlier_states_of_the_same_proof():
+    df, table = make_synthetic(n_theorems=6, steps=5, siblings=0, dim=8)
+    joined, _ = attach_embeddings(df, table)
+    s = ContrastiveSampler(joined, SamplerConfig(k_negatives=4, hard_ratio=0, medium_ratio=1, easy_ratio=0,
+                                                 progress_negatives=True, seed=0))
+    batch = s.fixed_batch()
+    info = joined.set_index("emb_row")
+    for p, negs, tiers in zip(batch.pos, batch.neg, batch.tier):
+        mine = info.loc[p]
+        for n, tier in zip(negs, tiers):
+            if tier == MEDIUM:  # an earlier state of the same proof: further from QED
+                assert info.loc[n, "theorem_name"] == mine["theorem_name"]
+                assert info.loc[n, "remaining_depth"] > mine["remaining_depth"]
+            else:  # the first states have no earlier state: backfilled from other theorems
+                assert tier == EASY and info.loc[n, "theorem_name"] != mine["theorem_name"]
+    last = int(np.flatnonzero(batch.remaining_depth == 1)[0])  # 4 earlier states exist
+    assert (batch.tier[last] == MEDIUM).all()

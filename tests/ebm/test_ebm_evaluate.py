@@ -40,7 +40,7 @@ def test_model_beats_uninformative_baselines():
     df["state_pp"] = "⊢ same"  # length and goal count cannot tell states apart: ties, 0.5
     report = ground_truth_report(df, df["remaining_depth"].to_numpy(float))
     assert report.beats_best_baseline and "BEATS" in report.verdict
-    assert report.table.loc["state length", "progress_acc"] == 0.5
+    assert report.table.loc["state length (shorter = closer)", "progress_acc"] == 0.5
 
 
 def test_sibling_rank1_energy_vs_llm_vs_random():

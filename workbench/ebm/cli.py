@@ -50,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--k-negatives", type=int, default=d_sampler.k_negatives)
     s.add_argument("--ratios", type=_ratios, default=(d_sampler.hard_ratio, d_sampler.medium_ratio, d_sampler.easy_ratio), help="hard,medium,easy shares of k (default 0.5,0.3,0.2)")
     s.add_argument("--easy-source", choices=["auto", "negatives", "any"], default=d_sampler.easy_source)
+    s.add_argument("--progress-negatives", action="store_true",
+                   help="earlier states of the same proof are medium negatives (the within-proof signal of traces)")
     s.add_argument("--val-fraction", type=float, default=0.2, help="share of theorems held out")
     t = parser.add_argument_group("training")
     t.add_argument("--steps", type=int, default=d_train.steps)
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     table = ensure_embeddings(records["state_pp"].tolist(), args.embeddings, encoder, progress=not args.no_progress)
     hard, medium, easy = args.ratios
     sampler = SamplerConfig(k_negatives=args.k_negatives, hard_ratio=hard, medium_ratio=medium, easy_ratio=easy,
-                            easy_source=args.easy_source, seed=args.seed)
+                            easy_source=args.easy_source, progress_negatives=args.progress_negatives, seed=args.seed)
     data = prepare(records, table, sampler, val_fraction=args.val_fraction, seed=args.seed)
     if data.simulated:
         log.warning("SIMULATED TRAINING DATA: these trajectories come from the Lean simulator, not from Lean")

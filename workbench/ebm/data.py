@@ -3,7 +3,7 @@ into (1 positive, k negatives) groups of embedding-row indices.
 
 Negative tiers, for a positive p of theorem T with parent state P:
   hard   = negatives of T whose parent is P (siblings: the other tactics tried at the same state)
-  medium = the other negatives of T
+  medium = the other negatives of T (plus, with progress_negatives, the earlier states of T's proof)
   easy   = states of other theorems
 A tier that is short hands its deficit to the next one (hard -> medium -> easy), so every group has
 exactly k negatives as long as there are at least two theorems.
@@ -46,6 +46,10 @@ class SamplerConfig:
     # "negatives": easy negatives are negative records of other theorems; "any": any state of another
     # theorem (traces-only data has no negative records); "auto": "negatives" if there are any.
     easy_source: EasySource = "auto"
+    # Also count the earlier states of the same proof (positives with a larger known remaining depth)
+    # as medium negatives: a state closer to QED must get lower energy. The only within-proof signal
+    # that traces alone carry.
+    progress_negatives: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -198,7 +202,13 @@ class ContrastiveSampler:
         self._easy_pool = neg_idx if source == "negatives" else np.arange(len(records))
         if np.unique(theorem_codes[self._easy_pool]).size < 2 and self._easy_pool.size:
             log.warning("easy negatives need at least two theorems; only hard/medium are available")
-        self._pools_cache: dict[tuple[int, int | None], tuple[np.ndarray, np.ndarray]] = {}
+        self._earlier: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # theorem -> (records, remaining depth)
+        if config.progress_negatives:
+            on_path = np.flatnonzero(is_pos & (depth >= 0))
+            for t in np.unique(theorem_codes[on_path]).tolist():
+                members = on_path[theorem_codes[on_path] == t]
+                self._earlier[t] = (members, depth[members])
+        self._pools_cache: dict[tuple[int, int | None, int], tuple[np.ndarray, np.ndarray]] = {}
 
         self._rng = np.random.default_rng(config.seed)
         self._order = self._rng.permutation(self.pos_idx)
@@ -206,12 +216,15 @@ class ContrastiveSampler:
         self.epoch = 0
 
     # -- pools ----------------------------------------------------------------------------------
-    def _pools(self, t: int, parent: int | None) -> tuple[np.ndarray, np.ndarray]:
-        key = (t, parent)
+    def _pools(self, t: int, parent: int | None, own_depth: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (t, parent, own_depth if self._earlier else -1)
         if key not in self._pools_cache:
-            hard = self._neg_by_parent.get((t, parent), np.empty(0, np.int64)) if parent is not None else np.empty(0, np.int64)
-            same = self._neg_by_theorem.get(t, np.empty(0, np.int64))
-            medium = np.setdiff1d(same, hard, assume_unique=True)
+            empty = np.empty(0, np.int64)
+            hard = self._neg_by_parent.get((t, parent), empty) if parent is not None else empty
+            medium = np.setdiff1d(self._neg_by_theorem.get(t, empty), hard, assume_unique=True)
+            if t in self._earlier and own_depth >= 0:
+                members, rd = self._earlier[t]
+                medium = np.concatenate([medium, members[rd > own_depth]])
             self._pools_cache[key] = (hard, medium)
         return self._pools_cache[key]
 
@@ -242,7 +255,7 @@ class ContrastiveSampler:
         t, parent, own = int(self._theorem[i]), self._parents[i], int(self._rows[i])
         k = self.config.k_negatives
         n_hard, n_medium, _ = self.config.tier_counts()  # easy takes whatever is left
-        hard_pool, medium_pool = self._pools(t, parent)
+        hard_pool, medium_pool = self._pools(t, parent, int(self._depth[i]))
         hard = self._take(hard_pool, own, n_hard, rng)
         medium = self._take(medium_pool, own, n_medium + (n_hard - hard.size), rng)
         easy = self._draw_easy(t, own, k - hard.size - medium.size, rng)

@@ -101,10 +101,15 @@ def ground_truth_report(records: pd.DataFrame, energies: np.ndarray, *, seed: in
     theorem = pd.factorize(gt["theorem_name"])[0]
     depth = gt["depth_from_root"].to_numpy(np.int64)
     remaining = gt["remaining_depth"].to_numpy(np.float64)
+    length, goals = gt["state_pp"].str.len().to_numpy(np.float64), _num_goals(gt["state_pp"])
+    # Each heuristic in both directions: which one tracks progress is an empirical question (proofs
+    # often add hypotheses as they go, so later states can be longer).
     methods = {
         "energy (model)": np.asarray(energies, np.float64)[keep],
-        "state length": gt["state_pp"].str.len().to_numpy(np.float64),
-        "number of goals": _num_goals(gt["state_pp"]),
+        "state length (shorter = closer)": length,
+        "state length (longer = closer)": -length,
+        "number of goals (fewer = closer)": goals,
+        "number of goals (more = closer)": -goals,
         "random": np.random.default_rng(seed).random(len(gt)),
     }
     rows, n_pairs, steps = [], 0, []
