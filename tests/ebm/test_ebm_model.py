@@ -75,3 +75,18 @@ def test_config_validation_and_round_trip():
         EnergyHeadConfig.from_dict({**cfg.to_dict(), "bogus": 1})
     with pytest.raises(ValueError, match="dropout"):
         EnergyHeadConfig(dropout=1.5)
+
+
+def test_input_standardization_uses_buffers_not_parameters():
+    torch.manual_seed(0)
+    cfg = EnergyHeadConfig(d_encoder=8, d_hidden1=8, d_hidden2=8, d_hidden3=8, dropout=0.0)
+    model = EnergyHead(cfg).eval()
+    x = torch.randn(100, 8) * 5 + 3
+    raw = EnergyHead(EnergyHeadConfig(**{**cfg.to_dict(), "standardize_inputs": False})).eval()
+    raw.load_state_dict(model.state_dict())
+    before = model.num_parameters()
+    model.set_input_statistics(x)
+    assert model.num_parameters() == before
+    assert {"input_mean", "input_std"} <= set(model.state_dict())
+    z = (x - x.mean(0)) / x.std(0, unbiased=False)
+    torch.testing.assert_close(model(x), raw(z))

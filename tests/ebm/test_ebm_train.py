@@ -132,3 +132,14 @@ def test_no_validation_split_falls_back_to_training_metric(synthetic, tmp_path):
     result = train(EnergyHeadConfig(**SMALL), cfg, ContrastiveSampler(joined, SamplerConfig()), None, table.matrix,
                    encoder_identity=_identity(), output_dir=tmp_path, progress=False)
     assert result.best_step is not None and (tmp_path / "best" / "config.json").exists()
+
+
+def test_input_statistics_come_from_the_training_split_only(synthetic_split, tmp_path):
+    train_s, val_s, table = synthetic_split
+    cfg = TrainConfig(steps=2, batch_size=4, eval_every=2, lr=0.0)
+    train(EnergyHeadConfig(**SMALL), cfg, train_s, val_s, table.matrix, encoder_identity=_identity(),
+          output_dir=tmp_path, progress=False)
+    model, _ = load_model(tmp_path / "last")
+    rows = train_s.embedding_rows()
+    np.testing.assert_allclose(model.input_mean.numpy(), table.matrix[rows].mean(0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model.input_mean.numpy(), table.matrix.mean(0))

@@ -315,6 +315,10 @@ class ContrastiveSampler:
         """Share of each tier among a batch's negatives (backfill shows up here)."""
         return {name: float((batch.tier == code).mean()) for code, name in enumerate(TIER_NAMES)}
 
+    def embedding_rows(self) -> np.ndarray:
+        """Distinct embedding rows of every record this sampler can draw (for input statistics)."""
+        return np.unique(self._rows)
+
     def state_dict(self) -> dict:
         return {
             "rng": self._rng.bit_generator.state,

@@ -25,6 +25,10 @@ class EnergyHeadConfig:
     log_temp_init: float = -2.3  # exp(-2.3) ~ 0.1: the temperature that unstalled spectral-norm InfoNCE
     log_temp_min: float = -5.0
     log_temp_max: float = 2.0
+    # (x - mean) / std per input dimension, with the training embeddings' statistics (buffers saved
+    # with the weights, not parameters). Encoder embeddings sit in a narrow cone with a few large
+    # dimensions; without this the first layer sees nearly identical inputs.
+    standardize_inputs: bool = True
 
     def __post_init__(self) -> None:
         for name in ("d_encoder", "d_hidden1", "d_hidden2", "d_hidden3"):
@@ -81,6 +85,15 @@ class EnergyHead(nn.Module):
         )
         # Learnable log-temperature for the contrastive logits (clamped when read).
         self.log_temperature = nn.Parameter(torch.tensor(float(c.log_temp_init)))
+        # Input statistics: identity until set_input_statistics is called (by the trainer).
+        self.register_buffer("input_mean", torch.zeros(c.d_encoder))  # [d_encoder]
+        self.register_buffer("input_std", torch.ones(c.d_encoder))  # [d_encoder]
+
+    @torch.no_grad()
+    def set_input_statistics(self, x: torch.Tensor) -> None:
+        """x: [n, d_encoder] training embeddings -> per-dimension mean and std (floored at 1e-6)."""
+        self.input_mean.copy_(x.mean(dim=0))
+        self.input_std.copy_(x.std(dim=0, unbiased=False).clamp_min(1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [..., d_encoder] -> energy: [...]
@@ -88,7 +101,9 @@ class EnergyHead(nn.Module):
             raise ValueError(
                 f"EnergyHead expects embeddings of width {self.config.d_encoder}, got {x.shape[-1]}"
             )
-        return self.net(x).squeeze(-1)
+        if self.config.standardize_inputs:
+            x = (x - self.input_mean) / self.input_std
+        return self.net(x).squeeze(-1)  # [..., 1] -> [...]
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Higher = more provable: ``-energy``."""

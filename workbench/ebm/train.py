@@ -193,6 +193,9 @@ def train(
         log.info("resumed from %s at step %d (best %s=%s)", out / "last", start, cfg.metric, best)
     elif resume:
         log.info("nothing to resume in %s: starting from scratch", out)
+    if start == 0 and model_config.standardize_inputs:
+        # statistics of the training split only: validation states must not leak into the model
+        model.set_input_statistics(emb[torch.from_numpy(train_sampler.embedding_rows())])
     model.train()
 
     val_batch = val_sampler.fixed_batch() if val_sampler is not None and len(val_sampler) else None
