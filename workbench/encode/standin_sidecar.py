@@ -14,14 +14,14 @@ import dataclasses
 import hashlib
 import json
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
+
+from workbench.standin_http import NOT_FOUND, LoopbackJsonServer
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def text_vector(text: str, dim: int) -> np.ndarray:
 
 
 @dataclass
-class StandinSidecar:
+class StandinSidecar(LoopbackJsonServer):
     """Context manager: ``with StandinSidecar(batch_cost_s=0.01) as s: url = s.url``."""
 
     hidden_size: int = 4096
@@ -63,57 +63,27 @@ class StandinSidecar:
     faults: SidecarFaults = field(default_factory=SidecarFaults)
     counters: SidecarCounters = field(default_factory=SidecarCounters)
 
+    name = "stand-in sidecar"
+
     def __post_init__(self) -> None:
+        LoopbackJsonServer.__init__(self, self.host, self.port)
         self._gpu = threading.Lock()      # one batch at a time, like one GPU
         self._state = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._lock_conns = threading.Lock()
-        self._connections: set[socket.socket] = set()   # open keep-alive connections, closed by stop()
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "server not started"
-        return f"http://{self.host}:{self._server.server_address[1]}"
+    def handle_get(self, path: str) -> tuple[int, bytes]:
+        if path == "/health":
+            return 200, b"{}"
+        if path == "/get_model_info":
+            return 200, json.dumps({"model_path": "standin-sidecar", "standin": True, "hidden_size": self.hidden_size}).encode()
+        if path == "/stats":
+            return 200, json.dumps(dataclasses.asdict(self.counters)).encode()
+        return NOT_FOUND
 
-    def start(self) -> "StandinSidecar":
-        self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="standin-sidecar", daemon=True)
-        self._thread.start()
-        logger.info("stand-in sidecar on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock_conns:
-            for conn in list(self._connections):  # a stopped server must look dead to kept-alive clients too
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "StandinSidecar":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handle_post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        return self.answer(payload) if path == "/encode" else NOT_FOUND
 
     def _take(self, name: str) -> bool:
-        with self._state:
-            left = getattr(self.faults, name)
-            if left > 0:
-                setattr(self.faults, name, left - 1)
-                self.counters.errors_injected += 1
-                return True
-            return False
+        return self.take_fault(self.faults, name, self.counters)
 
     def answer(self, payload: Any) -> tuple[int, bytes]:
         """(HTTP status, body) for one /encode payload."""
@@ -159,60 +129,6 @@ class StandinSidecar:
         return 200, encoded
 
 
-def _make_handler(sidecar: StandinSidecar) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            with sidecar._lock_conns:
-                sidecar._connections.add(self.request)
-
-        def finish(self) -> None:
-            with sidecar._lock_conns:
-                sidecar._connections.discard(self.request)
-            super().finish()
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            logger.debug("stand-in sidecar: " + fmt, *args)
-
-        def _send(self, status: int, body: bytes) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts) or stop() closed it
-                self.close_connection = True
-
-        def do_GET(self) -> None:
-            if self.path == "/health":
-                self._send(200, b"{}")
-            elif self.path == "/get_model_info":
-                self._send(200, json.dumps({"model_path": "standin-sidecar", "standin": True,
-                                            "hidden_size": sidecar.hidden_size}).encode())
-            elif self.path == "/stats":
-                self._send(200, json.dumps(dataclasses.asdict(sidecar.counters)).encode())
-            else:
-                self._send(404, b'{"error": "not found"}')
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            raw = self.rfile.read(length)
-            if self.path != "/encode":
-                self._send(404, b'{"error": "not found"}')
-                return
-            try:
-                payload = json.loads(raw)
-            except json.JSONDecodeError:
-                self._send(400, b'{"error": "bad json"}')
-                return
-            self._send(*sidecar.answer(payload))
-
-    return Handler
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=30001)
@@ -220,14 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-cost-s", type=float, default=0.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    sidecar = StandinSidecar(hidden_size=args.hidden_size, batch_cost_s=args.batch_cost_s, port=args.port).start()
-    print(f"stand-in sidecar serving on {sidecar.url}", flush=True)  # CLI entry point: tell the caller where
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sidecar.stop()
+    StandinSidecar(hidden_size=args.hidden_size, batch_cost_s=args.batch_cost_s, port=args.port).serve_until_interrupted()
     return 0
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping, Sequence
 
 from workbench.policy.prompt import state_from_prompt
+from workbench.standin_http import NOT_FOUND, LoopbackJsonServer
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def _fake_logprobs(text: str, sample: int) -> list[list[Any]]:
 
 
 @dataclass
-class StandinSGLang:
+class StandinSGLang(LoopbackJsonServer):
     """Context manager: ``with StandinSGLang(ScriptedCompleter([...])) as server: server.url``."""
 
     completer: Completer = field(default_factory=lambda: ScriptedCompleter(["skip"]))
@@ -105,60 +104,28 @@ class StandinSGLang:
     counters: GenerateCounters = field(default_factory=GenerateCounters)
     requests: list[dict] = field(default_factory=list)   # payloads received, for assertions
 
+    name = "stand-in SGLang"
+
     def __post_init__(self) -> None:
+        LoopbackJsonServer.__init__(self, self.host, self.port)
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._lock_conns = threading.Lock()
-        self._connections: set[socket.socket] = set()   # open keep-alive connections, closed by stop()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "server not started"
-        return f"http://{self.host}:{self._server.server_address[1]}"
-
-    def start(self) -> "StandinSGLang":
-        self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="standin-sglang", daemon=True)
-        self._thread.start()
-        logger.info("stand-in SGLang on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock_conns:
-            for conn in list(self._connections):  # a stopped server must look dead to kept-alive clients too
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "StandinSGLang":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def model_info(self) -> dict:
         return {"model_path": STANDIN_MODEL, "tokenizer_path": None, "is_generation": True, "standin": True}
 
+    def handle_get(self, path: str) -> tuple[int, bytes]:
+        if path == "/health":
+            return self.faults.health_status, b""
+        if path == "/get_model_info":
+            return 200, json.dumps(self.model_info()).encode()
+        return NOT_FOUND
+
+    def handle_post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        return self.generate(payload) if path == "/generate" else NOT_FOUND
+
     def _take(self, name: str) -> bool:
-        with self._lock:
-            left = getattr(self.faults, name)
-            if left > 0:
-                setattr(self.faults, name, left - 1)
-                self.counters.errors_injected += 1
-                return True
-        return False
+        return self.take_fault(self.faults, name, self.counters)
 
     def generate(self, payload: Any) -> tuple[int, bytes]:
         with self._lock:
@@ -199,56 +166,6 @@ class StandinSGLang:
                 self._in_flight -= 1
 
 
-def _make_handler(server: StandinSGLang) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            with server._lock_conns:
-                server._connections.add(self.request)
-
-        def finish(self) -> None:
-            with server._lock_conns:
-                server._connections.discard(self.request)
-            super().finish()
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            logger.debug("stand-in SGLang: " + fmt, *args)
-
-        def _send(self, status: int, body: bytes) -> None:
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeouts) or stop() closed it
-                self.close_connection = True
-
-        def do_GET(self) -> None:
-            if self.path == "/health":
-                self._send(server.faults.health_status, b"")
-            elif self.path == "/get_model_info":
-                self._send(200, json.dumps(server.model_info()).encode())
-            else:
-                self._send(404, b'{"error": "not found"}')
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if self.path != "/generate":
-                self._send(404, b'{"error": "not found"}')
-                return
-            try:
-                payload = json.loads(raw)
-            except json.JSONDecodeError:
-                self._send(400, b'{"error": "bad json"}')
-                return
-            self._send(*server.generate(payload))
-
-    return Handler
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="stand-in SGLang server (tests and demos only)")
     parser.add_argument("--port", type=int, default=30000)
@@ -265,15 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.traces import bundled_sample_path, load_traces
 
         completer = RetrievalCompleter(load_traces(args.traces or bundled_sample_path()).theorems)
-    server = StandinSGLang(completer=completer, port=args.port, faults=GenerateFaults(latency_s=args.latency_s))
-    server.start()
-    print(f"stand-in SGLang serving on {server.url}", flush=True)  # CLI entry point: tell the user where
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    StandinSGLang(completer=completer, port=args.port, faults=GenerateFaults(latency_s=args.latency_s)).serve_until_interrupted()
     return 0
 
 
