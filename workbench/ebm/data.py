@@ -205,9 +205,12 @@ class ContrastiveSampler:
         self._earlier: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # theorem -> (records, remaining depth)
         if config.progress_negatives:
             on_path = np.flatnonzero(is_pos & (depth >= 0))
-            for t in np.unique(theorem_codes[on_path]).tolist():
-                members = on_path[theorem_codes[on_path] == t]
-                self._earlier[t] = (members, depth[members])
+            on_path = on_path[np.argsort(theorem_codes[on_path], kind="stable")]  # group by theorem
+            codes = theorem_codes[on_path]
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+            for members in np.split(on_path, starts[1:]):
+                if members.size:
+                    self._earlier[int(theorem_codes[members[0]])] = (members, depth[members])
         self._pools_cache: dict[tuple[int, int | None, int], tuple[np.ndarray, np.ndarray]] = {}
 
         self._rng = np.random.default_rng(config.seed)
