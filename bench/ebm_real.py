@@ -38,6 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces-dir", type=Path, default=SHARED)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "ebm_real")
+    ap.add_argument("--embeddings", type=Path, help="embedding cache folder (default OUT/embeddings)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--hidden", type=int, nargs=3, default=[1024, 512, 256])
@@ -54,7 +55,7 @@ def main() -> int:
     test_records = load_records(traces=args.traces_dir / "test.json")
     states = pd.concat([train_records["state_pp"], test_records["state_pp"]]).tolist()
     t0 = time.perf_counter()
-    table = ensure_embeddings(states, args.out / "embeddings", make_encoder("local", template=PLAIN_TEMPLATE))
+    table = ensure_embeddings(states, args.embeddings or args.out / "embeddings", make_encoder("local", template=PLAIN_TEMPLATE))
     encode_s = time.perf_counter() - t0
 
     held_out, missing = attach_embeddings(test_records, table)
