@@ -49,10 +49,11 @@ def test_train_ebm_on_traces_reports_missing_embeddings(tmp_path, sample_traces_
     rng = np.random.default_rng(0)
     write_part(tmp_path / "emb", kept, rng.standard_normal((len(kept), 8)).astype(np.float32), _identity(8))
     out = tmp_path / "run"
-    rc = main(["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(tmp_path / "emb"),
+    rc = main(["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(tmp_path / "emb"), "--no-standardize-inputs",
                "--output", str(out), "--steps", "20", *SMALL])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["missing_embeddings"]["distinct_states"] == 3
     assert summary["simulated"] is False and "siblings" not in summary
     assert summary["progress"]["table"][0]["method"] == "energy (model)"
+    assert summary["model"]["standardize_inputs"] is False

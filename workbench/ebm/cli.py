@@ -46,6 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--hidden", type=int, nargs=3, default=[d_model.d_hidden1, d_model.d_hidden2, d_model.d_hidden3], metavar=("H1", "H2", "H3"))
     m.add_argument("--dropout", type=float, default=d_model.dropout)
     m.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on every linear layer")
+    m.add_argument("--no-standardize-inputs", action="store_true", help="feed raw embeddings (no training-split mean/std)")
     s = parser.add_argument_group("sampler")
     s.add_argument("--k-negatives", type=int, default=d_sampler.k_negatives)
     s.add_argument("--ratios", type=_ratios, default=(d_sampler.hard_ratio, d_sampler.medium_ratio, d_sampler.easy_ratio), help="hard,medium,easy shares of k (default 0.5,0.3,0.2)")
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     if data.simulated:
         log.warning("SIMULATED TRAINING DATA: these trajectories come from the Lean simulator, not from Lean")
     model_cfg = EnergyHeadConfig(d_encoder=table.matrix.shape[1], d_hidden1=args.hidden[0], d_hidden2=args.hidden[1],
-                                 d_hidden3=args.hidden[2], dropout=args.dropout, spectral_norm=args.spectral_norm)
+                                 d_hidden3=args.hidden[2], dropout=args.dropout, spectral_norm=args.spectral_norm,
+                                 standardize_inputs=not args.no_standardize_inputs)
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                             warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, loss=args.loss,
                             depth_weight=args.depth_weight, margin=args.margin, eval_every=args.eval_every,
