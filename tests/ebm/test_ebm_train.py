@@ -143,3 +143,15 @@ def test_input_statistics_come_from_the_training_split_only(synthetic_split, tmp
     rows = train_s.embedding_rows()
     np.testing.assert_allclose(model.input_mean.numpy(), table.matrix[rows].mean(0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(model.input_mean.numpy(), table.matrix.mean(0))
+
+
+def test_device_selection(synthetic_split, tmp_path):
+    from workbench.ebm.train import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    train_s, val_s, table = synthetic_split
+    cfg = TrainConfig(steps=5, batch_size=8, eval_every=5, patience=0, device="cpu")
+    result = train(EnergyHeadConfig(**SMALL), cfg, train_s, val_s, table.matrix, encoder_identity=_identity(),
+                   output_dir=tmp_path, progress=False)
+    assert result.last_step == 5 and load_model(tmp_path / "last")[1].step == 5

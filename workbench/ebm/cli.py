@@ -68,6 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--patience", type=int, default=d_train.patience, help="evaluations without improvement before stopping (0 = never)")
     t.add_argument("--metric", choices=sorted(METRICS), default=d_train.metric)
     t.add_argument("--seed", type=int, default=d_train.seed)
+    t.add_argument("--device", default=d_train.device, help="auto (GPU when available), cpu, cuda, cuda:1, ...")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                             warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, loss=args.loss,
                             depth_weight=args.depth_weight, margin=args.margin, eval_every=args.eval_every,
-                            patience=args.patience, metric=args.metric, seed=args.seed)
+                            patience=args.patience, metric=args.metric, seed=args.seed, device=args.device)
     exp = run_experiment(data, model_cfg, train_cfg, args.output, resume=args.resume, progress=not args.no_progress)
     summary = exp.summary()
     lines = [f"best {train_cfg.metric} {exp.result.best_metric} at step {exp.result.best_step}; checkpoints in {args.output}"]

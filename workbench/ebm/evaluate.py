@@ -32,10 +32,10 @@ def record_energies(model: EnergyHead, records: pd.DataFrame, embeddings: np.nda
     was_training = model.training
     model.eval()
     rows = np.array(records["emb_row"], dtype=np.int64)  # a writable copy for torch
-    emb = as_tensor(embeddings)
+    emb = as_tensor(embeddings).to(next(model.parameters()).device)
     out = [model(emb[torch.from_numpy(rows[i : i + batch_size])]) for i in range(0, rows.size, batch_size)]
     model.train(was_training)
-    return torch.cat(out).numpy().astype(np.float64) if out else np.empty(0)
+    return torch.cat(out).cpu().numpy().astype(np.float64) if out else np.empty(0)
 
 
 def _num_goals(states: pd.Series) -> np.ndarray:

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from workbench.progress import progress_bar
 from workbench.ebm.checkpoint import load_training_state, save_checkpoint
 from workbench.ebm.data import ContrastiveBatch, ContrastiveSampler
 from workbench.ebm.losses import LossKind, LossParts, contrastive_loss
@@ -48,6 +48,7 @@ class TrainConfig:
     patience: int = 5  # evaluations without improvement before stopping; 0 disables
     metric: Literal["val_loss", "val_rank_acc", "val_auroc", "val_pairwise_acc"] = "val_loss"
     seed: int = 0
+    device: str = "auto"  # "auto" = the GPU when torch sees one, else the CPU; or any torch device name
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -86,6 +87,12 @@ def as_tensor(embeddings: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Multiplier of cfg.lr at a 0-based step: linear warmup, then cosine down to min_lr_ratio."""
     if step < cfg.warmup_steps:
@@ -108,7 +115,7 @@ def make_optimizer(model: EnergyHead, cfg: TrainConfig) -> torch.optim.AdamW:
 def batch_energies(model: EnergyHead, emb: torch.Tensor, batch: ContrastiveBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass over positives and negatives together -> e_pos [B], e_neg [B, k]."""
     b, k = batch.neg.shape
-    rows = torch.from_numpy(np.concatenate([batch.pos[:, None], batch.neg], axis=1))  # [B, 1 + k]
+    rows = torch.from_numpy(np.concatenate([batch.pos[:, None], batch.neg], axis=1)).to(emb.device)  # [B, 1 + k]
     e = model(emb[rows.reshape(-1)]).view(b, 1 + k)  # [B * (1 + k), d] -> [B, 1 + k]
     return e[:, 0], e[:, 1:]
 
@@ -116,7 +123,7 @@ def batch_energies(model: EnergyHead, emb: torch.Tensor, batch: ContrastiveBatch
 def batch_loss(model: EnergyHead, emb: torch.Tensor, batch: ContrastiveBatch, cfg: TrainConfig) -> tuple[LossParts, torch.Tensor, torch.Tensor]:
     e_pos, e_neg = batch_energies(model, emb, batch)
     parts = contrastive_loss(
-        e_pos, e_neg, model.temperature, torch.from_numpy(batch.remaining_depth),
+        e_pos, e_neg, model.temperature, torch.from_numpy(batch.remaining_depth).to(e_pos.device),
         kind=cfg.loss, depth_weight=cfg.depth_weight, margin=cfg.margin,
     )
     return parts, e_pos, e_neg
@@ -134,8 +141,8 @@ def evaluate_batch(model: EnergyHead, emb: torch.Tensor, batch: ContrastiveBatch
         parts, e_pos, e_neg = batch_loss(model, emb, sub, cfg)
         for key, v in parts.as_floats().items():
             totals[key] += v * sub.pos.shape[0] / n
-        pos_e.append(e_pos.numpy())
-        neg_e.append(e_neg.numpy())
+        pos_e.append(e_pos.cpu().numpy())
+        neg_e.append(e_neg.cpu().numpy())
     model.train(was_training)
     return {**totals, **contrastive_metrics(np.concatenate(pos_e), np.concatenate(neg_e))}
 
@@ -166,14 +173,15 @@ def train(
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    emb = as_tensor(embeddings)  # [n_states, d]
+    device = resolve_device(cfg.device)
+    emb = as_tensor(embeddings).to(device)  # [n_states, d], all on the training device
     if emb.shape[1] != model_config.d_encoder:
         raise ValueError(f"embeddings have width {emb.shape[1]}, model expects d_encoder {model_config.d_encoder}")
     higher_is_better = METRICS[cfg.metric]
 
     # -- model, optimiser, schedule ---------------------------------------------------------------
     torch.manual_seed(cfg.seed)
-    model = EnergyHead(model_config)
+    model = EnergyHead(model_config).to(device)
     optimizer = make_optimizer(model, cfg)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg))
     start, best, best_step, bad_evals = 0, None, None, 0
@@ -216,7 +224,7 @@ def train(
         )
 
     # -- the loop ---------------------------------------------------------------------------------
-    bar = tqdm(range(start, end), desc="train-ebm", disable=not progress, initial=start, total=end)
+    bar = progress_bar(iterable=range(start, end), desc="train-ebm", disable=not progress, initial=start, total=end)
     for step0 in bar:
         step = step0 + 1
         batch = train_sampler.sample(cfg.batch_size)
@@ -236,7 +244,7 @@ def train(
         # -- evaluation interval ------------------------------------------------------------------
         row: dict[str, float] = {"step": step, "lr": optimizer.param_groups[0]["lr"], "temperature": float(model.temperature.detach())}
         row.update({f"train_{k}": v / n_running for k, v in running.items()})
-        row.update({f"train_{k}": v for k, v in contrastive_metrics(e_pos.detach().numpy(), e_neg.detach().numpy()).items()})
+        row.update({f"train_{k}": v for k, v in contrastive_metrics(e_pos.detach().cpu().numpy(), e_neg.detach().cpu().numpy()).items()})
         running, n_running = dict.fromkeys(running, 0.0), 0
         if val_batch is not None:
             row.update({f"val_{k}": v for k, v in evaluate_batch(model, emb, val_batch, cfg).items()})

@@ -20,8 +20,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
+from workbench.progress import progress_bar
 from workbench.encode.identity import (
     EncodeError,
     Encoder,
@@ -307,7 +307,7 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
             return len(batch), [], None, True
 
     batches = [misses[i:i + batch_size] for i in range(0, len(misses), batch_size)]
-    bar = tqdm(total=len(misses), desc="encode", unit="state", disable=not progress or not misses)
+    bar = progress_bar(total=len(misses), desc="encode", unit="state", disable=not progress or not misses)
     consecutive = 0
     in_flight: set[asyncio.Future] = set()
     next_batch = 0

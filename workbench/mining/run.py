@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from workbench import __version__
+from workbench.progress import progress_bar
 from workbench.mining.output import (
     RUN_CONFIG,
     SUMMARY,
@@ -199,14 +200,8 @@ class _Progress:
     """Live bar: theorems done/skipped, positives, negatives, rate (updated as walks finish, any order)."""
 
     def __init__(self, total: int, enabled: bool, simulated: bool) -> None:
-        try:  # widgets in Jupyter when ipywidgets is there; tqdm.auto only warns otherwise
-            import ipywidgets  # noqa: F401
-            from tqdm.auto import tqdm
-        except ImportError:
-            from tqdm import tqdm
-
         desc = "mining (SIMULATED)" if simulated else "mining"
-        self.bar = tqdm(total=total, unit="thm", desc=desc, disable=not enabled, dynamic_ncols=True)
+        self.bar = progress_bar(total=total, unit="thm", desc=desc, disable=not enabled, dynamic_ncols=True)
         self.t0 = time.monotonic()
         self.done = self.skipped = self.timed_out = self.pos = self.neg = 0
 
