@@ -79,14 +79,10 @@ def _run_coroutine(coro: Any) -> Any:
 
 def make_encoder(spec: str, *, template: str | None = None, hidden_size: int = 4096) -> Any:
     """'local' -> MiniLM (384-d, offline); an http(s) URL -> the encoding sidecar."""
-    from workbench.encode import DEFAULT_TEMPLATE, LocalEncoder, SidecarEncoder
+    from workbench.encode import DEFAULT_TEMPLATE
+    from workbench.encode.factory import make_encoder as build
 
-    template = template or DEFAULT_TEMPLATE
-    if spec == "local":
-        return LocalEncoder(template=template)
-    if spec.startswith(("http://", "https://")):
-        return SidecarEncoder(spec, hidden_size, template=template)
-    raise ValueError(f"encoder must be 'local' or an http(s) URL, got {spec!r}")
+    return build(spec, template=template or DEFAULT_TEMPLATE, hidden_size=hidden_size)
 
 
 def ensure_embeddings(states: Sequence[str], cache: str | Path, encoder: Any | None = None, *, progress: bool = True) -> Any:

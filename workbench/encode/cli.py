@@ -41,15 +41,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def make_encoder(args: argparse.Namespace) -> Encoder:
-    template = TEMPLATES[args.template]
-    if args.encode_url:
-        from workbench.encode.sidecar import SidecarEncoder
+    from workbench.encode.factory import make_encoder as build
 
-        return SidecarEncoder(args.encode_url, hidden_size=args.hidden_size, model=args.encoder_model,
-                              template=template, batch_size=args.batch_size, concurrency=args.concurrency)
-    from workbench.encode.local import LocalEncoder
-
-    return LocalEncoder(template=template, batch_size=args.batch_size)
+    return build(args.encode_url or "local", template=TEMPLATES[args.template], hidden_size=args.hidden_size,
+                 model=args.encoder_model, batch_size=args.batch_size, concurrency=args.concurrency)
 
 
 def load_states(paths: list[Path]) -> list[str]:

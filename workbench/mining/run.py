@@ -362,11 +362,12 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
 
 async def encode_mined_states(output: Path, encode_url: str) -> Any:
     """Encode every distinct mined state through the sidecar into ``output/embeddings``."""
-    from workbench.encode import SidecarEncoder, encode_states
+    from workbench.encode import encode_states
+    from workbench.encode.factory import make_encoder
     from workbench.trajectory import read_trajectories
 
     states = read_trajectories(output)["state_pp"].unique().tolist()
-    encoder = SidecarEncoder(encode_url)
+    encoder = make_encoder(encode_url)
     try:
         report = await encode_states(states, encoder, output / "embeddings")
     finally:
