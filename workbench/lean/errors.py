@@ -22,28 +22,24 @@ class LeanBackendError(Exception):
     """Base class of every Lean infrastructure error."""
 
 
-class LeanStartError(LeanBackendError):
+class _ProcessFailure(LeanBackendError):
+    """A failure of the REPL process itself; the message carries its exit code and stderr tail."""
+
+    def __init__(self, message: str, *, stderr: str = "", returncode: int | None = None) -> None:
+        detail = f"{message} (exit code {returncode})" if returncode is not None else message
+        if stderr.strip():
+            detail += f"\n--- REPL stderr (tail) ---\n{stderr.rstrip()}"
+        super().__init__(detail)
+        self.stderr = stderr
+        self.returncode = returncode
+
+
+class LeanStartError(_ProcessFailure):
     """The REPL exited, printed an error or timed out before ``ready.``."""
 
-    def __init__(self, message: str, *, stderr: str = "", returncode: int | None = None) -> None:
-        detail = f"{message} (exit code {returncode})" if returncode is not None else message
-        if stderr.strip():
-            detail += f"\n--- REPL stderr (tail) ---\n{stderr.rstrip()}"
-        super().__init__(detail)
-        self.stderr = stderr
-        self.returncode = returncode
 
-
-class LeanProcessDied(LeanBackendError):
+class LeanProcessDied(_ProcessFailure):
     """EOF or a broken pipe on the REPL's stdio: the process is gone (it was killed and reaped)."""
-
-    def __init__(self, message: str, *, stderr: str = "", returncode: int | None = None) -> None:
-        detail = f"{message} (exit code {returncode})" if returncode is not None else message
-        if stderr.strip():
-            detail += f"\n--- REPL stderr (tail) ---\n{stderr.rstrip()}"
-        super().__init__(detail)
-        self.stderr = stderr
-        self.returncode = returncode
 
 
 class LeanTimeout(LeanBackendError):
