@@ -259,6 +259,10 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
     traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
                          seed=settings.seed, skip_bad=True)
+    if not settings.simulated and settings.traces is None:
+        # The bundled theorems are hand-written (names end in _foo): real Lean's copyFrom knows none of them.
+        log.warning("mining the bundled sample with real Lean: its theorems do not exist in Mathlib, so every "
+                    "goal.start will fail; pass --traces (or traces=) with LeanDojo Benchmark 4 traces")
     if settings.mode == "resume":
         previous = manifest_metadata(output) if output.exists() else {}
         if previous and bool(previous.get("simulated")) != settings.simulated:
