@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -288,3 +289,16 @@ async def test_concurrent_tactics_in_one_session_survive_a_crash(sim_config, tra
             proc = pool._slots[p.index].process
             if proc is not None and proc.alive:
                 assert (await proc.stat()).n_goals == 0  # nothing leaked on any process
+
+
+async def test_version_failure_is_recorded_not_fatal(sim_config, traces):
+    """A REPL that cannot answer --version still serves; provenance says the version is unknown."""
+    sim = sim_config()
+    script = 'for a; do last=$a; done; if [ "$last" = --version ]; then echo "no such option" >&2; exit 3; fi; exec "$0" "$@"'
+    wrapper = ("sh", "-c", script)
+    config = dataclasses.replace(sim, command=wrapper + sim.command)
+    async with LeanPool(config) as pool:
+        assert pool.version.startswith("unknown")
+        thm = next(iter(traces.values()))
+        async with pool.theorem(thm.full_name) as s:
+            await walk(s, thm)

@@ -137,7 +137,13 @@ class LeanPool:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> "LeanPool":
-        self.version = await repl_version(self.config, timeout_s=min(self.config.start_timeout_s, 120.0))
+        try:
+            self.version = await repl_version(self.config, timeout_s=min(self.config.start_timeout_s, 30.0))
+        except LeanStartError as e:
+            # Provenance only: a REPL that cannot report its version may still serve requests, and
+            # a REPL that cannot start fails below with its own error.
+            self.version = "unknown (repl --version failed)"
+            logger.warning("could not read the REPL version: %s", e)
         self._started_at = time.monotonic()
         results = await asyncio.gather(*(self._start(s) for s in self._slots), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
