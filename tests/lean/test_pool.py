@@ -23,19 +23,12 @@ from workbench.lean.simulator import SIMULATOR_VERSION
 from workbench.states import canonical_state
 from workbench.traces import load_traces
 
+from lean_test_helpers import until
+
 
 @pytest.fixture(scope="module")
 def traces(sample_traces_path):
     return {t.full_name: t for t in load_traces(sample_traces_path).theorems}
-
-
-async def until(condition, timeout_s: float = 10.0) -> None:
-    """Yield to the event loop until ``condition()`` holds (a state check, not a timed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0)
 
 
 async def walk(session, thm, node=None, start_depth=0):

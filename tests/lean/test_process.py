@@ -13,14 +13,7 @@ from workbench.lean.errors import LeanGarbage, LeanProcessDied, LeanProtocolErro
 from workbench.lean.protocol import TacticOutcome
 from workbench.lean.simulator import SIMULATOR_VERSION
 
-
-async def until(condition, timeout_s: float = 10.0) -> None:
-    """Yield to the event loop until ``condition()`` holds (a state check, not a timed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0)
+from lean_test_helpers import until
 
 
 def pid_alive(pid: int) -> bool:
