@@ -8,13 +8,8 @@ from typing import Sequence
 import pandas as pd
 
 from workbench.namespaces import infer_open_namespace, namespaced_references
+from workbench.tactics import tactic_name
 from workbench.traces import Theorem, TraceSet
-
-
-def tactic_name(tactic: str) -> str:
-    """The tactic's head word (``rw [h] at x`` → ``rw``); bullets and ``<;>`` chains keep their head."""
-    words = tactic.replace("·", " ").split()
-    return words[0] if words else ""
 
 
 def kept_dropped_table(trace_set: TraceSet) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Sequence
 
 from workbench.states import Goal, Hypothesis, collapse
+from workbench.tactics import normalize_tactic
 
 __all__ = [
     "Outcome",
@@ -105,11 +106,6 @@ def digest(*parts: object) -> bytes:
 def unit(d: bytes, i: int) -> float:
     """The i-th independent uniform [0, 1) drawn from a digest (8 bytes each, i < 4)."""
     return int.from_bytes(d[8 * i : 8 * i + 8], "big") / 2**64
-
-
-def normalize_tactic(tactic: str) -> str:
-    """Whitespace-insensitive form used to recognise the ground-truth tactic."""
-    return collapse(tactic)
 
 
 _OPEN_IN = re.compile(r"^open\s+((?:[^\s]+\s+)+?)in\s+(.*)$", re.DOTALL)

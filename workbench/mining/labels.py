@@ -26,6 +26,7 @@ from typing import Sequence
 
 from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
 from workbench.states import NO_GOALS, canonical_state
+from workbench.tactics import normalize_tactic
 from workbench.trajectory import TrajectoryRecord
 
 __all__ = [
@@ -74,10 +75,6 @@ class RecordKind(StrEnum):
     SAME_STATE = "same_state"
     DIVERGENT = "divergent"
     CHAIN = "chain"
-
-
-def normalize_tactic(tactic: str) -> str:
-    return " ".join(tactic.split())
 
 
 def same_tactic(a: str, b: str) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from workbench.tactics import normalize_tactic, tactic_name  # noqa: F401  (re-exported)
+
 FORBIDDEN = ("sorry", "admit", "cheat")
 _FORBIDDEN_RE = re.compile(r"(?<![\w.'])(sorry|admit|cheat)(?![\w'])")
 _FENCE_RE = re.compile(r"^\s*```")
@@ -21,17 +23,6 @@ _PREAMBLE_RE = re.compile(r"^\s*(?:import|open|set_option|namespace|section|end|
 _BY_AT_END = re.compile(r":=\s*by\b(.*)$", re.S)
 _OPEN = {"(": ")", "[": "]", "{": "}", "⟨": "⟩", "⦃": "⦄", "⟪": "⟫"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
-
-
-def normalize_tactic(tactic: str) -> str:
-    """Whitespace-insensitive form used for dedup and comparison."""
-    return " ".join(tactic.split())
-
-
-def tactic_name(tactic: str) -> str:
-    """The tactic's first word (``rw [foo] at h`` → ``rw``); ``""`` for an empty tactic."""
-    words = tactic.split()
-    return words[0] if words else ""
 
 
 def has_forbidden(tactic: str) -> bool:
