@@ -32,12 +32,12 @@ class TacticPair:
 
 
 def _canonical(text: str) -> str:
-    from workbench.states import canonical_state
+    from workbench.states import canonical_state, collapse
 
     try:
         return canonical_state(text)
-    except Exception:  # noqa: BLE001 - an unparsable trace state is still indexable as raw text
-        return " ".join(text.split())
+    except ValueError:  # an unparsable trace state is still indexable as raw text
+        return collapse(text)
 
 
 def pairs_from_theorems(theorems: Sequence, *, chain_length: int = 4, canonicalize: bool = True) -> list[TacticPair]:
