@@ -5,7 +5,8 @@ sample and a list for ``n`` > 1 or a list of prompts, with ``meta_info.output_to
 ``GET /health`` and ``GET /get_model_info`` (which says ``"standin": true``) are served too.
 Completions come from a *completer*: scripted (``ScriptedCompleter``) or retrieval-backed
 (``RetrievalCompleter``: tactics of the most similar training states). Latency and faults are
-configurable. ``python -m workbench.policy.standin_server --port 30000 [--traces PATH]`` runs it.
+configurable, and so is a finite capacity (``capacity.py``: SGLang's running-request cap and waiting
+queue; ``--max-running-requests``). ``python -m workbench.policy.standin_server --port 30000 [--traces PATH]`` runs it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from workbench.policy.capacity import GenerationCapacity, QueueFull
 from workbench.policy.prompt import state_from_prompt
 from workbench.standin_http import NOT_FOUND, LoopbackJsonServer
 
@@ -93,6 +95,18 @@ def _fake_logprobs(text: str, sample: int) -> list[list[Any]]:
     return [[lp, 1000 + i, None] for i in range(n_tokens)]
 
 
+def _sequences(payload: Any, ignore_n: bool) -> int:
+    """Scheduled requests one /generate becomes: prompts x n (SGLang expands n; see capacity.py)."""
+    if not isinstance(payload, dict):
+        return 1
+    prompts = len(payload["text"]) if isinstance(payload.get("text"), list) else 1
+    try:
+        n = 1 if ignore_n else int((payload.get("sampling_params") or {}).get("n", 1))
+    except (TypeError, ValueError):
+        n = 1
+    return max(1, prompts * n)
+
+
 @dataclass
 class StandinSGLang(LoopbackJsonServer):
     """Context manager: ``with StandinSGLang(ScriptedCompleter([...])) as server: server.url``."""
@@ -103,6 +117,7 @@ class StandinSGLang(LoopbackJsonServer):
     faults: GenerateFaults = field(default_factory=GenerateFaults)
     counters: GenerateCounters = field(default_factory=GenerateCounters)
     requests: list[dict] = field(default_factory=list)   # payloads received, for assertions
+    capacity: GenerationCapacity | None = None  # finite server: running cap + queue (None: unbounded)
 
     name = "stand-in SGLang"
 
@@ -119,6 +134,8 @@ class StandinSGLang(LoopbackJsonServer):
             return self.faults.health_status, b""
         if path == "/get_model_info":
             return 200, json.dumps(self.model_info()).encode()
+        if path == "/standin_capacity" and self.capacity is not None:  # stand-in only: queue stats for benchmarks
+            return 200, json.dumps(self.capacity.snapshot()).encode()
         return NOT_FOUND
 
     def handle_post(self, path: str, payload: Any) -> tuple[int, bytes]:
@@ -134,7 +151,12 @@ class StandinSGLang(LoopbackJsonServer):
             self._in_flight += 1
             self.counters.max_in_flight = max(self.counters.max_in_flight, self._in_flight)
         try:
-            if self.faults.latency_s > 0:
+            if self.capacity is not None:
+                try:
+                    self.capacity.run(_sequences(payload, self.faults.ignore_n), self.faults.latency_s)
+                except QueueFull as e:
+                    return 503, json.dumps({"error": {"message": str(e)}}).encode()
+            elif self.faults.latency_s > 0:
                 time.sleep(self.faults.latency_s)
             if self._take("hang_next"):
                 time.sleep(self.faults.hang_s)
@@ -173,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--traces", default=None, help="LeanDojo traces for retrieval-backed completions "
                         "(default: the bundled sample)")
     parser.add_argument("--script", default=None, help='JSON file {"state or *": ["completion", ...]}')
+    parser.add_argument("--max-running-requests", type=int, default=None,
+                        help="sequences generated at once (a /generate with n samples takes n); the rest wait in a "
+                        "FIFO queue, as SGLang's scheduler does (default: unbounded)")
+    parser.add_argument("--max-queued-requests", type=int, default=None,
+                        help="waiting sequences beyond this are refused with 503 (default: unbounded)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if args.script:
@@ -182,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.traces import bundled_sample_path, load_traces
 
         completer = RetrievalCompleter(load_traces(args.traces or bundled_sample_path()).theorems)
-    StandinSGLang(completer=completer, port=args.port, faults=GenerateFaults(latency_s=args.latency_s)).serve_until_interrupted()
+    capacity = (GenerationCapacity(args.max_running_requests, args.max_queued_requests)
+                if args.max_running_requests is not None or args.max_queued_requests is not None else None)
+    StandinSGLang(completer=completer, port=args.port, faults=GenerateFaults(latency_s=args.latency_s),
+                  capacity=capacity).serve_until_interrupted()
     return 0
 
 
