@@ -60,6 +60,46 @@ def test_comments_removed_but_strings_kept():
     assert strip_comments('simp -- done\n/- a /- nested -/ b -/exact "--x"') == 'simp \nexact "--x"'
 
 
+def _strip_comments_reference(text: str) -> str:
+    """Character-by-character specification (the former implementation) for the fuzz test below."""
+    out, i, depth, in_string, n = [], 0, 0, False, len(text)
+    while i < n:
+        c, two = text[i], text[i:i + 2]
+        if in_string:
+            if c == "\\" and i + 1 < n:
+                out.append(two)
+                i += 2
+                continue
+            in_string = c != '"'
+            out.append(c)
+        elif depth == 0 and c == '"':
+            in_string = True
+            out.append(c)
+        elif two == "/-" or (two == "-/" and depth > 0):
+            depth += 1 if two == "/-" else -1
+            i += 2
+            continue
+        elif depth > 0:
+            out.append("\n" if c == "\n" else "")
+        elif two == "--":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def test_strip_comments_matches_the_character_scan_on_random_text():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(5000):
+        text = "".join(rng.choice('-/"\\\na x') for _ in range(rng.randint(0, 16)))
+        assert strip_comments(text) == _strip_comments_reference(text), repr(text)
+
+
 def test_first_tactic():
     assert extract_first_tactic("```lean4\nintro x\nsimp\n```") == "intro x"
     assert extract_first_tactic("  ") is None

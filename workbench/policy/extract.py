@@ -30,42 +30,38 @@ def has_forbidden(tactic: str) -> bool:
     return _FORBIDDEN_RE.search(strip_comments(tactic)) is not None
 
 
+_COMMENT_OR_STRING = re.compile(r'--|/-|"')
+_BLOCK_MARK = re.compile(r"/-|-/")
+_STRING_BODY = re.compile(r'(?:[^"\\]|\\.)*"?', re.S)  # after the opening quote: escapes, then the close
+
+
 def strip_comments(text: str) -> str:
-    """Remove ``--`` line comments and (nested) ``/- … -/`` block comments, keeping line structure."""
+    """Remove ``--`` line comments and (nested) ``/- … -/`` block comments, keeping line structure.
+
+    Jumps from marker to marker with regexes (this runs on every candidate and every model output);
+    text without a comment opener is returned as is.
+    """
+    if "--" not in text and "/-" not in text:
+        return text
     out: list[str] = []
-    i, depth, n = 0, 0, len(text)
-    in_string = False
-    while i < n:
-        two = text[i:i + 2]
-        if depth == 0 and not in_string and text[i] == '"':
-            in_string = True
-            out.append(text[i])
-        elif in_string:
-            if text[i] == "\\" and i + 1 < n:
-                out.append(text[i:i + 2])
-                i += 2
-                continue
-            if text[i] == '"':
-                in_string = False
-            out.append(text[i])
-        elif two == "/-":
-            depth += 1
-            i += 2
-            continue
-        elif two == "-/" and depth > 0:
-            depth -= 1
-            i += 2
-            continue
-        elif depth > 0:
-            if text[i] == "\n":
-                out.append("\n")
-        elif two == "--":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(text[i])
-        i += 1
+    i, n = 0, len(text)
+    while (m := _COMMENT_OR_STRING.search(text, i)) is not None:
+        out.append(text[i:m.start()])
+        if m.group() == '"':  # a string literal: kept verbatim, comment markers inside it are text
+            j = _STRING_BODY.match(text, m.end()).end()
+            out.append(text[m.start():j])
+        elif m.group() == "--":  # line comment: up to (not including) the newline
+            j = text.find("\n", m.end())
+            j = n if j < 0 else j
+        else:  # block comment, nested: keep only its newlines
+            j, depth = m.end(), 1
+            while depth and (b := _BLOCK_MARK.search(text, j)) is not None:
+                depth += 1 if b.group() == "/-" else -1
+                j = b.end()
+            j = n if depth else j
+            out.append("\n" * text.count("\n", m.end(), j))
+        i = j
+    out.append(text[i:])
     return "".join(out)
 
 
