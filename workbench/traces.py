@@ -286,14 +286,25 @@ def load_traces(
             dropped[reason] += 1
             continue
         theorems.append(_to_theorem(raw))
-    not_sampled = 0
-    if num_theorems is not None and num_theorems < len(theorems):
-        keep = sorted(random.Random(seed).sample(range(len(theorems)), num_theorems))
-        not_sampled = len(theorems) - num_theorems
-        theorems = [theorems[i] for i in keep]
-    result = TraceSet(theorems, dict(dropped), bad["bad_records"], not_sampled, str(path))
+    result = select_theorems(TraceSet(theorems, dict(dropped), bad["bad_records"], 0, str(path)),
+                             min_steps=1, num_theorems=num_theorems, seed=seed)
     log.info("loaded %s", result.summary())
     return result
+
+
+def select_theorems(traces: TraceSet, *, min_steps: int = 1, num_theorems: int | None = None, seed: int = 0) -> TraceSet:
+    """The theorems ``load_traces(..., min_steps, num_theorems, seed)`` keeps, from a set loaded with fewer
+    restrictions (so one load can serve both a retrieval index and the mining sample)."""
+    dropped = dict(traces.dropped)
+    theorems = [t for t in traces.theorems if len(t.steps) >= min_steps]
+    if len(theorems) < len(traces.theorems):
+        dropped["below_min_steps"] = dropped.get("below_min_steps", 0) + len(traces.theorems) - len(theorems)
+    not_sampled = traces.not_sampled
+    if num_theorems is not None and num_theorems < len(theorems):
+        keep = sorted(random.Random(seed).sample(range(len(theorems)), num_theorems))
+        not_sampled += len(theorems) - num_theorems
+        theorems = [theorems[i] for i in keep]
+    return TraceSet(theorems, dropped, traces.bad_records, not_sampled, traces.source)
 
 
 def split_by_theorem(theorems: Sequence[Theorem], val_fraction: float, seed: int = 0) -> tuple[list[Theorem], list[Theorem]]:

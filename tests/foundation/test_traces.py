@@ -5,6 +5,7 @@ import pytest
 from workbench.traces import (
     TraceError,
     load_traces,
+    select_theorems,
     split_by_theorem,
     write_tactic_pairs,
     write_theorem_index,
@@ -53,6 +54,14 @@ def test_min_steps_and_sampling_is_seeded(leandojo_file):
     b = load_traces(leandojo_file, num_theorems=2, seed=7)
     assert [t.full_name for t in a.theorems] == [t.full_name for t in b.theorems]
     assert a.not_sampled == 1
+
+
+@pytest.mark.parametrize("min_steps", [1, 2, 3])
+@pytest.mark.parametrize("num_theorems", [None, 1, 2])
+def test_selecting_from_a_full_load_equals_a_restricted_load(leandojo_file, min_steps, num_theorems):
+    direct = load_traces(leandojo_file, min_steps=min_steps, num_theorems=num_theorems, seed=7)
+    selected = select_theorems(load_traces(leandojo_file), min_steps=min_steps, num_theorems=num_theorems, seed=7)
+    assert selected.theorems == direct.theorems and selected.summary() == direct.summary()
 
 
 def test_folder_with_random_splits(tmp_path):

@@ -238,3 +238,26 @@ def test_sglang_policy_through_the_stand_in_server(tmp_path):
     assert len(candidates) and (candidates.score_kind == "logprob").all() and (candidates.llm_log_prob < 0).all()
     assert read_metadata(out)["policy_model"] == STANDIN_MODEL
     assert result.summary["attempted"] == 3
+
+
+@pytest.mark.parametrize("with_sglang", [False, True])
+def test_traces_are_read_once_and_the_full_set_only_for_the_retrieval_index(tmp_path, monkeypatch, with_sglang):
+    import workbench.mining.run as run_module
+    from workbench.policy.standin_server import ScriptedCompleter, StandinSGLang
+
+    calls: list[dict] = []
+    real = run_module.load_traces
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "load_traces", counting)
+    with StandinSGLang(ScriptedCompleter(["simp"])) as server:
+        result = mine(offline_demo_settings(tmp_path / "out", num_theorems=2, candidates_per_step=2,
+                                            server_url=server.url if with_sglang else None,
+                                            simulator_args=("--latency-scale", "0")))
+    assert result.summary["attempted"] == 2
+    assert len(calls) == 1
+    # the retrieval policy indexes every theorem; with SGLang only the 2-theorem sample is kept
+    assert calls[0].get("num_theorems") == (2 if with_sglang else None)

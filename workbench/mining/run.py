@@ -34,7 +34,7 @@ from workbench.mining.output import (
 )
 from workbench.mining.summary import format_summary, summarize
 from workbench.mining.walk import Status, TheoremResult, WalkParams, walk_theorem
-from workbench.traces import Theorem, TraceSet, bundled_sample_path, load_traces
+from workbench.traces import Theorem, TraceSet, bundled_sample_path, load_traces, select_theorems
 
 __all__ = ["MineSettings", "MineResult", "LeanNotConfigured", "PANTOGRAPH_HELP", "mine_async", "mine",
            "run_sync", "offline_demo_settings", "ensure_demo_output"]
@@ -257,8 +257,17 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     config = lean_config(settings)  # fails fast, before any loading, when Lean is not configured
     if settings.mode == "new" and existing_output(output):
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
-    traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
-                         seed=settings.seed, skip_bad=True)
+    # The offline retrieval policy indexes every usable theorem: load them once and sample from them;
+    # with SGLang (or a given policy) only the sample is kept.
+    index_theorems: list[Theorem] | None = None
+    if policy is None and not settings.server_url:
+        everything = load_traces(settings.traces_path, min_steps=1, skip_bad=True)
+        index_theorems = everything.theorems
+        traces = select_theorems(everything, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
+                                 seed=settings.seed)
+    else:
+        traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
+                             seed=settings.seed, skip_bad=True)
     if not settings.simulated and settings.traces is None:
         # The bundled theorems are hand-written (names end in _foo): real Lean's copyFrom knows none of them.
         log.warning("mining the bundled sample with real Lean: its theorems do not exist in Mathlib, so every "
@@ -280,8 +289,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     pool_stats = None
     async with contextlib.AsyncExitStack() as stack:
         if policy is None:
-            index_theorems = load_traces(settings.traces_path, min_steps=1, skip_bad=True).theorems
-            policy = await stack.enter_async_context(open_policy(settings, index_theorems))
+            policy = await stack.enter_async_context(open_policy(settings, index_theorems or []))
         pool = await stack.enter_async_context(LeanPool(config))
         policy_provenance = policy.provenance()
         provenance = {
