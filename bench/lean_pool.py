@@ -5,8 +5,9 @@
 
 About 70 s with the defaults; scale up with --workers/--theorems/--duration.
 
-Part 1 (zero latency): goal.tactic requests/s through LeanPool → TheoremSession next to the floor,
-a bare loop writing and reading the same JSON lines to the same simulator (no typing, no pool).
+Part 1 (zero latency): goal.tactic requests/s and CPU µs per request of this process through
+LeanPool → TheoremSession, next to two floors writing and reading the same JSON lines to the same
+simulator: a synchronous loop, and the same loop on asyncio pipes (no typing, no pool).
 
 Part 2 (default latency model, p50 22 ms / p95 300 ms / p99 2 s): N processes, each theorem step
 waits on a simulated generation call (1.5 s ± 50 %, uniform: a constant time makes every theorem
@@ -24,6 +25,7 @@ import itertools
 import json
 import logging
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -43,41 +45,66 @@ def tactic_lines(n: int) -> list[str]:
     return [f"simp [aux_{i}]" for i in range(n)]
 
 
-def bare_loop(cmd: list[str], n: int, theorem: str) -> float:
-    """Requests/s of a synchronous write-line/read-line loop: the floor for any client."""
+def bare_loop(cmd: list[str], n: int, theorem: str) -> dict:
+    """A synchronous write-line/read-line loop with ``json.loads``: the floor for any client."""
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdin and proc.stdout
     while proc.stdout.readline().strip() != b"ready.":
         pass
-    theorem = json.dumps({"cmd": "goal.start", "payload": {"copyFrom": theorem}}, ensure_ascii=False)
-    proc.stdin.write(theorem.encode() + b"\n")
+    proc.stdin.write(_line("goal.start", {"copyFrom": theorem}))
     proc.stdin.flush()
     state_id = json.loads(proc.stdout.readline())["stateId"]
-    lines = [
-        json.dumps({"cmd": "goal.tactic", "payload": {"stateId": state_id, "tactic": t}}, ensure_ascii=False,
-                   separators=(",", ":")).encode() + b"\n"
-        for t in tactic_lines(n)
-    ]
-    t0 = time.perf_counter()
+    lines = [_line("goal.tactic", {"stateId": state_id, "tactic": t}) for t in tactic_lines(n)]
+    t0, c0 = time.perf_counter(), time.process_time()
     for line in lines:
         proc.stdin.write(line)
         proc.stdin.flush()
         json.loads(proc.stdout.readline())
-    dt = time.perf_counter() - t0
+    result = _rates(n, t0, c0)
     proc.stdin.close()
     proc.wait(10)
-    return n / dt
+    return result
 
 
-async def client_loop(config: LeanConfig, n: int, theorem: str) -> float:
+async def bare_async_loop(cmd: list[str], n: int, theorem: str) -> dict:
+    """The same loop on asyncio pipes (write, drain, readline): the floor for an asyncio client."""
+    proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdin and proc.stdout
+    while (await proc.stdout.readline()).strip() != b"ready.":
+        pass
+    proc.stdin.write(_line("goal.start", {"copyFrom": theorem}))
+    state_id = json.loads(await proc.stdout.readline())["stateId"]
+    lines = [_line("goal.tactic", {"stateId": state_id, "tactic": t}) for t in tactic_lines(n)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    for line in lines:
+        proc.stdin.write(line)
+        await proc.stdin.drain()
+        json.loads(await proc.stdout.readline())
+    result = _rates(n, t0, c0)
+    proc.stdin.close()
+    await proc.wait()
+    return result
+
+
+def _line(cmd: str, payload: dict) -> bytes:
+    return json.dumps({"cmd": cmd, "payload": payload}, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _rates(n: int, t0: float, c0: float) -> dict:
+    """Requests/s (wall) and this process's CPU per request (the simulator is another process)."""
+    return {"req_per_s": n / (time.perf_counter() - t0), "cpu_us_per_req": 1e6 * (time.process_time() - c0) / n}
+
+
+async def client_loop(config: LeanConfig, n: int, theorem: str) -> dict:
     async with LeanPool(config) as pool:
         async with pool.theorem(theorem) as s:
             root = await s.start()
             tactics = tactic_lines(n)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for t in tactics:
                 await s.tactic(root, t)
-            return n / (time.perf_counter() - t0)
+            return _rates(n, t0, c0)
 
 
 async def mining_like(
@@ -159,7 +186,8 @@ def main() -> int:
     ap.add_argument("--candidates", type=int, default=8, help="candidate tactics tried per step")
     ap.add_argument("--duration", type=float, default=25.0, help="measured seconds per design in part 2")
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring in part 2")
-    ap.add_argument("--repeats", type=int, default=3, help="part 1: best of this many alternating runs")
+    ap.add_argument("--repeats", type=int, default=3, help="part 1: median of this many alternating runs")
+    ap.add_argument("--part1-only", action="store_true", help="only the zero-latency client measurement")
     ap.add_argument("--latency-scale", type=float, default=1.0)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
@@ -170,19 +198,35 @@ def main() -> int:
     bench_theorem = theorems[0].full_name
     results: dict = {"traces": str(traces), "args": {k: str(v) for k, v in vars(args).items()}}
 
-    # Part 1: zero-latency throughput.
+    # Part 1: zero-latency throughput and client CPU per request.
     fast = list(simulator_command(traces, "--latency-scale", "0", "--namespace-mismatch-rate", "0"))
     config = LeanConfig(command=tuple(fast), workers=1, memory_limit_bytes=None)
-    # Alternate and keep the best: the machine is shared, a single run measures the neighbours.
-    bare, client = [], []
-    for _ in range(args.repeats):
-        bare.append(bare_loop(fast, args.requests, bench_theorem))
-        client.append(asyncio.run(client_loop(config, args.requests, bench_theorem)))
-    results["bare_req_per_s"], results["client_req_per_s"] = max(bare), max(client)
-    print(f"throughput (zero latency, {args.requests} goal.tactic requests, 1 process, best of {args.repeats}):")
-    print(f"  bare write/read loop : {results['bare_req_per_s']:8.0f} req/s")
-    print(f"  LeanPool client      : {results['client_req_per_s']:8.0f} req/s "
-          f"({results['client_req_per_s'] / results['bare_req_per_s']:.0%} of the floor)")
+    # Alternate and take medians: the machine is shared, a single run measures the neighbours.
+    loops = {
+        "bare write/read loop": lambda: bare_loop(fast, args.requests, bench_theorem),
+        "bare asyncio loop": lambda: asyncio.run(bare_async_loop(fast, args.requests, bench_theorem)),
+        "LeanPool client": lambda: asyncio.run(client_loop(config, args.requests, bench_theorem)),
+    }
+    runs: dict[str, list[dict]] = {name: [] for name in loops}
+    for rep in range(args.repeats):
+        for name in (list(loops) if rep % 2 == 0 else list(reversed(loops))):
+            runs[name].append(loops[name]())
+    part1 = {name: {k: statistics.median(r[k] for r in rs) for k in ("req_per_s", "cpu_us_per_req")}
+             for name, rs in runs.items()}
+    bare_cpu = [r["cpu_us_per_req"] for r in runs["bare write/read loop"]]
+    ratios = sorted(b / c["cpu_us_per_req"] for b, c in zip(bare_cpu, runs["LeanPool client"]))
+    results["part1"] = part1 | {"client_cpu_share_of_bare": statistics.median(ratios)}
+    print(f"zero latency, {args.requests} goal.tactic requests, 1 process, medians of {args.repeats} alternating runs "
+          "(the machine was shared):")
+    for name, r in part1.items():
+        print(f"  {name:<22}: {r['req_per_s']:8.0f} req/s, {r['cpu_us_per_req']:6.1f} us CPU/request "
+              f"(bare loop CPU / this: {part1['bare write/read loop']['cpu_us_per_req'] / r['cpu_us_per_req']:.2f})")
+    print(f"  client at {statistics.median(ratios):.2f} of the bare loop's CPU per request "
+          f"(paired range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+    if args.part1_only:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return 0
 
     # Part 2: busy fraction under generation waits.
     slow = simulator_command(traces, "--latency-scale", str(args.latency_scale), "--namespace-mismatch-rate", "0")

@@ -113,6 +113,10 @@ def test_garbage_lines(line):
         P.decode_reply(line, command="goal.tactic")
 
 
+def test_bad_utf8_inside_a_string_is_read_with_replacement_characters():
+    assert P.decode_reply(b'{"goals": [], "note": "\xff"}\n', command="goal.tactic")["note"] == "\ufffd"
+
+
 @pytest.mark.parametrize(
     "line",
     [
