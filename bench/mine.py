@@ -20,7 +20,7 @@ next to the model min(Lean limit, 3600 x (cap / 8) / (L x generations per theore
 processes) needed for 5,000 theorems in 2 h.
 
     python bench/mine.py [--workers 2] [--theorems 32] [--cap 32] [--repeats 2] [--scale 0.15] [--json out.json]
-    python bench/mine.py --curve [--caps 16,32,64,none] [--curve-generation-s 1.5,3.3]
+    python bench/mine.py --curve [--caps 8,16,32,64,none] [--curve-generation-s 1.5,3.3]
 """
 
 from __future__ import annotations
@@ -147,8 +147,8 @@ async def compare(args: argparse.Namespace, traces: Path, tmp: Path) -> dict:
         summary.append({"design": design, "theorems_in_flight": rows[0]["theorems_in_flight"], **med,
                         "vs_one_per_process": round(statistics.median(ratios), 2),
                         "ratio_range": f"{min(ratios):.2f}-{max(ratios):.2f}"})
-    print(f"\nmedians of {args.repeats} paired runs: {args.theorems} theorems (>= {args.min_steps} steps) to "
-          f"completion each, {args.workers} Lean processes, server cap {args.cap or 'none'} sequences "
+    print(f"\nSIMULATED Lean, stand-in SGLang; medians of {args.repeats} paired runs: {args.theorems} theorems "
+          f"(>= {args.min_steps} steps) to completion each, {args.workers} Lean processes, server cap {args.cap or 'none'} sequences "
           f"({(args.cap or 0) / CANDIDATES:g} calls of {CANDIDATES}), generation {args.generation_s} s at scale 1, "
           f"scale {args.scale}, traces {traces}")
     _print_table(summary, ["design", "theorems_in_flight", "theorems_per_hour_at_scale_1", "vs_one_per_process",
@@ -200,8 +200,8 @@ async def curve(args: argparse.Namespace, traces: Path, tmp: Path) -> dict:
         print(f"generation {gen_s} s ({g:g} generations per theorem): {TARGET_THEOREMS} theorems in "
               f"{TARGET_HOURS:g} h ({target:.0f}/h) need a cap of {need} sequences ({need // CANDIDATES} calls of "
               f"{CANDIDATES}){note}")
-    print(f"\ncapacity curve, shared pool, {args.theorems} theorems to completion, {args.workers} Lean processes, "
-          f"{args.per_process * args.workers} in flight, scale {args.scale}, traces {traces}")
+    print(f"\ncapacity curve (SIMULATED Lean, stand-in SGLang), shared pool, {args.theorems} theorems to completion, "
+          f"{args.workers} Lean processes, {args.per_process * args.workers} in flight, scale {args.scale}, traces {traces}")
     _print_table(out, ["generation_s", "cap", "theorems_per_hour_at_scale_1", "model_theorems_per_hour",
                        "lean_busy_fraction", "queue_wait_per_call_s_at_scale_1", "generations_per_theorem",
                        "max_running_sequences", "wall_s"])
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cap", type=int, default=32, help="server's max running sequences (0: unbounded)")
     p.add_argument("--repeats", type=int, default=2, help="paired repeats of the three designs")
     p.add_argument("--curve", action="store_true", help="capacity curve instead of the design comparison")
-    p.add_argument("--caps", default="16,32,64,none", help="--curve: server caps in sequences (none: unbounded)")
+    p.add_argument("--caps", default="8,16,32,64,none", help="--curve: server caps in sequences (none: unbounded)")
     p.add_argument("--curve-generation-s", default="1.5,3.3", help="--curve: generation times at scale 1")
     p.add_argument("--traces", default=None, help="default: ../shared LeanDojo val split, else the bundled sample")
     p.add_argument("--json", default=None, help="also write the rows here")

@@ -59,12 +59,9 @@ class Request:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
     def to_line(self) -> bytes:
-        """One compact JSON line; JSON escapes newlines inside strings, so it is one line."""
-        return (_ENCODE({"cmd": self.cmd, "payload": self.payload}) + "\n").encode("utf-8")
-
-
-# One encoder for every request: json.dumps with options builds a new JSONEncoder per call (hot path).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        """One compact JSON line; ``json.dumps`` escapes newlines inside strings, so it is one line."""
+        text = json.dumps({"cmd": self.cmd, "payload": dict(self.payload)}, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8") + b"\n"
 
 
 def goal_start(*, copy_from: str | None = None, expr: str | None = None) -> Request:
@@ -214,25 +211,16 @@ class StartupLine:
 def decode_reply(line: bytes | str, *, command: str) -> dict[str, Any]:
     """One reply line → its JSON object. Raises :class:`LeanGarbage` for anything that is not a JSON
     object and :class:`LeanProtocolError` for ``{"error": ..., "desc": ...}``."""
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
     try:
-        obj = json.loads(line)  # bytes straight in: json decodes UTF-8 itself (hot path, no extra copy)
-    except UnicodeDecodeError:  # bad UTF-8 inside a string: read it with replacement characters
-        obj = _loads_or_none(line.decode("utf-8", errors="replace"))
+        obj = json.loads(text)
     except json.JSONDecodeError:
-        obj = None
+        raise LeanGarbage(text.rstrip("\n"), command=command) from None
     if not isinstance(obj, dict):
-        text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
         raise LeanGarbage(text.rstrip("\n"), command=command)
     if "error" in obj:
         raise LeanProtocolError(str(obj.get("error")), str(obj.get("desc", "")), command=command)
     return obj
-
-
-def _loads_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], command: str) -> Any:
