@@ -5,7 +5,8 @@
 Builds the file by renaming copies of the real sample (../shared/data/leandojo_mathlib4; the bundled
 sample when that is absent), then times each reader in its own subprocess, ``--repeats`` times in
 alternating order (bare, ours, ours, bare, ...), and reports medians of wall time, CPU time and peak RSS
-and the median of the paired ratios (the floor: a bare parse that builds the whole document in memory).
+and the median of the paired ratios (the floor: a bare parse that builds the whole document in memory);
+then once, the RSS a process keeps after sampling 400 theorems from the file (as mining does).
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ import json, resource, sys, time
 t, c = time.perf_counter(), time.process_time()
 if sys.argv[1] == "bare":
     n = len(json.load(open(sys.argv[2], "rb")))
+elif sys.argv[1] == "sample":  # what a mining run keeps: 400 theorems of >= 3 steps
+    from workbench.traces import load_traces
+    kept = load_traces(sys.argv[2], min_steps=3, num_theorems=400).theorems
+    n = len(kept)
 else:
     from workbench.traces import load_traces
     n = len(load_traces(sys.argv[2]).theorems)
 dt, dc = time.perf_counter() - t, time.process_time() - c
-print(json.dumps({"seconds": dt, "cpu_s": dc, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "theorems": n}))
+rss = next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+print(json.dumps({"seconds": dt, "cpu_s": dc, "rss_after_mb": rss, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "theorems": n}))
 """
 
 
@@ -77,6 +83,7 @@ def main() -> None:
         for rep in range(args.repeats):
             for mode in (("bare", "workbench") if rep % 2 == 0 else ("workbench", "bare")):
                 runs[mode].append(measure(mode, path))
+        sample = measure("sample", path)
     med = {mode: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "cpu_s", "peak_rss_mb")}
            for mode, rs in runs.items()}
     print(f"medians of {args.repeats} runs each (alternating order; the machine was shared):")
@@ -84,6 +91,8 @@ def main() -> None:
     for name, mode in (("json.load (floor)", "bare"), ("load_traces (stream+group)", "workbench")):
         r = med[mode]
         print(f"{name:<28}{r['seconds']:>9.1f}{r['cpu_s']:>8.1f}{r['peak_rss_mb']:>13.0f}{r['peak_rss_mb'] / size_mb:>10.2f}")
+    print(f"{'400-theorem sample':<28}{sample['seconds']:>9.1f}{sample['cpu_s']:>8.1f}{sample['peak_rss_mb']:>13.0f}"
+          f"{sample['peak_rss_mb'] / size_mb:>10.2f}   RSS kept afterwards {sample['rss_after_mb']:.0f} MB")
     ratios = {k: sorted(o[k] / b[k] for o, b in zip(runs["workbench"], runs["bare"])) for k in ("seconds", "cpu_s")}
     print(f"kept {runs['workbench'][0]['theorems']:,} theorems; load_traces / json.load, median of pairs: "
           f"wall {statistics.median(ratios['seconds']):.2f} (range {ratios['seconds'][0]:.2f}-{ratios['seconds'][-1]:.2f}), "
