@@ -91,3 +91,26 @@ def test_standin_counts_n_samples_against_the_cap_and_reports_queue_stats():
             stats = json.loads(r.read())
     assert stats["sequences"] == 8 and stats["max_running"] == 4 and stats["rejected_calls"] == 1
     assert stats["max_running_requests"] == 4
+
+
+def test_module_entry_point_takes_the_capacity_flags(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"*": ["simp"]}))
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.policy.standin_server", "--port", "0", "--script",
+                             str(script), "--max-running-requests", "4", "--max-queued-requests", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        url = proc.stdout.readline().split()[-1]
+        assert _post(url, {"text": "p", "sampling_params": {"n": 6}})[0] == 200
+        with urllib.request.urlopen(url + "/standin_capacity", timeout=10) as r:
+            stats = json.loads(r.read())
+        assert (stats["max_running_requests"], stats["max_queued_requests"]) == (4, 8)
+        assert stats["sequences"] == 6 and stats["max_running"] == 4
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
