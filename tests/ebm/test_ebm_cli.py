@@ -9,7 +9,7 @@ from workbench.encode import EncoderIdentity, PLAIN_TEMPLATE
 from workbench.encode.cache import write_part
 from workbench.trajectory import TrajectoryRecord, TrajectoryWriter
 
-SMALL = ["--hidden", "32", "16", "8", "--batch-size", "16", "--eval-every", "10", "--no-progress"]
+SMALL = ["--hidden", "32", "16", "8", "--batch-size", "16", "--eval-every", "10", "--no-progress", "--encode", "none"]
 
 
 def _identity(dim):
@@ -34,7 +34,7 @@ def test_train_ebm_on_mined_trajectories(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"] is True
     assert "Rank-1 among siblings" in summary["siblings"]["verdict"]
-    assert "Progress accuracy" in summary["progress"]["verdict"]
+    assert "Per-theorem progress accuracy" in summary["progress"]["verdict"]
     assert (out / "best" / "model.safetensors").exists()
     cfg = json.loads((out / "best" / "config.json").read_text())
     assert cfg["encoder_identity"]["model"] == "synthetic" and cfg["model"]["d_encoder"] == 16
@@ -55,5 +55,47 @@ def test_train_ebm_on_traces_reports_missing_embeddings(tmp_path, sample_traces_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["missing_embeddings"]["distinct_states"] == 3
     assert summary["simulated"] is False and "siblings" not in summary
-    assert summary["progress"]["table"][0]["method"] == "energy (model)"
+    assert "energy (model)" in summary["progress"]["methods"]
     assert summary["model"]["standardize_inputs"] is False
+
+
+def _sample_cache(tmp_path, sample_traces_path, dim=8):
+    from workbench.ebm.data import records_from_traces
+    from workbench.traces import load_traces
+
+    states = sorted(set(records_from_traces(load_traces(sample_traces_path).theorems)["state_pp"]))
+    rng = np.random.default_rng(0)
+    write_part(tmp_path / "emb", states, rng.standard_normal((len(states), dim)).astype(np.float32), _identity(dim))
+    return tmp_path / "emb"
+
+
+def test_eval_traces_writes_model_and_baselines_with_intervals(tmp_path, sample_traces_path):
+    emb = _sample_cache(tmp_path, sample_traces_path)
+    out = tmp_path / "run"
+    rc = main(["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(emb), "--output", str(out),
+               "--steps", "10", "--eval-traces", str(sample_traces_path), *SMALL])
+    assert rc == 0
+    result = json.loads((out / f"eval_{sample_traces_path.stem}.json").read_text())
+    methods = result["methods"]
+    assert {"energy (model)", "hypotheses: more = closer", "hypotheses: fewer = closer", "state length: longer = closer",
+            "goals: fewer = closer", "goal-target length: shorter = closer", "random (mean of draws)"} <= set(methods)
+    for entry in methods.values():
+        lo, hi = entry["interval"]
+        assert lo <= entry["progress_accuracy"] <= hi
+        assert set(entry["adjacent_accuracy"]) == {"value", "interval"}
+    assert result["traces"] == str(sample_traces_path) and result["features"] == ["state_length", "hypotheses", "goals", "target_length"]
+    assert "best baseline" in result["verdict"] and result["n_theorems"] > 0
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["eval_traces"] == [str(sample_traces_path)] and settings["loss"] == "ranknet"
+
+
+def test_resume_keeps_the_checkpoint_architecture(tmp_path, sample_traces_path, caplog):
+    emb = _sample_cache(tmp_path, sample_traces_path)
+    out = tmp_path / "run"
+    base = ["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(emb), "--output", str(out), *SMALL]
+    assert main([*base, "--steps", "10"]) == 0
+    # different widths and no features on resume: the checkpoint's architecture wins, with a warning
+    assert main([*base, "--steps", "20", "--resume", "--hidden", "64", "32", "16", "--features"]) == 0
+    cfg = json.loads((out / "last" / "config.json").read_text())
+    assert cfg["step"] == 20 and cfg["model"]["d_hidden1"] == 32 and len(cfg["model"]["features"]) == 4
+    assert "keeping the checkpoint's architecture" in caplog.text

@@ -65,11 +65,25 @@ def test_theorem_without_negatives_still_gets_easy_negatives():
     assert (batch.tier[a] == EASY).all()
 
 
-def test_traces_only_uses_states_of_other_theorems():
+def test_traces_only_never_uses_other_theorems_proof_states():
     df, table = make_synthetic(n_theorems=5, steps=3, siblings=0, dim=8)
     joined, _ = attach_embeddings(df, table)
     s = ContrastiveSampler(joined, SamplerConfig(k_negatives=4, seed=0))
-    assert s.easy_source == "any" and not s.has_labelled_negatives
+    assert s.easy_source == "none" and not s.has_labelled_negatives
+    # the first state of each proof has no earlier state: no negative of its own, not sampled
+    assert s.skipped_positives == 5 and len(s) == 5 * 2
+    batch = s.fixed_batch()
+    row = joined.set_index("emb_row")
+    for p, negs in zip(batch.pos, batch.neg):
+        assert all(row.loc[n, "theorem_name"] == row.loc[p, "theorem_name"] for n in negs)
+        assert all(row.loc[n, "remaining_depth"] > row.loc[p, "remaining_depth"] for n in negs)  # earlier states
+    assert (batch.tier != 2).all()
+
+
+def test_easy_any_still_draws_other_theorems_when_asked():
+    df, table = make_synthetic(n_theorems=5, steps=3, siblings=0, dim=8)
+    joined, _ = attach_embeddings(df, table)
+    s = ContrastiveSampler(joined, SamplerConfig(k_negatives=4, progress_negatives=False, easy_source="any", seed=0))
     batch = s.fixed_batch()
     theorem_of_row = dict(zip(joined["emb_row"], joined["theorem_name"]))
     for p, negs in zip(batch.pos, batch.neg):

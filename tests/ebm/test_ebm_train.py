@@ -23,7 +23,7 @@ def _identity(dim=32, **kw):
     return EncoderIdentity(**{"model": "synthetic", "dim": dim, "pooling": "none", "dtype": "float32", "template": PLAIN_TEMPLATE, **kw})
 
 
-@pytest.mark.parametrize(("spectral_norm", "loss"), [(False, "infonce"), (True, "infonce"), (False, "margin")])
+@pytest.mark.parametrize(("spectral_norm", "loss"), [(False, "ranknet"), (False, "infonce"), (True, "infonce"), (False, "margin")])
 def test_learns_synthetic_separable_problem(synthetic_split, tmp_path, spectral_norm, loss):
     train_s, val_s, table = synthetic_split
     cfg = TrainConfig(steps=150, batch_size=32, lr=3e-3, warmup_steps=10, eval_every=50, patience=0, metric="val_rank_acc", loss=loss)

@@ -4,9 +4,13 @@ into (1 positive, k negatives) groups of embedding-row indices.
 Negative tiers, for a positive p of theorem T with parent state P:
   hard   = negatives of T whose parent is P (siblings: the other tactics tried at the same state)
   medium = the other negatives of T (plus, with progress_negatives, the earlier states of T's proof)
-  easy   = states of other theorems
-A tier that is short hands its deficit to the next one (hard -> medium -> easy), so every group has
-exactly k negatives as long as there are at least two theorems.
+  easy   = negatives of other theorems (``easy_source="negatives"``), any state of another theorem
+           (``"any"``), or nothing (``"none"``)
+A tier that is short hands its deficit to the next one (hard -> medium -> easy); what is still short
+is drawn again, with replacement, from the positive's own pools, so every group has exactly k
+negatives. With traces only (no labelled negatives) "auto" means "none": the other theorems' states
+are *correct* proof states, often closer to QED than the positive, so they are never negatives there;
+positives with no negative of their own (the first state of a proof) are then not sampled.
 
 Pure numpy/pandas; the trainer gathers the rows from the embedding matrix.
 """
@@ -27,7 +31,7 @@ log = logging.getLogger(__name__)
 HARD, MEDIUM, EASY = 0, 1, 2
 TIER_NAMES = ("hard", "medium", "easy")
 REQUIRED_COLUMNS = ("theorem_name", "state_id", "parent_state_id", "state_pp", "label", "remaining_depth")
-EasySource = Literal["auto", "negatives", "any"]
+EasySource = Literal["auto", "negatives", "any", "none"]
 
 
 class EmbeddingSource(Protocol):
@@ -44,12 +48,12 @@ class SamplerConfig:
     medium_ratio: float = 0.3  # share drawn from the same theorem
     easy_ratio: float = 0.2  # share drawn from other theorems (also absorbs every deficit)
     # "negatives": easy negatives are negative records of other theorems; "any": any state of another
-    # theorem (traces-only data has no negative records); "auto": "negatives" if there are any.
+    # theorem; "none": no easy tier; "auto": "negatives" if there are labelled negatives, else "none".
     easy_source: EasySource = "auto"
     # Also count the earlier states of the same proof (positives with a larger known remaining depth)
     # as medium negatives: a state closer to QED must get lower energy. The only within-proof signal
     # that traces alone carry.
-    progress_negatives: bool = False
+    progress_negatives: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -58,8 +62,8 @@ class SamplerConfig:
         ratios = (self.hard_ratio, self.medium_ratio, self.easy_ratio)
         if min(ratios) < 0 or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6):
             raise ValueError(f"tier ratios must be >= 0 and sum to 1, got {ratios}")
-        if self.easy_source not in ("auto", "negatives", "any"):
-            raise ValueError(f"easy_source must be auto/negatives/any, got {self.easy_source!r}")
+        if self.easy_source not in ("auto", "negatives", "any", "none"):
+            raise ValueError(f"easy_source must be auto/negatives/any/none, got {self.easy_source!r}")
 
     def tier_counts(self) -> tuple[int, int, int]:
         """Requested (hard, medium, easy) counts before backfill; they sum to k."""
@@ -196,10 +200,10 @@ class ContrastiveSampler:
 
         source = config.easy_source
         if source == "auto":
-            source = "negatives" if neg_idx.size else "any"
+            source = "negatives" if neg_idx.size else "none"
         self.easy_source: str = source
         self.has_labelled_negatives = bool(neg_idx.size)
-        self._easy_pool = neg_idx if source == "negatives" else np.arange(len(records))
+        self._easy_pool = {"negatives": neg_idx, "any": np.arange(len(records)), "none": np.empty(0, np.int64)}[source]
         if np.unique(theorem_codes[self._easy_pool]).size < 2 and self._easy_pool.size:
             log.warning("easy negatives need at least two theorems; only hard/medium are available")
         self._earlier: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # theorem -> (records, remaining depth)
@@ -212,6 +216,17 @@ class ContrastiveSampler:
                 if members.size:
                     self._earlier[int(theorem_codes[members[0]])] = (members, depth[members])
         self._pools_cache: dict[tuple[int, int | None, int], tuple[np.ndarray, np.ndarray]] = {}
+        if not self._easy_pool.size:  # no easy tier: a positive needs a negative of its own
+            has_own = np.array([self._has_own_negative(int(i)) for i in self.pos_idx], bool)
+            self.skipped_positives = int((~has_own).sum())
+            self.pos_idx = self.pos_idx[has_own]
+            if self.pos_idx.size == 0:
+                raise ValueError("no positive has a negative of its own (sibling, same-theorem negative or "
+                                 "earlier state of its proof), and easy negatives are off")
+            if self.skipped_positives:
+                log.info("%d positives have no negative of their own and are not sampled", self.skipped_positives)
+        else:
+            self.skipped_positives = 0
 
         self._rng = np.random.default_rng(config.seed)
         self._order = self._rng.permutation(self.pos_idx)
@@ -230,6 +245,11 @@ class ContrastiveSampler:
                 medium = np.concatenate([medium, members[rd > own_depth]])
             self._pools_cache[key] = (hard, medium)
         return self._pools_cache[key]
+
+    def _has_own_negative(self, i: int) -> bool:
+        hard, medium = self._pools(int(self._theorem[i]), self._parents[i], int(self._depth[i]))
+        own = self._rows[i]
+        return bool((self._rows[hard] != own).any() or (self._rows[medium] != own).any())
 
     def _draw_easy(self, t: int, own_row: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """Up to n states of other theorems (fewer only when fewer exist)."""

@@ -1,24 +1,33 @@
-"""Held-out evaluation of an energy head, always next to baselines.
+"""Held-out evaluation of an energy head, always next to baselines and with intervals.
 
+Ground-truth paths (no Lean needed), :func:`progress_evaluation` -- the one evaluation that
+``train-ebm``, ``--eval-traces``, notebook 04 and ``bench/ebm_real.py`` use:
+  per-theorem progress accuracy (the headline): for each theorem, the share of its within-proof
+  pairs (earlier, later) where the later state gets the lower energy, averaged over theorems (one
+  45-step proof would otherwise supply a third of all pairs); progress accuracy over all pairs;
+  adjacent steps only; Spearman of energy with remaining depth *within* each proof, averaged over
+  proofs (pooled across theorems it would reward "shorter = closer"); accuracy by step distance.
+  Every metric has a 95 % bootstrap interval, resampling theorems. Baselines: each structural
+  feature (``workbench.ebm.features``) in both directions, and random as the mean of many draws.
+  The verdict compares the model with the *best* baseline and says whether the intervals overlap.
 Mined data (siblings = children of one parent state):
   rank-1 among siblings: is the lowest-energy child a positive? Energy vs the LLM log-probability
   (highest first) vs random (expected n_pos / n); pairwise accuracy; AUROC; all by depth.
-Ground-truth paths (no Lean needed):
-  progress accuracy: a later state of one proof gets lower energy than an earlier one (all pairs, and
-  adjacent steps only); Spearman of energy with remaining depth; baselines: state length, number of
-  goals, random. The verdict says plainly whether the model beats the best baseline.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 
+from workbench.ebm.features import FEATURE_NAMES, state_features
 from workbench.ebm.metrics import auroc
 from workbench.ebm.model import EnergyHead
 from workbench.ebm.train import as_tensor
@@ -38,102 +47,211 @@ def record_energies(model: EnergyHead, records: pd.DataFrame, embeddings: np.nda
     return torch.cat(out).cpu().numpy().astype(np.float64) if out else np.empty(0)
 
 
-def _num_goals(states: pd.Series) -> np.ndarray:
-    from workbench.states import count_goals
-
-    def count(text: str) -> int:
-        try:
-            return count_goals(text)
-        except ValueError:  # not parseable as a Lean state: count the turnstiles
-            return text.count("⊢")
-
-    return np.array([count(s) for s in states], dtype=np.float64)
-
-
 # -- ground-truth paths ---------------------------------------------------------------------------
-def _progress(theorem: np.ndarray, depth: np.ndarray, energy: np.ndarray) -> tuple[float, float, int]:
-    """(all-pairs progress accuracy, adjacent-step progress accuracy, number of pairs); ties half."""
-    correct = total = adj_correct = adj_total = 0.0
-    order = np.lexsort((depth, theorem))
-    theorem, depth, energy = theorem[order], depth[order], energy[order]
-    bounds = np.flatnonzero(np.r_[True, theorem[1:] != theorem[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        d, e = depth[a:b], energy[a:b]
-        later = d[None, :] > d[:, None]  # [i, j]: state j is later on the proof than state i
-        win = (e[None, :] < e[:, None]) + 0.5 * (e[None, :] == e[:, None])
-        correct += float(win[later].sum())
-        total += float(later.sum())
-        adjacent = d[None, :] == d[:, None] + 1
-        adj_correct += float(win[adjacent].sum())
-        adj_total += float(adjacent.sum())
-    nan = float("nan")
-    return (correct / total if total else nan, adj_correct / adj_total if adj_total else nan, int(total))
+MODEL = "energy (model)"
+RANDOM = "random (mean of draws)"
+HEADLINE = "progress_accuracy"
+# name -> what the metric is; the headline first
+PROGRESS_METRICS: dict[str, str] = {
+    "progress_accuracy": "per-theorem progress accuracy (mean over theorems of each one's pair accuracy)",
+    "progress_accuracy_all_pairs": "progress accuracy over all within-proof pairs",
+    "adjacent_accuracy": "progress accuracy over adjacent steps (d -> d + 1)",
+    "spearman_within_proof": "Spearman(energy, remaining depth) within a proof, mean over proofs with >= 3 states",
+}
+DISTANCE_BINS: tuple[tuple[int, int, str], ...] = ((1, 1, "1"), (2, 2, "2"), (3, 3, "3"), (4, 5, "4-5"), (6, 10, "6-10"), (11, 10**9, "11+"))
+_FEATURE_WORDS = {"state_length": ("state length", "shorter", "longer"), "hypotheses": ("hypotheses", "fewer", "more"),
+                  "goals": ("goals", "fewer", "more"), "target_length": ("goal-target length", "shorter", "longer")}
 
 
-def _adjacent_by_depth(theorem: np.ndarray, depth: np.ndarray, energy: np.ndarray) -> pd.Series:
-    """Share of steps d -> d + 1 whose later state has lower energy, by d (ties half)."""
-    df = pd.DataFrame({"t": theorem, "d": depth, "e": energy}).sort_values(["t", "d"])
-    nxt = df.groupby("t")["e"].shift(-1)
-    nxt_d = df.groupby("t")["d"].shift(-1)
-    ok = nxt_d == df["d"] + 1
-    win = (nxt < df["e"]).astype(float) + 0.5 * (nxt == df["e"]).astype(float)
-    return win[ok].groupby(df.loc[ok, "d"]).mean()
+def baseline_energies(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each structural feature as an energy, in both directions (which one tracks progress is an
+    empirical question: proofs often add hypotheses as they go, so later states can be longer)."""
+    feats = state_features(texts, FEATURE_NAMES)
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(FEATURE_NAMES):
+        what, low, high = _FEATURE_WORDS[name]
+        out[f"{what}: {low} = closer"] = feats[:, j].astype(np.float64)
+        out[f"{what}: {high} = closer"] = -feats[:, j].astype(np.float64)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
+class _Stats:
+    """Per-theorem sums for one method (theorems in a fixed order)."""
+
+    correct: np.ndarray  # [T] pairs won (ties half), averaged over random draws
+    total: np.ndarray  # [T] pairs
+    adj_correct: np.ndarray  # [T]
+    adj_total: np.ndarray  # [T]
+    dist_correct: np.ndarray  # [T, n_bins]
+    dist_total: np.ndarray  # [T, n_bins]
+    rho: np.ndarray  # [T] within-proof Spearman, NaN for proofs with < 3 states
+
+
+def _bin_of(distance: np.ndarray) -> np.ndarray:
+    edges = np.array([lo for lo, _, _ in DISTANCE_BINS])
+    return np.searchsorted(edges, distance, side="right") - 1
+
+
+def _theorem_stats(groups: list[tuple[np.ndarray, np.ndarray]], energy: np.ndarray) -> _Stats:
+    """energy: [D, n_states] (D random draws, or 1); groups: per theorem (record indices, depth)."""
+    n_bins, T = len(DISTANCE_BINS), len(groups)
+    correct, total, adj_c, adj_t, rho = (np.zeros(T) for _ in range(5))
+    dist_c, dist_t = np.zeros((T, n_bins)), np.zeros((T, n_bins))
+    rho[:] = np.nan
+    for t, (idx, depth) in enumerate(groups):
+        e = energy[:, idx]  # [D, m]
+        later = depth[None, :] > depth[:, None]  # [m, m]: state j is later on the proof than state i
+        if later.any():
+            diff = e[:, :, None] - e[:, None, :]  # [D, m, m]: E_i - E_j > 0 when the later state is lower
+            win = ((diff > 0) + 0.5 * (diff == 0))[:, later].mean(axis=0)  # [pairs]
+            dist = (depth[None, :] - depth[:, None])[later]
+            correct[t], total[t] = win.sum(), win.size
+            adj = dist == 1
+            adj_c[t], adj_t[t] = win[adj].sum(), adj.sum()
+            b = _bin_of(dist)
+            dist_c[t] = np.bincount(b, weights=win, minlength=n_bins)
+            dist_t[t] = np.bincount(b, minlength=n_bins)
+        if idx.size >= 3:
+            r_e = rankdata(e, axis=1)
+            r_e -= r_e.mean(axis=1, keepdims=True)
+            r_d = rankdata(-depth.astype(np.float64))  # remaining depth falls as depth grows
+            r_d -= r_d.mean()
+            den = np.sqrt((r_e**2).sum(axis=1) * (r_d**2).sum())
+            # a method constant on a proof orders nothing: Spearman 0, not undefined
+            rho[t] = float(np.mean(np.where(den > 0, (r_e @ r_d) / np.where(den > 0, den, 1.0), 0.0)))
+    return _Stats(correct, total, adj_c, adj_t, dist_c, dist_t, rho)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _metrics(s: _Stats, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Metrics under theorem weights w [B, T] (bootstrap counts; a row of ones = the sample)."""
+    has_pairs, has_rho = s.total > 0, np.isfinite(s.rho)
+    acc = _ratio(s.correct, s.total)
+    return {
+        "progress_accuracy": _ratio(w[:, has_pairs] @ acc[has_pairs], w[:, has_pairs].sum(axis=1)),
+        "progress_accuracy_all_pairs": _ratio(w @ s.correct, w @ s.total),
+        "adjacent_accuracy": _ratio(w @ s.adj_correct, w @ s.adj_total),
+        "spearman_within_proof": _ratio(w[:, has_rho] @ s.rho[has_rho], w[:, has_rho].sum(axis=1)),
+    }
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
 class ProgressReport:
-    table: pd.DataFrame  # one row per method: progress_acc, progress_acc_adjacent, spearman
-    by_depth: pd.DataFrame  # adjacent-step progress accuracy from depth d to d + 1, one column per method
-    n_theorems: int
+    table: pd.DataFrame  # one row per method (model first): each metric, its _lo and _hi
+    by_distance: pd.DataFrame  # progress accuracy by distance between the two steps: one column per method, plus pairs
+    n_theorems: int  # theorems with at least one within-proof pair
     n_states: int
     n_pairs: int
+    n_boot: int
     best_baseline: str
-    beats_best_baseline: bool
+    delta: float  # headline: model - best baseline
+    delta_interval: tuple[float, float]  # paired bootstrap (same resampled theorems for both)
+    intervals_overlap: bool
+    beats_best_baseline: bool  # above the best baseline with non-overlapping intervals
     verdict: str
 
+    def formatted(self, metrics: Sequence[str] = tuple(PROGRESS_METRICS)) -> pd.DataFrame:
+        """value [lo, hi] strings, for notebooks and the README."""
+        t = self.table
+        return pd.DataFrame({m: [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(t[m], t[m + "_lo"], t[m + "_hi"])]
+                             for m in metrics}, index=t.index)
 
-def ground_truth_report(records: pd.DataFrame, energies: np.ndarray, *, seed: int = 0) -> ProgressReport:
-    """Progress accuracy and Spearman(energy, remaining depth) on ground-truth path states."""
-    keep = (records["remaining_depth"].to_numpy() >= 0) & (records["label"].to_numpy() == "positive")
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON written as eval_<stem>.json / into summary.json."""
+        methods: dict[str, Any] = {}
+        for name, row in self.table.iterrows():
+            entry: dict[str, Any] = {HEADLINE: row[HEADLINE], "interval": [row[HEADLINE + "_lo"], row[HEADLINE + "_hi"]]}
+            for m in PROGRESS_METRICS:
+                if m != HEADLINE:
+                    entry[m] = {"value": row[m], "interval": [row[m + "_lo"], row[m + "_hi"]]}
+            entry["by_distance"] = {str(k): (None if pd.isna(v) else float(v)) for k, v in self.by_distance[name].items()}
+            methods[str(name)] = entry
+        return {
+            "headline": HEADLINE, "metrics": PROGRESS_METRICS, "interval": "95 % bootstrap, resampling theorems",
+            "n_boot": self.n_boot, "n_theorems": self.n_theorems, "n_states": self.n_states, "n_pairs": self.n_pairs,
+            "pairs_by_distance": {str(k): int(v) for k, v in self.by_distance["pairs"].items()},
+            "best_baseline": self.best_baseline, "delta": self.delta, "delta_interval": list(self.delta_interval),
+            "intervals_overlap": self.intervals_overlap, "beats_best_baseline": self.beats_best_baseline,
+            "verdict": self.verdict, "methods": methods,
+        }
+
+
+def ground_truth_mask(records: pd.DataFrame) -> np.ndarray:
+    """Records on a ground-truth proof path with a known remaining depth."""
+    keep = (records["remaining_depth"].fillna(-1).to_numpy() >= 0) & (records["label"].to_numpy() == "positive")
     if "record_kind" in records.columns and records["record_kind"].notna().any():
         keep &= (records["record_kind"] == "ground_truth").to_numpy()
+    return keep
+
+
+def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, n_boot: int = 1000, n_random: int = 100,
+                        seed: int = 0) -> ProgressReport:
+    """Progress metrics of ``energies`` (aligned with ``records``) on ground-truth path states, next to
+    every baseline, with 95 % bootstrap intervals resampled by theorem. Lower energy = closer to QED."""
+    keep = ground_truth_mask(records)
     gt = records.loc[keep]
-    theorem = pd.factorize(gt["theorem_name"])[0]
+    if gt.empty:
+        raise ValueError("no ground-truth path states (label positive, remaining_depth >= 0) to evaluate on")
+    codes = pd.factorize(gt["theorem_name"])[0]
     depth = gt["depth_from_root"].to_numpy(np.int64)
-    remaining = gt["remaining_depth"].to_numpy(np.float64)
-    length, goals = gt["state_pp"].str.len().to_numpy(np.float64), _num_goals(gt["state_pp"])
-    # Each heuristic in both directions: which one tracks progress is an empirical question (proofs
-    # often add hypotheses as they go, so later states can be longer).
-    methods = {
-        "energy (model)": np.asarray(energies, np.float64)[keep],
-        "state length (shorter = closer)": length,
-        "state length (longer = closer)": -length,
-        "number of goals (fewer = closer)": goals,
-        "number of goals (more = closer)": -goals,
-        "random": np.random.default_rng(seed).random(len(gt)),
-    }
-    rows, n_pairs, steps = [], 0, []
-    for name, e in methods.items():
-        steps.append(_adjacent_by_depth(theorem, depth, e).rename(name))
-        acc, adj, n_pairs = _progress(theorem, depth, e)
-        rho = spearmanr(e, remaining).statistic if len(gt) > 2 and np.ptp(e) > 0 else float("nan")
-        rows.append({"method": name, "progress_acc": acc, "progress_acc_adjacent": adj, "spearman": float(rho)})
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]])
+    groups = [(idx, depth[idx]) for idx in np.split(order, starts[1:])]
+    rng = np.random.default_rng(seed)
+    methods: dict[str, np.ndarray] = {MODEL: np.asarray(energies, np.float64)[keep][None, :]}
+    methods.update({k: v[None, :] for k, v in baseline_energies(gt["state_pp"].tolist()).items()})
+    methods[RANDOM] = rng.random((n_random, len(gt)))
+    stats = {name: _theorem_stats(groups, e) for name, e in methods.items()}
+    T = len(groups)
+    weights = rng.multinomial(T, np.full(T, 1.0 / T), size=n_boot).astype(np.float64)  # shared: paired comparisons
+    ones = np.ones((1, T))
+    rows, boot = [], {}
+    for name, s in stats.items():
+        point, boot[name] = _metrics(s, ones), _metrics(s, weights)
+        row: dict[str, Any] = {"method": name}
+        for m in PROGRESS_METRICS:
+            row[m] = float(point[m][0])
+            row[m + "_lo"], row[m + "_hi"] = _interval(boot[name][m])
+        rows.append(row)
     table = pd.DataFrame(rows).set_index("method")
-    by_depth = pd.concat(steps, axis=1)
-    by_depth.index.name = "depth"
-    baselines = table.drop(index="energy (model)")
-    best = str(baselines["progress_acc"].idxmax()) if baselines["progress_acc"].notna().any() else "random"
-    model_acc = table.loc["energy (model)", "progress_acc"]
-    best_acc = table.loc[best, "progress_acc"]
-    beats = bool(model_acc > best_acc)
+    labels = [label for _, _, label in DISTANCE_BINS]
+    by_distance = pd.DataFrame({name: _ratio(s.dist_correct.sum(axis=0), s.dist_total.sum(axis=0)) for name, s in stats.items()},
+                               index=pd.Index(labels, name="distance"))
+    by_distance["pairs"] = stats[MODEL].dist_total.sum(axis=0).astype(np.int64)
+    baselines = table.drop(index=MODEL)[HEADLINE]
+    best = str(baselines.idxmax()) if baselines.notna().any() else RANDOM
+    m, b = table.loc[MODEL], table.loc[best]
+    delta = float(m[HEADLINE] - b[HEADLINE])
+    delta_interval = _interval(boot[MODEL][HEADLINE] - boot[best][HEADLINE])
+    overlap = bool(m[HEADLINE + "_lo"] <= b[HEADLINE + "_hi"] and b[HEADLINE + "_lo"] <= m[HEADLINE + "_hi"])
+    beats = bool(delta > 0 and not overlap)
+    n_pairs = int(stats[MODEL].total.sum())
+    n_theorems = int((stats[MODEL].total > 0).sum())
     verdict = (
-        f"Progress accuracy on {gt['theorem_name'].nunique()} held-out theorems ({n_pairs} state pairs): "
-        f"model {model_acc:.3f} vs best baseline '{best}' {best_acc:.3f} -- the model "
-        + ("BEATS the best baseline." if beats else "does NOT beat the best baseline.")
-        + f" Spearman with remaining depth: model {table.loc['energy (model)', 'spearman']:.3f}, "
-        f"'{best}' {table.loc[best, 'spearman']:.3f}."
+        f"Per-theorem progress accuracy on {n_theorems} held-out theorems ({n_pairs} within-proof pairs): "
+        f"model {m[HEADLINE]:.3f} [{m[HEADLINE + '_lo']:.3f}, {m[HEADLINE + '_hi']:.3f}] vs best baseline '{best}' "
+        f"{b[HEADLINE]:.3f} [{b[HEADLINE + '_lo']:.3f}, {b[HEADLINE + '_hi']:.3f}]: {100 * delta:+.1f} points "
+        f"(paired 95 % interval {100 * delta_interval[0]:+.1f} to {100 * delta_interval[1]:+.1f}); the intervals "
+        + ("do not overlap" if not overlap else "overlap") + " -- the model "
+        + ("BEATS the best baseline." if beats else
+           "is above the best baseline, but not clearly (overlapping intervals)." if delta > 0 else
+           "does NOT beat the best baseline.")
     )
-    return ProgressReport(table, by_depth, int(gt["theorem_name"].nunique()), len(gt), n_pairs, best, beats, verdict)
+    return ProgressReport(table, by_distance, n_theorems, len(gt), n_pairs, n_boot, best, delta, delta_interval,
+                          overlap, beats, verdict)
 
 
 # -- mined siblings -------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-LossKind = Literal["infonce", "margin"]
+LossKind = Literal["ranknet", "infonce", "margin"]
+LOSS_KINDS: tuple[str, ...] = ("ranknet", "infonce", "margin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,17 @@ def margin_ranking(e_pos: torch.Tensor, e_neg: torch.Tensor, margin: float = 1.0
     return F.relu(margin + e_pos.unsqueeze(1) - e_neg).mean()
 
 
+def ranknet(e_pos: torch.Tensor, e_neg: torch.Tensor) -> torch.Tensor:
+    """Pairwise logistic (RankNet) loss: mean over (b, j) of -log sigmoid(E_neg[b, j] - E_pos[b]).
+
+    Each (positive, negative) pair is one ranking judgement -- with traces, (later, earlier) states
+    of one proof; with mined trees also (positive, negative) siblings. Unlike InfoNCE it does not ask
+    the positive to beat all k at once, so pairs that are hard to tell apart do not drown the rest.
+    e_pos: [B], e_neg: [B, k] -> scalar.
+    """
+    return F.softplus(e_pos.unsqueeze(1) - e_neg).mean()
+
+
 def depth_target(remaining_depth: torch.Tensor) -> torch.Tensor:
     # log1p compresses long proofs: one more step matters more near the end than at step 30
     return torch.log1p(remaining_depth.clamp(min=0).to(torch.float32))
@@ -66,16 +78,18 @@ def contrastive_loss(
     temperature: torch.Tensor,
     remaining_depth: torch.Tensor | None = None,
     *,
-    kind: LossKind = "infonce",
+    kind: LossKind = "ranknet",
     depth_weight: float = 0.3,
     margin: float = 1.0,
 ) -> LossParts:
-    if kind == "infonce":
+    if kind == "ranknet":
+        main = ranknet(e_pos, e_neg)
+    elif kind == "infonce":
         main = info_nce(e_pos, e_neg, temperature)
     elif kind == "margin":
         main = margin_ranking(e_pos, e_neg, margin)
     else:
-        raise ValueError(f"unknown loss kind {kind!r} (expected 'infonce' or 'margin')")
+        raise ValueError(f"unknown loss kind {kind!r} (expected one of {LOSS_KINDS})")
     if depth_weight > 0 and remaining_depth is not None:
         depth = depth_regression(e_pos, remaining_depth)
     else:

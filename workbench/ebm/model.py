@@ -29,8 +29,14 @@ class EnergyHeadConfig:
     # with the weights, not parameters). Encoder embeddings sit in a narrow cone with a few large
     # dimensions; without this the first layer sees nearly identical inputs.
     standardize_inputs: bool = True
+    # Structural features (``workbench.ebm.features``) appended to the embedding, in this order. They
+    # are always standardised with the training statistics (counts and lengths have wild scales).
+    features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from workbench.ebm.features import check_feature_names
+
+        object.__setattr__(self, "features", check_feature_names(tuple(self.features)))
         for name in ("d_encoder", "d_hidden1", "d_hidden2", "d_hidden3"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EnergyHeadConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -42,8 +48,15 @@ class EnergyHeadConfig:
                 f"[{self.log_temp_min}, {self.log_temp_max}]"
             )
 
+    @property
+    def d_input(self) -> int:
+        """Width of the head's input: the embedding plus the structural features."""
+        return self.d_encoder + len(self.features)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["features"] = list(self.features)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> EnergyHeadConfig:
@@ -72,7 +85,7 @@ class EnergyHead(nn.Module):
         self.config = config
         c = config
         self.net = nn.Sequential(
-            _linear(c.d_encoder, c.d_hidden1, bias=True, sn=c.spectral_norm),
+            _linear(c.d_input, c.d_hidden1, bias=True, sn=c.spectral_norm),
             nn.SiLU(),
             nn.Dropout(c.dropout),
             _linear(c.d_hidden1, c.d_hidden2, bias=True, sn=c.spectral_norm),
@@ -86,23 +99,30 @@ class EnergyHead(nn.Module):
         # Learnable log-temperature for the contrastive logits (clamped when read).
         self.log_temperature = nn.Parameter(torch.tensor(float(c.log_temp_init)))
         # Input statistics: identity until set_input_statistics is called (by the trainer).
-        self.register_buffer("input_mean", torch.zeros(c.d_encoder))  # [d_encoder]
-        self.register_buffer("input_std", torch.ones(c.d_encoder))  # [d_encoder]
+        self.register_buffer("input_mean", torch.zeros(c.d_input))  # [d_input]
+        self.register_buffer("input_std", torch.ones(c.d_input))  # [d_input]
 
     @torch.no_grad()
     def set_input_statistics(self, x: torch.Tensor) -> None:
-        """x: [n, d_encoder] training embeddings -> per-dimension mean and std (floored at 1e-6)."""
+        """x: [n, d_input] training inputs -> per-dimension mean and std (floored at 1e-6).
+
+        Without ``standardize_inputs`` the embedding part stays raw (mean 0, std 1); features are
+        standardised either way.
+        """
         self.input_mean.copy_(x.mean(dim=0))
         self.input_std.copy_(x.std(dim=0, unbiased=False).clamp_min(1e-6))
+        if not self.config.standardize_inputs:
+            self.input_mean[: self.config.d_encoder] = 0.0
+            self.input_std[: self.config.d_encoder] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [..., d_encoder] -> energy: [...]
-        if x.shape[-1] != self.config.d_encoder:
+        # x: [..., d_input] (embedding, then features) -> energy: [...]
+        if x.shape[-1] != self.config.d_input:
             raise ValueError(
-                f"EnergyHead expects embeddings of width {self.config.d_encoder}, got {x.shape[-1]}"
+                f"EnergyHead expects inputs of width {self.config.d_input} (embedding {self.config.d_encoder}"
+                f" + {len(self.config.features)} features), got {x.shape[-1]}"
             )
-        if self.config.standardize_inputs:
-            x = (x - self.input_mean) / self.input_std
+        x = (x - self.input_mean) / self.input_std  # identity until set_input_statistics
         return self.net(x).squeeze(-1)  # [..., 1] -> [...]
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +142,7 @@ class EnergyHead(nn.Module):
 def expected_num_parameters(c: EnergyHeadConfig) -> int:
     """Closed form of ``EnergyHead(c).num_parameters()`` (weights + biases + log-temperature)."""
     return (
-        c.d_encoder * c.d_hidden1 + c.d_hidden1
+        c.d_input * c.d_hidden1 + c.d_hidden1
         + c.d_hidden1 * c.d_hidden2 + c.d_hidden2
         + c.d_hidden2 * c.d_hidden3 + c.d_hidden3
         + c.d_hidden3  # last layer: no bias

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.ebm.checkpoint import load_model
+from workbench.ebm.checkpoint import EnergyScorer, load_model
 from workbench.ebm.data import (
     ContrastiveSampler,
     MissingEmbeddings,
@@ -27,8 +27,11 @@ from workbench.ebm.data import (
     records_from_traces,
     split_by_theorem,
 )
-from workbench.ebm.evaluate import ProgressReport, SiblingReport, ground_truth_report, record_energies, sibling_report
+from workbench.ebm.evaluate import (ProgressReport, SiblingReport, ground_truth_mask, progress_evaluation, record_energies,
+                                    sibling_report)
+from workbench.ebm.features import with_features
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig
+from workbench.ebm.settings import EbmSettings
 from workbench.ebm.train import TrainConfig, TrainResult, as_tensor, batch_energies, train
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,9 @@ def ensure_embeddings(states: Sequence[str], cache: str | Path, encoder: Any | N
     from workbench.encode import encode_states, read_embeddings
 
     if encoder is not None:
-        report = _run_coroutine(encode_states(states, encoder, cache, progress=progress))
+        # shortest first: a batch is padded to its longest state, so mixed lengths waste most of the work
+        distinct = sorted(dict.fromkeys(states), key=len)
+        report = _run_coroutine(encode_states(distinct, encoder, cache, progress=progress))
         log.info("encoding: %s", report)
         close = getattr(encoder, "aclose", None)
         if close is not None:
@@ -102,15 +107,28 @@ def ensure_embeddings(states: Sequence[str], cache: str | Path, encoder: Any | N
 class PreparedData:
     train_records: pd.DataFrame  # with emb_row
     val_records: pd.DataFrame
-    embeddings: np.ndarray  # float32 [n_states, d]
+    embeddings: np.ndarray  # float32 [n_states, d_encoder + n_features]: the head's inputs
     identity: Any  # workbench.encode.EncoderIdentity
     missing: MissingEmbeddings
     simulated: bool
     train_sampler: ContrastiveSampler
     val_sampler: ContrastiveSampler | None
+    features: tuple[str, ...] = ()
+    cache: Path | None = None  # the embedding cache, for scoring from state text
 
 
-def prepare(records: pd.DataFrame, table: Any, sampler: SamplerConfig, *, val_fraction: float = 0.2, seed: int = 0) -> PreparedData:
+def _sampler_or_none(records: pd.DataFrame, config: SamplerConfig, what: str) -> ContrastiveSampler | None:
+    if not len(records) or not (records["label"] == "positive").any():
+        return None
+    try:
+        return ContrastiveSampler(records, config)
+    except ValueError as e:  # e.g. a tiny validation split whose positives have no negative of their own
+        log.warning("no %s sampler: %s", what, e)
+        return None
+
+
+def prepare(records: pd.DataFrame, table: Any, sampler: SamplerConfig, *, val_fraction: float = 0.1, seed: int = 0,
+            features: Sequence[str] = (), cache: str | Path | None = None) -> PreparedData:
     if getattr(table, "identity", None) is None:
         raise ValueError("the embedding table has no encoder identity: a head trained on it could not refuse "
                          "embeddings from another encoder; re-encode with `workbench encode`")
@@ -120,16 +138,17 @@ def prepare(records: pd.DataFrame, table: Any, sampler: SamplerConfig, *, val_fr
         "records: %d train (%d theorems), %d val (%d theorems); %s",
         len(train_df), train_df["theorem_name"].nunique(), len(val_df), val_df["theorem_name"].nunique(), missing,
     )
-    val_has_pos = (val_df["label"] == "positive").any() if len(val_df) else False
     return PreparedData(
         train_records=train_df,
         val_records=val_df,
-        embeddings=table.matrix,
+        embeddings=with_features(table.matrix, table.states, tuple(features)),
         identity=table.identity,
         missing=missing,
         simulated=is_simulated(records),
         train_sampler=ContrastiveSampler(train_df, sampler),
-        val_sampler=ContrastiveSampler(val_df, sampler) if val_has_pos else None,
+        val_sampler=_sampler_or_none(val_df, sampler, "validation"),
+        features=tuple(features),
+        cache=None if cache is None else Path(cache),
     )
 
 
@@ -155,10 +174,7 @@ class Experiment:
             "final": self.result.history[-1] if self.result.history else None,
         }
         if self.progress is not None:
-            out["progress"] = {
-                "table": self.progress.table.reset_index().to_dict(orient="records"),
-                "verdict": self.progress.verdict, "beats_best_baseline": self.progress.beats_best_baseline,
-            }
+            out["progress"] = self.progress.to_dict()
         if self.siblings is not None:
             out["siblings"] = {"table": self.siblings.summary.reset_index().to_dict(orient="records"), "verdict": self.siblings.verdict}
         return out
@@ -178,9 +194,12 @@ def run_experiment(
         model_config, train_config, data.train_sampler, data.val_sampler, data.embeddings,
         encoder_identity=data.identity, output_dir=out, resume=resume, progress=progress,
     )
-    model, _ = load_model(result.best_dir if (result.best_dir / "config.json").exists() else result.last_dir)
+    model, meta = load_model(result.best_dir if (result.best_dir / "config.json").exists() else result.last_dir)
     val = data.val_records
-    energies = record_energies(model, val, data.embeddings) if len(val) else np.empty(0)
+    if len(val) and data.cache is not None:  # the one scoring path: state text -> encoder (cache) -> features -> head
+        energies = EnergyScorer(model, meta, cache=data.cache).energies_of_states(val["state_pp"].tolist()).astype(np.float64)
+    else:  # embeddings handed over in memory (tests, benchmarks): the same head on the same inputs
+        energies = record_energies(model, val, data.embeddings) if len(val) else np.empty(0)
     pos_e = neg_e = np.empty(0)
     if data.val_sampler is not None:
         import torch
@@ -188,11 +207,11 @@ def run_experiment(
         with torch.no_grad():
             e_pos, e_neg = batch_energies(model, as_tensor(data.embeddings), data.val_sampler.fixed_batch())
         pos_e, neg_e = e_pos.numpy(), e_neg.numpy().ravel()
-    has_gt = len(val) and ((val["label"] == "positive") & (val["remaining_depth"] >= 0)).any()
+    has_gt = bool(len(val)) and ground_truth_mask(val).any()
     has_neg = len(val) and (val["label"] == "negative").any()
     exp = Experiment(
         result=result, model=model, val_energies=energies, val_pos_energies=pos_e, val_neg_energies=neg_e,
-        progress=ground_truth_report(val, energies, seed=train_config.seed) if has_gt else None,
+        progress=progress_evaluation(val, energies, seed=train_config.seed) if has_gt else None,
         siblings=sibling_report(val, energies) if has_neg else None,
         simulated=data.simulated,
     )
@@ -203,3 +222,48 @@ def run_experiment(
         if report is not None:
             log.info("%s", report.verdict)
     return exp
+
+
+# -- one run from EbmSettings (train-ebm and notebook 04) ---------------------------------------------
+def load_inputs(settings: EbmSettings) -> tuple[pd.DataFrame, Any]:
+    """(records, embedding table) for the settings' traces/trajectories, encoding missing states."""
+    records = load_records(list(settings.trajectories), settings.traces, num_theorems=settings.num_theorems, seed=settings.seed)
+    encoder = make_encoder(settings.encode, template=settings.template_text()) if settings.encode else None
+    table = ensure_embeddings(records["state_pp"].tolist(), settings.embeddings_path(), encoder, progress=settings.progress)
+    return records, table
+
+
+def prepare_from_settings(settings: EbmSettings, records: pd.DataFrame, table: Any) -> PreparedData:
+    return prepare(records, table, settings.sampler_config(), val_fraction=settings.val_fraction, seed=settings.seed,
+                   features=settings.features, cache=settings.embeddings_path())
+
+
+def train_from_settings(settings: EbmSettings, data: PreparedData, *, resume: bool = False) -> Experiment:
+    """Train, evaluate on the validation theorems, then on every ``eval_traces`` file."""
+    out = Path(settings.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps(settings.to_dict(), indent=2, default=str) + "\n")
+    exp = run_experiment(data, settings.model_config(data.identity.dim), settings.train_config(), out,
+                         resume=resume, progress=settings.progress)
+    for path in settings.eval_traces:
+        evaluate_traces(exp.result.best_dir if (exp.result.best_dir / "config.json").exists() else exp.result.last_dir,
+                        path, output_dir=out, cache=settings.embeddings_path(),
+                        encoder=make_encoder(settings.encode, template=settings.template_text()) if settings.encode else None,
+                        seed=settings.seed, progress=settings.progress)
+    return exp
+
+
+def evaluate_traces(checkpoint: str | Path, traces: str | Path, *, output_dir: str | Path, cache: str | Path | None = None,
+                    encoder: Any = None, seed: int = 0, progress: bool = False) -> ProgressReport:
+    """Evaluate a trained head on another LeanDojo file (any split, any Mathlib commit) and write
+    ``eval_<file stem>.json`` (model and baselines with intervals) to ``output_dir``."""
+    records = load_records(traces=traces)
+    scorer = EnergyScorer.from_checkpoint(checkpoint, encoder=encoder, cache=cache)
+    energies = scorer.energies_of_states(records["state_pp"].tolist(), progress=progress).astype(np.float64)
+    report = progress_evaluation(records, energies, seed=seed)
+    path = Path(output_dir) / f"eval_{Path(traces).stem}.json"
+    payload = {"traces": str(traces), "checkpoint": str(checkpoint), "encoder_identity": scorer.identity,
+               "features": list(scorer.features), **report.to_dict()}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    log.info("%s: %s", path, report.verdict)
+    return report

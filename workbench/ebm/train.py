@@ -174,10 +174,22 @@ def train(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
-    emb = as_tensor(embeddings).to(device)  # [n_states, d], all on the training device
-    if emb.shape[1] != model_config.d_encoder:
-        raise ValueError(f"embeddings have width {emb.shape[1]}, model expects d_encoder {model_config.d_encoder}")
     higher_is_better = METRICS[cfg.metric]
+    resuming = resume and (out / "last" / "training_state.pt").exists()
+    if resuming:
+        # the architecture is the checkpoint's, whatever the flags say now: the weights only fit it
+        from workbench.ebm.checkpoint import read_meta
+
+        pinned = read_meta(out / "last").model
+        if pinned != model_config:
+            changed = {k: (v, getattr(model_config, k)) for k, v in pinned.to_dict().items() if v != model_config.to_dict()[k]}
+            log.warning("resume: keeping the checkpoint's architecture; ignoring %s",
+                        ", ".join(f"{k}={new!r} (checkpoint {old!r})" for k, (old, new) in changed.items()))
+        model_config = pinned
+    emb = as_tensor(embeddings).to(device)  # [n_states, d_input], all on the training device
+    if emb.shape[1] != model_config.d_input:
+        raise ValueError(f"inputs have width {emb.shape[1]}, model expects {model_config.d_input} "
+                         f"(d_encoder {model_config.d_encoder} + features {list(model_config.features)})")
 
     # -- model, optimiser, schedule ---------------------------------------------------------------
     torch.manual_seed(cfg.seed)
@@ -186,7 +198,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg))
     start, best, best_step, bad_evals = 0, None, None, 0
     history: list[dict[str, float]] = []
-    if resume and (out / "last" / "training_state.pt").exists():
+    if resuming:
         from workbench.ebm.checkpoint import load_model
 
         loaded, meta = load_model(out / "last")
@@ -201,7 +213,7 @@ def train(
         log.info("resumed from %s at step %d (best %s=%s)", out / "last", start, cfg.metric, best)
     elif resume:
         log.info("nothing to resume in %s: starting from scratch", out)
-    if start == 0 and model_config.standardize_inputs:
+    if start == 0 and (model_config.standardize_inputs or model_config.features):
         # statistics of the training split only: validation states must not leak into the model
         model.set_input_statistics(emb[torch.from_numpy(train_sampler.embedding_rows())])
     model.train()

