@@ -1,15 +1,15 @@
-"""Measure the energy head on the real shared LeanDojo sample, without Lean.
+"""Measure energy-head variants on the real shared LeanDojo sample, without Lean.
 
-Train split: ground-truth states of ``random/val.json`` (10 % of its theorems held back for early
-stopping); held-out split: every theorem of ``random/test.json``. States are encoded with the local
-MiniLM encoder (384-d, plain template; cached, so reruns skip encoding). The head is trained four times:
-with spectral norm off and on, and with and without earlier states of the same proof as negatives
-(``progress_negatives``); each is scored on the held-out theorems for progress accuracy and
-Spearman(energy, remaining depth) next to the baselines (state length, number of goals, random).
+Train: ground-truth states of ``random/val.json`` (``EbmSettings.val_fraction`` of its theorems held
+back for early stopping). Held out: every theorem of ``random/test.json``, evaluated with
+``workbench.ebm.pipeline.evaluate_traces`` -- the same evaluation ``train-ebm --eval-traces`` and
+notebook 04 use (per-theorem progress accuracy with 95 % bootstrap intervals resampled by theorem,
+next to every baseline in both directions). States are encoded once with the local MiniLM (cached,
+so reruns skip encoding). Each variant changes a few ``EbmSettings`` fields from the defaults.
 
-    .venv/bin/python bench/ebm_real.py [--steps 600] [--batch-size 128] [--out runs/ebm_real]
+    .venv/bin/python bench/ebm_real.py [--seeds 0 1] [--variants default ...] [--out runs/ebm_real]
 
-Skips (exit 0 with a message) when ../shared/data/leandojo_mathlib4 is absent.
+Writes OUT/results.json and prints a Markdown table. Skips (exit 0) when ../shared/data/leandojo_mathlib4 is absent.
 """
 
 from __future__ import annotations
@@ -19,19 +19,30 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-
-from workbench.ebm.data import SamplerConfig, attach_embeddings
-from workbench.ebm.evaluate import ground_truth_report, record_energies
-from workbench.ebm.model import EnergyHeadConfig
-from workbench.ebm.pipeline import ensure_embeddings, load_records, make_encoder, prepare, run_experiment
-from workbench.ebm.train import TrainConfig
-from workbench.encode import PLAIN_TEMPLATE
+from workbench.ebm.evaluate import HEADLINE, MODEL, PROGRESS_METRICS, ProgressReport
+from workbench.ebm.pipeline import evaluate_traces, load_inputs, prepare_from_settings, train_from_settings
+from workbench.ebm.settings import EbmSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "leandojo_mathlib4" / "random"
 log = logging.getLogger("bench.ebm_real")
+
+# slug -> (label, changes from the EbmSettings defaults)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("RankNet + features (default)", {}),
+    "ranknet-emb": ("RankNet, embedding only", {"features": ()}),
+    "infonce": ("InfoNCE + features", {"loss": "infonce"}),
+    "margin": ("margin + features", {"loss": "margin"}),
+    "depth-aux": ("RankNet + features + depth regression 0.3", {"depth_weight": 0.3}),
+    "before": ("before: InfoNCE, other theorems' states as negatives, depth 0.3, no features",
+               {"loss": "infonce", "easy_source": "any", "depth_weight": 0.3, "features": ()}),
+}
+
+def _fmt(report: ProgressReport, name: str, metric: str) -> str:
+    row = report.table.loc[name]
+    return f"{row[metric]:.3f} [{row[metric + '_lo']:.3f}, {row[metric + '_hi']:.3f}]"
 
 
 def main() -> int:
@@ -39,51 +50,76 @@ def main() -> int:
     ap.add_argument("--traces-dir", type=Path, default=SHARED)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "ebm_real")
     ap.add_argument("--embeddings", type=Path, help="embedding cache folder (default OUT/embeddings)")
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--hidden", type=int, nargs=3, default=[1024, 512, 256])
-    ap.add_argument("--depth-weight", type=float, default=0.3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--siblings-from", type=Path, metavar="MINED",
+                    help="also train on this mined run and report rank-1 among siblings (SIMULATED when the run was)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON", help="extra EbmSettings changes for every variant")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("workbench.ebm.train").setLevel(logging.WARNING)
-    if not (args.traces_dir / "val.json").exists():
+    for noisy in ("workbench.ebm.train", "workbench.encode", "workbench.traces", "workbench.ebm.data"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    train_file, test_file = args.traces_dir / "val.json", args.traces_dir / "test.json"
+    if not train_file.exists():
         print(f"skipped: shared traces not found at {args.traces_dir}")
         return 0
-
-    train_records = load_records(traces=args.traces_dir / "val.json")
-    test_records = load_records(traces=args.traces_dir / "test.json")
-    states = pd.concat([train_records["state_pp"], test_records["state_pp"]]).tolist()
+    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    base = EbmSettings(traces=str(train_file), embeddings=str(args.embeddings or args.out / "embeddings"), progress=False).replace(**extra)
     t0 = time.perf_counter()
-    table = ensure_embeddings(states, args.embeddings or args.out / "embeddings", make_encoder("local", template=PLAIN_TEMPLATE))
-    encode_s = time.perf_counter() - t0
+    records, table = load_inputs(base)
+    # the held-out states go into the cache once, so every run below only reads it
+    from workbench.ebm.pipeline import ensure_embeddings, load_records, make_encoder
 
-    held_out, missing = attach_embeddings(test_records, table)
-    results = {"encode_s": round(encode_s, 1), "train_theorems": int(train_records.theorem_name.nunique()),
-               "train_states": len(train_records), "held_out_theorems": int(held_out.theorem_name.nunique()),
-               "held_out_states": len(held_out), "missing_embeddings": missing.count, "runs": {}}
-    runs = [(pn, sn) for pn in (False, True) for sn in (False, True)]
-    for pn, sn in runs:
-        name = f"progress_negatives_{'on' if pn else 'off'}__spectral_norm_{'on' if sn else 'off'}"
-        sampler = SamplerConfig(k_negatives=7, progress_negatives=pn, seed=args.seed)
-        data = prepare(train_records, table, sampler, val_fraction=0.1, seed=args.seed)
-        model_cfg = EnergyHeadConfig(d_encoder=table.matrix.shape[1], d_hidden1=args.hidden[0], d_hidden2=args.hidden[1],
-                                     d_hidden3=args.hidden[2], spectral_norm=sn)
-        train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, warmup_steps=args.steps // 20,
-                                eval_every=max(1, args.steps // 10), depth_weight=args.depth_weight, seed=args.seed)
-        t0 = time.perf_counter()
-        exp = run_experiment(data, model_cfg, train_cfg, args.out / name, progress=False)
-        train_s = time.perf_counter() - t0
-        report = ground_truth_report(held_out, record_energies(exp.model, held_out, table.matrix), seed=args.seed)
-        print(f"\n== {name}: {report.verdict}\n{report.table.round(3).to_string()}", flush=True)
-        results["runs"][name] = {
-            "train_s": round(train_s, 1), "best_step": exp.result.best_step, "last_step": exp.result.last_step,
-            "table": report.table.round(4).reset_index().to_dict(orient="records"),
-            "pairs": report.n_pairs, "beats_best_baseline": report.beats_best_baseline, "verdict": report.verdict,
-        }
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in results.items() if k != "runs"}))
+    ensure_embeddings(load_records(traces=test_file)["state_pp"].tolist(), base.embeddings_path(),
+                      make_encoder("local", template=base.template_text()), progress=False)
+    results: dict[str, Any] = {"encode_s": round(time.perf_counter() - t0, 1), "train_file": str(train_file),
+                               "test_file": str(test_file), "base_settings": base.to_dict(), "runs": []}
+    first: ProgressReport | None = None
+    lines = ["| variant | seed | per-theorem progress acc. [95 % CI] | all pairs | adjacent | within-proof Spearman | vs best baseline |",
+             "|---|---|---|---|---|---|---|"]
+    for slug in args.variants:
+        name, changes = VARIANTS[slug]
+        for seed in args.seeds:
+            settings = base.replace(seed=seed, output=str(args.out / slug / f"seed{seed}"), **changes)
+            t = time.perf_counter()
+            data = prepare_from_settings(settings, records, table)
+            exp = train_from_settings(settings, data)
+            train_s = time.perf_counter() - t
+            report = evaluate_traces(exp.result.best_dir, test_file, output_dir=settings.output,
+                                     cache=settings.embeddings_path(), seed=seed)
+            first = first or report
+            results["runs"].append({"variant": name, "seed": seed, "train_s": round(train_s, 1),
+                                    "best_step": exp.result.best_step, "changes": changes, **report.to_dict()})
+            lines.append(f"| {name} | {seed} | {_fmt(report, MODEL, HEADLINE)} | "
+                         + " | ".join(f"{report.table.loc[MODEL, m]:.3f}" for m in list(PROGRESS_METRICS)[1:])
+                         + f" | {100 * report.delta:+.1f} pts ({'no overlap' if not report.intervals_overlap else 'overlap'}) |")
+            print(f"== {name} seed {seed} ({train_s:.0f} s): {report.verdict}", flush=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    assert first is not None
+    for b in first.table.index.drop(MODEL):
+        lines.append(f"| baseline: {b} | – | {_fmt(first, b, HEADLINE)} | "
+                     + " | ".join(f"{first.table.loc[b, m]:.3f}" for m in list(PROGRESS_METRICS)[1:]) + " | |")
+    table_md = "\n".join(lines)
+    results["markdown"] = table_md
+    if args.siblings_from:
+        results["siblings"] = [sibling_run(args.siblings_from, base, args.out / "siblings" / f"seed{seed}", seed) for seed in args.seeds]
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(table_md)
     return 0
+
+
+def sibling_run(mined: Path, base: EbmSettings, out: Path, seed: int) -> dict[str, Any]:
+    """Train on a mined run (30 % of its theorems held out) and report rank-1 among siblings: is the
+    lowest-energy child of a node a positive, next to the policy's own score and random."""
+    settings = base.replace(traces=None, trajectories=(str(mined),), output=str(out), seed=seed, val_fraction=0.3)
+    records, table = load_inputs(settings)
+    exp = train_from_settings(settings, prepare_from_settings(settings, records, table))
+    if exp.siblings is None:
+        raise SystemExit(f"{mined}: no held-out sibling group with a positive and a negative")
+    tag = "SIMULATED (Lean simulator, not Lean)" if exp.simulated else "real Lean"
+    print(f"== siblings, seed {seed}, {tag}: {exp.siblings.verdict}\n{exp.siblings.summary.round(3).to_string()}", flush=True)
+    return {"seed": seed, "simulated": exp.simulated, "data": tag, "groups": exp.siblings.n_groups,
+            "table": exp.siblings.summary.reset_index().to_dict(orient="records"), "verdict": exp.siblings.verdict}
 
 
 if __name__ == "__main__":

@@ -19,12 +19,32 @@ def test_notebook_04_runs_on_tiny_parameters(tmp_path):
     out = tmp_path / "ebm"
     pm.execute_notebook(
         str(NOTEBOOK), str(tmp_path / "04.ipynb"), kernel_name="python3", progress_bar=False,
-        parameters={"steps": 20, "eval_every": 10, "batch_size": 16, "d_hidden": [32, 16, 8], "spectral_norm": True,
+        parameters={"overrides": {"steps": 20, "eval_every": 10, "batch_size": 16, "hidden": [32, 16, 8], "spectral_norm": True},
                     "output_dir": str(out)},
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"] is False and summary["last_step"] == 20
-    assert "Progress accuracy" in summary["progress"]["verdict"]
-    for name in ("curves.png", "energy_hist.png", "baselines.png", "progress_by_depth.png"):
+    assert "Per-theorem progress accuracy" in summary["progress"]["verdict"]
+    assert summary["model"]["spectral_norm"] is True and summary["model"]["d_hidden1"] == 32
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["loss"] == "ranknet" and settings["val_fraction"] == 0.1  # the train-ebm defaults
+    for name in ("curves.png", "energy_hist.png", "baselines.png", "progress_by_distance.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "best" / "model.safetensors").exists()
+
+
+def test_notebook_04_and_train_ebm_share_one_set_of_defaults():
+    import argparse
+
+    from workbench.ebm.cli import configure
+    from workbench.ebm.settings import EbmSettings
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    from_cli = EbmSettings.from_flags(parser.parse_args([]))
+    assert from_cli == EbmSettings()
+    nb = json.loads(NOTEBOOK.read_text())
+    params = next("".join(c["source"]) for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    # the notebook names only data paths and an explicit overrides dict: no second copy of any default
+    names = {line.split("=")[0].strip() for line in params.splitlines() if "=" in line and not line.startswith("#")}
+    assert names == {"traces", "trajectories", "eval_traces", "output_dir", "overrides"}

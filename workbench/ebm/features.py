@@ -62,13 +62,17 @@ def state_features(texts: Sequence[str], names: Sequence[str] = FEATURE_NAMES) -
 
 
 def with_features(embeddings: np.ndarray, texts: Sequence[str], names: Sequence[str]) -> np.ndarray:
-    """The head's input: embeddings [n, d] with the named features appended -> [n, d + len(names)]."""
+    """The head's input: embeddings [n, d] with log1p of the named features appended -> [n, d + len(names)].
+
+    log1p because lengths are heavy-tailed (a few states run to thousands of characters) and the
+    head standardises each input column; it is monotone, so it changes no ordering.
+    """
     emb = np.asarray(embeddings, np.float32)
     if not names:
         return emb
     if emb.shape[0] != len(texts):
         raise ValueError(f"{emb.shape[0]} embeddings for {len(texts)} state texts")
-    return np.concatenate([emb, state_features(texts, names)], axis=1)
+    return np.concatenate([emb, np.log1p(state_features(texts, names))], axis=1)
 
 
 __all__ = ["FEATURES", "FEATURE_NAMES", "check_feature_names", "state_features", "with_features"]

@@ -51,27 +51,31 @@ def plot_energy_histograms(e_pos: np.ndarray, e_neg: np.ndarray, *, title: str =
     return fig
 
 
-def plot_accuracy_by_depth(by_depth: pd.DataFrame, *, title: str, ylabel: str = "accuracy") -> Figure:
-    """One line per column of a by-depth table (model next to baselines)."""
+def plot_accuracy_by_depth(by_depth: pd.DataFrame, *, title: str, ylabel: str = "accuracy", xlabel: str = "depth") -> Figure:
+    """One line per column of a by-depth (or by-distance) table (model next to baselines)."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for col in by_depth.columns:
-        if col == "groups":
+        if col in ("groups", "pairs"):
             continue
         ax.plot(by_depth.index, by_depth[col], marker="o", label=col)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="depth", ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
+    if pd.api.types.is_numeric_dtype(by_depth.index):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def plot_baselines(table: pd.DataFrame, *, title: str) -> Figure:
-    """Bar chart of every metric column for the model and each baseline."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    table.plot.bar(ax=ax, rot=0)
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set(title=title, ylabel="value")
-    ax.legend(fontsize=7)
+def plot_baselines(table: pd.DataFrame, *, title: str, metric: str = "progress_accuracy") -> Figure:
+    """One horizontal bar per method (model first) with its 95 % interval (``metric``_lo/_hi columns)."""
+    t = table.iloc[::-1]
+    err = np.vstack([t[metric] - t[metric + "_lo"], t[metric + "_hi"] - t[metric]])
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(t) + 1.2))
+    colors = ["tab:red" if i == len(t) - 1 else "tab:blue" for i in range(len(t))]
+    ax.barh(list(map(str, t.index)), t[metric], xerr=err, color=colors, capsize=3)
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(title=title, xlabel=metric.replace("_", " ") + " (95 % interval)", xlim=(0, 1))
+    ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return fig
