@@ -32,13 +32,17 @@ log = logging.getLogger("bench.ebm_real")
 # slug -> (label, changes from the EbmSettings defaults)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("RankNet + features (default)", {}),
+    "balanced": ("RankNet + features, theorem-balanced, dropout 0.3", {"balance_theorems": True, "dropout": 0.3}),
+    "small-reg": ("RankNet + features, head 64/32/16, dropout 0.5, wd 0.1, balanced",
+                  {"hidden": (64, 32, 16), "dropout": 0.5, "weight_decay": 0.1, "balance_theorems": True}),
     "ranknet-emb": ("RankNet, embedding only", {"features": ()}),
     "infonce": ("InfoNCE + features", {"loss": "infonce"}),
-    "margin": ("margin + features", {"loss": "margin"}),
-    "depth-aux": ("RankNet + features + depth regression 0.3", {"depth_weight": 0.3}),
     "before": ("before: InfoNCE, other theorems' states as negatives, depth 0.3, no features",
                {"loss": "infonce", "easy_source": "any", "depth_weight": 0.3, "features": ()}),
+    "margin": ("margin + features", {"loss": "margin"}),
+    "depth-aux": ("RankNet + features + depth regression 0.3", {"depth_weight": 0.3}),
 }
+DEFAULT_VARIANTS = ("default", "balanced", "small-reg", "ranknet-emb", "infonce", "before")
 
 def _fmt(report: ProgressReport, name: str, metric: str) -> str:
     row = report.table.loc[name]
@@ -51,11 +55,15 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "ebm_real")
     ap.add_argument("--embeddings", type=Path, help="embedding cache folder (default OUT/embeddings)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     ap.add_argument("--siblings-from", type=Path, metavar="MINED",
                     help="also train on this mined run and report rank-1 among siblings (SIMULATED when the run was)")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared, oversubscribed box)")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON", help="extra EbmSettings changes for every variant")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("workbench.ebm.train", "workbench.encode", "workbench.traces", "workbench.ebm.data"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

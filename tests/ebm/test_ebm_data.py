@@ -184,3 +184,33 @@ def test_progress_negatives_are_earlier_states_of_the_same_proof():
                 assert tier == EASY and info.loc[n, "theorem_name"] != mine["theorem_name"]
     last = int(np.flatnonzero(batch.remaining_depth == 1)[0])  # 4 earlier states exist
     assert (batch.tier[last] == MEDIUM).all()
+
+
+def test_balance_theorems_draws_each_theorem_equally_often():
+    from workbench.ebm.data import records_from_traces
+
+    class Step:
+        def __init__(self, depth, tactic="t"):
+            self.depth, self.state_before, self.tactic = depth, f"h{depth} : p\n⊢ q{depth}", tactic
+
+    class Thm:
+        def __init__(self, name, n):
+            self.full_name, self.steps = name, [Step(d) for d in range(n)]
+
+    df = records_from_traces([Thm("long", 21)] + [Thm(f"short{i}", 3) for i in range(4)])
+    df["state_pp"] = df["theorem_name"] + "|" + df["state_pp"]  # distinct rows per theorem
+    table_states = df["state_pp"].tolist()
+
+    class Table:
+        states = table_states
+        matrix = np.zeros((len(table_states), 2), np.float32)
+
+    joined, _ = attach_embeddings(df, Table())
+    theorem_of_row = dict(zip(joined["emb_row"], joined["theorem_name"]))
+    counts = {}
+    for balanced in (False, True):
+        s = ContrastiveSampler(joined, SamplerConfig(k_negatives=2, balance_theorems=balanced, seed=0))
+        drawn = pd.Series([theorem_of_row[r] for r in s.sample(5000).pos]).value_counts(normalize=True)
+        counts[balanced] = drawn["long"]
+    assert counts[False] == pytest.approx(20 / 28, abs=0.03)  # by positives: the long proof dominates
+    assert counts[True] == pytest.approx(1 / 5, abs=0.03)  # by theorem

@@ -54,6 +54,10 @@ class SamplerConfig:
     # as medium negatives: a state closer to QED must get lower energy. The only within-proof signal
     # that traces alone carry.
     progress_negatives: bool = True
+    # Draw positives so that every theorem is equally likely (each epoch is a weighted draw of as many
+    # positives): otherwise one 45-step proof supplies as many groups as 20 short ones, while the
+    # headline metric averages over theorems.
+    balance_theorems: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -229,7 +233,12 @@ class ContrastiveSampler:
             self.skipped_positives = 0
 
         self._rng = np.random.default_rng(config.seed)
-        self._order = self._rng.permutation(self.pos_idx)
+        self._weights: np.ndarray | None = None
+        if config.balance_theorems:
+            per_theorem = np.bincount(self._theorem[self.pos_idx])
+            w = 1.0 / per_theorem[self._theorem[self.pos_idx]]
+            self._weights = w / w.sum()
+        self._order = self._epoch_order()
         self._cursor = 0
         self.epoch = 0
 
@@ -245,6 +254,11 @@ class ContrastiveSampler:
                 medium = np.concatenate([medium, members[rd > own_depth]])
             self._pools_cache[key] = (hard, medium)
         return self._pools_cache[key]
+
+    def _epoch_order(self) -> np.ndarray:
+        if self._weights is None:
+            return self._rng.permutation(self.pos_idx)
+        return self._rng.choice(self.pos_idx, size=self.pos_idx.size, replace=True, p=self._weights)
 
     def _has_own_negative(self, i: int) -> bool:
         hard, medium = self._pools(int(self._theorem[i]), self._parents[i], int(self._depth[i]))
@@ -320,7 +334,7 @@ class ContrastiveSampler:
         need = batch_size
         while need:
             if self._cursor == self._order.size:
-                self._order = self._rng.permutation(self.pos_idx)
+                self._order = self._epoch_order()
                 self._cursor = 0
                 self.epoch += 1
             take = self._order[self._cursor : self._cursor + need]

@@ -25,7 +25,7 @@ from workbench.ebm.model import EnergyHeadConfig
 from workbench.ebm.train import METRICS, TrainConfig
 
 SEED_HIDDEN = (2048, 1024, 512)
-OFFLINE_HIDDEN = (1024, 512, 256)
+OFFLINE_HIDDEN = (256, 128, 64)
 WIDE_ENCODER = 1024
 log = logging.getLogger(__name__)  # embedding widths from here on get the seed architecture
 
@@ -52,18 +52,19 @@ class EbmSettings:
     ratios: tuple[float, float, float] = (0.5, 0.3, 0.2)  # hard (siblings), medium (same theorem), easy
     easy_source: str = "auto"  # auto = other theorems' negatives if mined, else none (never their proof states)
     progress_negatives: bool = True  # earlier states of the same proof are negatives
+    balance_theorems: bool = False  # every theorem equally likely to supply a positive
     val_fraction: float = 0.1  # share of theorems held out for early stopping and the run's own evaluation
     # -- training ------------------------------------------------------------------------------------
     loss: str = "ranknet"
     depth_weight: float = 0.0  # remaining-depth regression (auxiliary; 0 = off)
     margin: float = 1.0
-    steps: int = 1000
+    steps: int = 600
     batch_size: int = 128
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int | None = None  # None = steps // 20
     grad_clip: float = 1.0
-    eval_every: int = 100
+    eval_every: int = 50
     patience: int = 5
     metric: str = "val_pairwise_acc"
     seed: int = 0
@@ -108,7 +109,8 @@ class EbmSettings:
     def sampler_config(self) -> SamplerConfig:
         hard, medium, easy = self.ratios
         return SamplerConfig(k_negatives=self.k_negatives, hard_ratio=hard, medium_ratio=medium, easy_ratio=easy,
-                             easy_source=self.easy_source, progress_negatives=self.progress_negatives, seed=self.seed)
+                             easy_source=self.easy_source, progress_negatives=self.progress_negatives,
+                             balance_theorems=self.balance_theorems, seed=self.seed)
 
     def train_config(self) -> TrainConfig:
         warmup = self.warmup_steps if self.warmup_steps is not None else max(1, self.steps // 20)
@@ -177,6 +179,7 @@ class EbmSettings:
         g.add_argument("--ratios", type=float, nargs=3, default=list(d.ratios), metavar=("HARD", "MEDIUM", "EASY"))
         g.add_argument("--easy-source", choices=["auto", "negatives", "any", "none"], default=d.easy_source)
         g.add_argument("--progress-negatives", action=argparse.BooleanOptionalAction, default=d.progress_negatives)
+        g.add_argument("--balance-theorems", action=argparse.BooleanOptionalAction, default=d.balance_theorems)
         g.add_argument("--val-fraction", type=float, default=d.val_fraction)
         g.add_argument("--loss", choices=list(LOSS_KINDS), default=d.loss)
         g.add_argument("--depth-weight", type=float, default=d.depth_weight)
