@@ -55,7 +55,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "ebm_real")
     ap.add_argument("--embeddings", type=Path, help="embedding cache folder (default OUT/embeddings)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
+    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     ap.add_argument("--siblings-from", type=Path, metavar="MINED",
                     help="also train on this mined run and report rank-1 among siblings (SIMULATED when the run was)")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared, oversubscribed box)")
@@ -103,8 +103,7 @@ def main() -> int:
                          + f" | {100 * report.delta:+.1f} pts ({'no overlap' if not report.intervals_overlap else 'overlap'}) |")
             print(f"== {name} seed {seed} ({train_s:.0f} s): {report.verdict}", flush=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    assert first is not None
-    for b in first.table.index.drop(MODEL):
+    for b in first.table.index.drop(MODEL) if first is not None else ():
         lines.append(f"| baseline: {b} | – | {_fmt(first, b, HEADLINE)} | "
                      + " | ".join(f"{first.table.loc[b, m]:.3f}" for m in list(PROGRESS_METRICS)[1:]) + " | |")
     table_md = "\n".join(lines)

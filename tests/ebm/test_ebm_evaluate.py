@@ -109,3 +109,13 @@ def test_sibling_rank1_energy_vs_llm_vs_random():
     assert s.loc["energy (model)", "auroc"] == pytest.approx(1.0)
     assert list(report.by_depth.index) == [1, 2] and report.by_depth["groups"].sum() == 10
     assert "BEATS" in report.verdict
+
+
+def test_sibling_policy_rank1_uses_the_children_the_policy_scored():
+    # the ground-truth child has no policy score (NaN); the policy ranks its own proposals
+    rows = [("T", 1, 0, "positive", 1, 0.0, np.nan), ("T", 2, 0, "positive", 1, 1.0, -0.2),
+            ("T", 3, 0, "negative", 1, 2.0, -1.0), ("T", 4, 0, "negative", 1, 3.0, -3.0)]
+    df = pd.DataFrame(rows, columns=["theorem_name", "state_id", "parent_state_id", "label", "depth_from_root", "energy", "llm_log_prob"])
+    s = sibling_report(df, df["energy"].to_numpy()).summary
+    assert s.loc["energy (model)", "rank1"] == 1.0 and s.loc["llm log-prob", "rank1"] == 1.0
+    assert s.loc["llm log-prob", "pairwise_acc"] == 1.0

@@ -1,14 +1,16 @@
 """Energy-based value model: energy head, contrastive sampler, losses, trainer, evaluation.
 
 Lower energy = more provable; ``score = -energy``. Modules:
+  settings.py    EbmSettings: every knob, one set of defaults (train-ebm flags, notebook 04)
+  features.py    structural features of a state (baselines, optional extra inputs)
   model.py       EnergyHeadConfig, EnergyHead (pure torch)
   data.py        attach_embeddings, split_by_theorem, SamplerConfig, ContrastiveSampler, records_from_traces
-  losses.py      info_nce, margin_ranking, depth_regression, contrastive_loss
+  losses.py      ranknet, info_nce, margin_ranking, depth_regression, contrastive_loss
   metrics.py     contrastive_metrics, auroc, health_warnings
-  train.py       TrainConfig, train (resumable)
-  checkpoint.py  save_checkpoint, load_model, EnergyScorer, EncoderMismatchError
-  evaluate.py    ground_truth_report, sibling_report, record_energies
-  pipeline.py    load_records, ensure_embeddings, prepare, run_experiment (CLI / notebook 04)
+  train.py       TrainConfig, train (resumable; architecture pinned from the checkpoint)
+  checkpoint.py  save_checkpoint, load_model, EnergyScorer (score_states), EncoderMismatchError
+  evaluate.py    progress_evaluation (intervals, baselines, verdict), sibling_report, record_energies
+  pipeline.py    load_inputs, prepare_from_settings, train_from_settings, evaluate_traces
 """
 
 from workbench.ebm.checkpoint import EncoderMismatchError, EnergyScorer, load_model, save_checkpoint

@@ -294,9 +294,11 @@ def sibling_report(records: pd.DataFrame, energies: np.ndarray) -> SiblingReport
             "rank1_random": float(is_pos.mean()),
             "pairwise_energy": float(((diff_e > 0) + 0.5 * (diff_e == 0)).mean()),
         }
-        if np.isfinite(llm).all():
-            diff_l = llm[is_pos][:, None] - llm[~is_pos][None, :]  # > 0: positive more likely
-            row["rank1_llm"] = float(is_pos[np.argmax(llm)])
+        scored = np.isfinite(llm)  # the ground-truth child has no policy score: rank what the policy proposed
+        if scored.any() and is_pos[scored].any() and not is_pos[scored].all():
+            ls, ps = llm[scored], is_pos[scored]
+            diff_l = ls[ps][:, None] - ls[~ps][None, :]  # > 0: positive more likely
+            row["rank1_llm"] = float(ps[np.argmax(ls)])
             row["pairwise_llm"] = float(((diff_l > 0) + 0.5 * (diff_l == 0)).mean())
         else:
             row["rank1_llm"] = row["pairwise_llm"] = float("nan")
