@@ -3,8 +3,8 @@
 
 Two defaults depend on the encoder and are resolved once the embedding width is known:
   hidden    None -> the seed architecture 2048/1024/512 for wide encoders (the 4096-d sidecar);
-            OFFLINE_HIDDEN for narrow ones (the 384-d local MiniLM), chosen by measurement
-            (README, "Energy head on real traces");
+            OFFLINE_HIDDEN for narrow ones (the 384-d local MiniLM): as accurate as wider or
+            narrower heads within the intervals, and cheap on CPU (README, "Energy head on real traces");
   template  None -> "plain" for the local MiniLM, "deepseek" for the sidecar (the prover's prompt).
 """
 
@@ -26,8 +26,8 @@ from workbench.ebm.train import METRICS, TrainConfig
 
 SEED_HIDDEN = (2048, 1024, 512)
 OFFLINE_HIDDEN = (256, 128, 64)
-WIDE_ENCODER = 1024
-log = logging.getLogger(__name__)  # embedding widths from here on get the seed architecture
+WIDE_ENCODER = 1024  # embedding widths from here on get the seed architecture
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
