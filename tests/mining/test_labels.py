@@ -179,7 +179,8 @@ def test_ground_truth_lean_failure_is_retried_inside_open_prefixes():
     c = result.counts
     assert (c["gt.failed_plain"], c["gt.step0_failed_plain"], c["gt.rescued_by_open"], c["gt.failed"]) == (1, 1, 1, 0)
     roles = [(a.role, a.outcome) for a in result.attempts if a.step == 0]
-    assert roles == [("ground_truth", "ground_truth_failed"), ("ground_truth_open", "ground_truth")]
+    assert roles == [("intro", "intro"), ("ground_truth", "ground_truth_failed"), ("ground_truth_open", "ground_truth")]
+    assert result.step0 == "namespace" and result.start == {"intro": "intro a b", "problem": None}
 
 
 def test_ground_truth_failure_stops_the_walk_and_keeps_what_was_recorded():

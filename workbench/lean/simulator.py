@@ -3,8 +3,10 @@
     python -m workbench.lean.simulator --traces PATH [--seed N] [--latency-scale X] [faults...] [IMPORTS...]
 
 It is NOT Lean: ``--version`` says so. Theorems come from the traces: ``goal.start {"copyFrom": name}``
-gives the first traced state; the ground-truth tactic (whitespace-insensitive, optionally wrapped in
-``open ... in``) leads to the traced next state; any other tactic gets a deterministic outcome from a
+gives, as Pantograph does, one goal with an empty context whose target is the signature as a ∀ built
+from the first traced state's hypotheses (``workbench.lean.binders``); ``intro`` moves those binders into
+the context, and once they all are the state is the first traced state. From there the ground-truth
+tactic (whitespace-insensitive, optionally wrapped in ``open ... in``) leads to the traced next state; any other tactic gets a deterministic outcome from a
 hash of (seed, state, tactic): Lean error / divergent state / proof complete (70/27/3 % by default).
 ``sorry`` answers ``hasSorry: true``. A fraction of theorems simulates the namespace mismatch: their
 ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <namespace> in``.
@@ -21,11 +23,13 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from workbench.lean.binders import Binder, binders_of, forall_target, introduce, sanitize_names
 from workbench.lean.simrules import (
     LatencyModel,
     Outcome,
@@ -69,6 +73,10 @@ class SimState:
     theorem: TracedTheorem | None = None
     gt_depth: int | None = None  # index into theorem.tactics when on the ground-truth path
     has_sorry: bool = False
+    # copyFrom root and its intros: signature binders still in the target, and the introduced context
+    binders: tuple[Binder, ...] = ()
+    context: tuple[tuple[str, bool, str, str | None], ...] = ()
+    body: Goal | None = None  # the first traced goal (target under the binders); None off the signature
     text: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -178,7 +186,7 @@ class Simulator:
             thm = self.theorems.get(str(copy_from))
             if thm is None:
                 raise ReplError("index", f"Symbol not found: {copy_from}")
-            state = SimState(parse_state(thm.states[0]), thm, 0)
+            state = signature_state(thm, (), binders_of(first_goal(thm)))
         else:
             if not isinstance(expr, str) or not expr.strip():
                 raise ReplError("elab", "<Pantograph>:1:0: expected term")
@@ -248,6 +256,10 @@ class Simulator:
         others = state.goals[:goal_id] + state.goals[goal_id + 1 :]
         if is_sorry(tactic):
             return self._advance(SimState(others, has_sorry=True), {**flags, "hasSorry": True})
+        if state.body is not None and goal_id == 0 and state.binders:
+            reply = self._signature_tactic(state, tactic)
+            if reply is not None:
+                return reply
         thm, depth = state.theorem, state.gt_depth
         if thm is not None and depth is not None and goal_id == 0:
             opened, body = split_open_prefix(tactic)
@@ -265,9 +277,50 @@ class Simulator:
             return self._advance(SimState(others), flags)
         return self._advance(SimState(divergent_goals(state.goals, goal_id, d)), flags)
 
+    def _signature_tactic(self, state: SimState, tactic: str) -> dict[str, Any] | None:
+        """``intro`` on the copyFrom root moves binders into the context; naming a binder that is still
+        in the target is ``unknown identifier`` (Lean elaborates the tactic in the goal's context).
+        Unlike Lean, a binder introduced under another name is not renamed inside later types."""
+        assert state.theorem is not None
+        flags = {"hasSorry": False, "hasUnsafe": False}
+        m = _INTRO.match(normalize_tactic(tactic))
+        if m:
+            names = m.group(2).split() if m.group(2) else (["_"] * len(state.binders) if m.group(1) == "intros" else ["_"])
+            try:
+                entries, rest = introduce(state.binders, names)
+            except ValueError as e:
+                return {"messages": [_message(str(e), tactic)], **flags}
+            return self._advance(signature_state(state.theorem, state.context + entries, rest), flags)
+        pending = {b.name for b in state.binders}
+        for ident in _IDENTS.findall(tactic):
+            if ident in pending:
+                return {"messages": [_message(f"unknown identifier '{ident}'", tactic)], **flags}
+        return None
+
     def _advance(self, nxt: SimState, flags: dict[str, bool]) -> dict[str, Any]:
         sid = self._new_state(nxt)
         return {"nextStateId": sid, "goals": self._goals_json(nxt.goals), **flags}
+
+
+_INTRO = re.compile(r"^(intro|intros)(?:\s+((?:[^\s⟨⟩()]+\s*)+))?$")
+_IDENTS = re.compile(r"(?<![\w.'])[^\W\d][\w'!?₀-₉]*")
+
+
+def first_goal(thm: TracedTheorem) -> Goal:
+    goals = parse_state(thm.states[0])
+    return goals[0] if goals else Goal("True")
+
+
+def signature_state(thm: TracedTheorem, context: tuple[tuple[str, bool, str, str | None], ...],
+                    binders: tuple[Binder, ...]) -> SimState:
+    """The copyFrom root (no context, the whole signature as a ∀) after ``context`` was introduced.
+
+    Once every binder is in the context and the state prints as the trace's first state, the
+    ground-truth path starts there."""
+    body = first_goal(thm)
+    goal = Goal(forall_target(binders, body.target), sanitize_names(context))
+    at_start = not binders and render_state((goal,)) == render_state(parse_state(thm.states[0]))
+    return SimState((goal,), thm, 0 if at_start else None, binders=binders, context=context, body=body)
 
 
 def _int(payload: dict[str, Any], key: str) -> int:

@@ -41,6 +41,8 @@ __all__ = [
     "TreeNode",
     "TheoremTree",
     "lean_error_kind",
+    "first_state_names",
+    "step0_cause",
 ]
 
 
@@ -181,6 +183,33 @@ _ERROR_KINDS = (
     ("timeout", re.compile(r"timeout|heartbeats|interrupt")),
     ("parse_error", re.compile(r"unexpected token|expected|unknown tactic")),
 )
+
+
+_UNKNOWN_NAME = re.compile(r"unknown (?:identifier|constant) '([^']+)'")
+
+
+def first_state_names(state_text: str) -> frozenset[str]:
+    """Hypothesis names of a trace's first state, with and without the inaccessible mark."""
+    from workbench.lean.binders import base_name
+    from workbench.states import parse_state
+
+    try:
+        goals = parse_state(state_text)
+    except ValueError:
+        return frozenset()
+    names = {h.name for g in goals for h in g.hypotheses if h.name}
+    return frozenset(names | {base_name(n) for n in names})
+
+
+def step0_cause(error_text: str, binder_names: frozenset[str], *, rescued_by_open: bool) -> str:
+    """Why ground-truth step 0 failed before the ``open`` retry: ``binder_context`` (it names a hypothesis
+    of the trace's first state that Lean's state lacks), ``namespace`` (the ``open … in`` retry fixed it),
+    else ``other``."""
+    if rescued_by_open:
+        return "namespace"
+    if any(m.group(1) in binder_names for m in _UNKNOWN_NAME.finditer(error_text)):
+        return "binder_context"
+    return "other"
 
 
 def lean_error_kind(text: str) -> str:

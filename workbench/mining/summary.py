@@ -60,6 +60,12 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "theorems_off_path": ended["gt_failed"] + ended["gt_infra_error"],
         "theorems_off_path_rate": _rate(ended["gt_failed"] + ended["gt_infra_error"], started),
     }
+    # How each walk reached the trace's first state (setup intro) and why step 0 failed, if it did.
+    start = Counter((line.get("start") or {}).get("problem") or "matched" for line in lines
+                    if (line.get("start") or {}).get("intro", "") != "")
+    step0 = Counter(line["step0"] for line in lines if line.get("step0"))
+    gt["start"] = dict(sorted(start.items()))
+    gt["step0_outcome"] = dict(sorted(step0.items()))
     summary: dict[str, Any] = {
         "simulated": simulated,
         "attempted": len(lines),
@@ -108,6 +114,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"(without the open retry {gt['step0_failure_rate_without_open_retry']}), per-step failure rate "
         f"{gt['step_failure_rate']} (without {gt['step_failure_rate_without_open_retry']}); "
         f"{gt['rescued_by_open_retry']} steps rescued by `open ... in`",
+        f"start state (copyFrom + intro vs the trace's first state): {gt['start']}; step 0: {gt['step0_outcome']}",
         f"theorems with negatives deeper than 2: {s['theorems_with_negatives_deeper_than_2']}",
         "depth | positives | negatives",
     ]

@@ -35,9 +35,13 @@ from workbench.mining.labels import (
     judge_chain_step,
     lean_error_kind,
     normalize_tactic,
+    first_state_names,
     same_tactic,
+    step0_cause,
 )
+from workbench.lean.binders import intro_tactic
 from workbench.namespaces import open_prefixes, wrap_open
+from workbench.states import parse_state, render_state
 from workbench.traces import Theorem
 from workbench.trajectory import TrajectoryRecord
 
@@ -62,6 +66,8 @@ class WalkParams:
     wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
     overlap_generation: bool = True  # generate while Lean applies the ground-truth step (False: the
     #                                  reference's sequential walk, kept for the benchmark's baseline)
+    introduce_binders: bool = True  # `intro` the trace's first-state hypotheses before step 0 (False: the
+    #                                 reference's walk from copyFrom's ∀-root, kept to measure what it cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,8 @@ class TheoremResult:
     duration_s: float = 0.0
     generation_wait_s: float = 0.0
     lean_wait_s: float = 0.0
+    start: dict[str, Any] = field(default_factory=dict)  # how the walk reached the trace's first state
+    step0: str | None = None  # "replayed", or why ground-truth step 0 failed before the open retry
 
     def status_line(self) -> dict[str, Any]:
         """What the run log keeps per theorem (the run summary is aggregated from these)."""
@@ -120,6 +128,8 @@ class TheoremResult:
             "counts": dict(self.counts),
             "record_kinds": dict(kinds),
             "depth": {str(k): v for k, v in sorted(depth.items())},
+            "start": dict(self.start),
+            "step0": self.step0,
         }
 
 
@@ -179,6 +189,9 @@ class _Walk:
         self.generation_wait_s = 0.0
         self.lean_wait_s = 0.0
         self.message = ""
+        self.start: dict[str, Any] = {}
+        self.binder_names = first_state_names(theorem.steps[0].state_before) if theorem.steps else frozenset()
+        self.step0: str | None = None
 
     # -- Lean calls -----------------------------------------------------------------------------------
 
@@ -229,6 +242,44 @@ class _Walk:
         self.attempts.append(Attempt(self.name, state_id, step, role, tactic, sent, str(outcome), kind, text[:4000],
                                      round(latency, 6), prefix, new_state_id, _now_ms()))
 
+    async def introduce(self, session: SessionLike, root: Any) -> Any:
+        """Move the signature's binders into the context as the trace's first state has them.
+
+        ``copyFrom`` gives the constant's whole type with an empty context (SPEC §1); LeanDojo's first
+        state has the binders as hypotheses. One ``intro`` with the trace's names (``_`` for an
+        inaccessible one) is setup, not a proof step: it makes no record. Whatever Lean reached is where
+        the walk goes on; ``self.start`` says whether it is the trace's first state and if not, why.
+        Returns None when the process failed (infrastructure).
+        """
+        first_text = self.theorem.steps[0].state_before
+        try:
+            first = parse_state(first_text)
+        except ValueError:
+            first = None
+        tactic = intro_tactic(first[0]) if first and self.params.introduce_binders else None
+        self.start = {"intro": tactic, "problem": None}
+        node = root
+        if tactic is not None:
+            result, err, dt = await self.lean(session, root, tactic, retries=self.params.infra_retries,
+                                              retry_timeouts=True)
+            ok = isinstance(result, Advanced)
+            self.log_attempt(0, 0, "intro", tactic, tactic, "intro" if ok else "intro_failed", _as_result(result),
+                             err, dt, None)
+            if isinstance(result, Outcome):
+                self.message = f"intro: {err}"
+                return None
+            if ok:
+                node = result.node
+            else:
+                self.start["problem"] = "intro_failed"
+                self.message = f"{tactic!r}: {_messages(result)}"
+        if first is None:
+            self.start["problem"] = "unparseable_first_state"
+        elif self.start["problem"] is None and render_state(node.goals) != render_state(first):
+            self.start["problem"] = "mismatch"
+        self.counts[f"start.{self.start['problem'] or 'matched'}"] += 1
+        return node
+
     # -- policy ---------------------------------------------------------------------------------------
 
     async def candidates(self, state_pp: str) -> list[Any]:
@@ -258,6 +309,8 @@ class _Walk:
         ok = isinstance(result, (Advanced, ProofComplete))
         self.log_attempt(node_id, index, "ground_truth", tactic, tactic,
                          Outcome.GROUND_TRUTH if ok else Outcome.GROUND_TRUTH_FAILED, _as_result(result), err, dt, None)
+        if index == 0:
+            self.step0 = "replayed" if ok else "infra" if isinstance(result, Outcome) else None
         if ok:
             return result, None
         lean_failure = isinstance(result, (LeanError, ParseError, Rejected))
@@ -273,11 +326,15 @@ class _Walk:
             self.log_attempt(node_id, index, "ground_truth_open", tactic, sent,
                              Outcome.GROUND_TRUTH if ok2 else Outcome.GROUND_TRUTH_FAILED, _as_result(retry), err2, dt2,
                              self.prefix_text)
+            if index == 0:
+                self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=ok2)
             if ok2:
                 self.counts["gt.rescued_by_open"] += 1
                 return retry, self.prefix_text
             detail += f"; with `open {self.prefix_text} in`: " + (err2 if isinstance(retry, Outcome) else _messages(retry))
             result = retry
+        if index == 0 and self.step0 is None:
+            self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=False)
         self.counts["gt.failed"] += 1
         if index == 0:
             self.counts["gt.step0_failed"] += 1
@@ -375,7 +432,10 @@ class _Walk:
             except LeanBackendError as e:
                 self.message = f"{type(e).__name__}: {e}"
                 return "start_infra_error"
-            node, node_id = root, self.tree.add_root(root.state_text, len(root.goals), timestamp_ms=_now_ms())
+            node = await self.introduce(session, root)
+            if node is None:
+                return "start_infra_error"
+            node_id = self.tree.add_root(node.state_text, len(node.goals), timestamp_ms=_now_ms())
             for index in range(len(self.theorem.steps)):
                 self.steps_walked = index + 1
                 if self.params.overlap_generation:
@@ -456,4 +516,6 @@ async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, par
         duration_s=time.monotonic() - t0,
         generation_wait_s=walk.generation_wait_s,
         lean_wait_s=walk.lean_wait_s,
+        start=walk.start,
+        step0=walk.step0,
     )
