@@ -297,3 +297,34 @@ async def test_version_failure_is_recorded_not_fatal(sim_config, traces):
         thm = next(iter(traces.values()))
         async with pool.theorem(thm.full_name) as s:
             await walk(s, thm)
+
+
+async def test_heartbeat_recursion_and_interrupt_are_verdicts_not_failures(sim_config, traces):
+    """Pantograph answers them as errors (Repl.lean @0528a15, runCoreM: Exception.error -> "core",
+    Exception.internal -> "internal"/"interrupt"); the process and its states are fine (SPEC §1)."""
+    from workbench.lean import LeanLimit, TacticTimedOut
+
+    thm = traces["Nat.even_iff_mod_two_foo"]
+    async with LeanPool(sim_config()) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await first_state(s, thm)
+            heavy = await s.tactic(root, "__sim_heartbeat__")
+            assert isinstance(heavy, LeanLimit) and heavy.kind == "heartbeats" and "maxHeartbeats" in heavy.text
+            deep = await s.tactic(root, "__sim_recursion__")
+            assert isinstance(deep, LeanLimit) and deep.kind == "max_recursion"
+            assert isinstance(await s.tactic(root, "__sim_interrupt__"), TacticTimedOut)
+            await walk(s, thm, root)
+        assert pool.stats().restarts_by_cause == {}
+
+
+async def test_injected_verdict_rates_are_deterministic(sim_config, traces):
+    from workbench.lean import LeanLimit, TacticTimedOut
+
+    thm = traces["Nat.even_iff_mod_two_foo"]
+    cfg = sim_config("--heartbeat-rate", "0.3", "--interrupt-rate", "0.3")
+    async with LeanPool(cfg) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await s.start()
+            first = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
+            again = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
+    assert first == again and LeanLimit in first and TacticTimedOut in first

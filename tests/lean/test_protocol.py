@@ -151,3 +151,19 @@ def test_startup_lines():
     assert not err.ready and err.error_kind == "io" and "Mathlib" in err.error_desc
     other = P.parse_startup_line(b"warning: something\n")
     assert not other.ready and other.error_kind is None
+
+
+def test_heartbeat_and_interrupt_errors_are_tactic_verdicts():
+    """lenianiva/Pantograph Repl.lean @0528a15 (runCoreM): a Lean `Exception.error` escaping the tactic
+    (heartbeats, max recursion) is answered {"error": "core"}; a fired cancel token {"error": "internal",
+    "desc": "interrupt"}. Other errors stay protocol errors."""
+    from workbench.lean.errors import LeanProtocolError
+    from workbench.lean.protocol import LimitKind, TacticOutcome, tactic_verdict
+
+    hb = tactic_verdict(LeanProtocolError("core", "(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached"))
+    assert hb.outcome is TacticOutcome.LIMIT and hb.limit is LimitKind.HEARTBEATS
+    rec = tactic_verdict(LeanProtocolError("core", "maximum recursion depth has been reached"))
+    assert rec.outcome is TacticOutcome.LIMIT and rec.limit is LimitKind.MAX_RECURSION
+    assert tactic_verdict(LeanProtocolError("internal", "interrupt")).outcome is TacticOutcome.TIMED_OUT
+    assert tactic_verdict(LeanProtocolError("core", "unknown constant 'foo'")) is None
+    assert tactic_verdict(LeanProtocolError("index", "Invalid state index 9")) is None

@@ -2,7 +2,7 @@
 
 A script maps ``(state text, tactic as sent)`` to an outcome:
 ``("advance", state_text)``, ``("complete",)``, ``("error", text)``, ``("parse", text)``, ``("sorry",)``,
-``("died",)``, ``("timeout",)``, ``("interrupt",)``. A list of outcomes is consumed one per call
+``("died",)``, ``("timeout",)``, ``("interrupt",)``, ``("heartbeat",)``. A list of outcomes is consumed one per call
 (the last one repeats), to script "crashes once, then works".
 """
 
@@ -11,9 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.lean.errors import LeanProcessDied, LeanProtocolError, LeanTimeout
+from workbench.lean.errors import LeanProcessDied, LeanTimeout
 from workbench.lean.protocol import Message
-from workbench.lean.results import Advanced, LeanError, Node, ParseError, ProofComplete, Rejected
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    Node,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticTimedOut,
+)
 from workbench.policy.base import Candidate
 from workbench.lean.binders import binders_of, forall_target, intro_tactic
 from workbench.states import Goal, parse_state, render_state
@@ -81,8 +90,11 @@ class FakeSession:
             raise LeanProcessDied("simulated crash")
         if kind == "timeout":
             raise LeanTimeout("simulated hang")
-        if kind == "interrupt":
-            raise LeanProtocolError("internal", "interrupt")
+        if kind == "interrupt":  # Pantograph's own timeout: a verdict value since issue 9
+            return TacticTimedOut()
+        if kind == "heartbeat":
+            return LeanLimit("heartbeats", "(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) "
+                                           "has been reached")
         raise AssertionError(spec)
 
 

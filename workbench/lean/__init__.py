@@ -20,11 +20,13 @@ from workbench.lean.protocol import Message, Severity
 from workbench.lean.results import (
     Advanced,
     LeanError,
+    LeanLimit,
     Node,
     ParseError,
     ProofComplete,
     Rejected,
     TacticResult,
+    TacticTimedOut,
 )
 
 __all__ = [
@@ -53,4 +55,6 @@ __all__ = [
     "ProofComplete",
     "Rejected",
     "TacticResult",
+    "LeanLimit",
+    "TacticTimedOut",
 ]

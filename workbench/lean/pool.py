@@ -40,11 +40,13 @@ from workbench.lean.protocol import GoalTacticReply, TacticOutcome
 from workbench.lean.results import (
     Advanced,
     LeanError,
+    LeanLimit,
     Node,
     ParseError,
     ProofComplete,
     Rejected,
     Step,
+    TacticTimedOut,
     TacticResult,
 )
 from workbench.states import Goal, render_state
@@ -535,6 +537,10 @@ class TheoremSession:
             return ParseError(reply.parse_error or "")
         if outcome is TacticOutcome.REJECTED:
             return Rejected(reply.has_sorry, reply.has_unsafe, reply.messages)
+        if outcome is TacticOutcome.LIMIT:
+            return LeanLimit(str(reply.limit), "\n".join(m.data for m in reply.messages))
+        if outcome is TacticOutcome.TIMED_OUT:
+            return TacticTimedOut()
         path = (*node.path, step)
         self._goals.setdefault(path, reply.goals)
         if bound:

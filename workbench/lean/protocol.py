@@ -26,6 +26,8 @@ __all__ = [
     "Severity",
     "Message",
     "TacticOutcome",
+    "LimitKind",
+    "tactic_verdict",
     "GoalStartReply",
     "GoalTacticReply",
     "GoalPrintReply",
@@ -165,6 +167,34 @@ class TacticOutcome(StrEnum):
     LEAN_ERROR = "lean_error"
     PARSE_ERROR = "parse_error"
     REJECTED = "rejected"  # hasSorry / hasUnsafe: never a proof
+    LIMIT = "limit"  # Lean gave up on the tactic: heartbeats or recursion depth (process fine)
+    TIMED_OUT = "timed_out"  # Pantograph's own options.set timeout interrupted the tactic (process fine)
+
+
+class LimitKind(StrEnum):
+    HEARTBEATS = "heartbeats"
+    MAX_RECURSION = "max_recursion"
+    INTERRUPT = "interrupt"
+
+
+# Lean rethrows these past Pantograph's error capture, so they arrive as {"error": "core", "desc": …}
+# (lenianiva/Pantograph Repl.lean @0528a15, runCoreM: Exception.error -> "core", Exception.internal ->
+# "internal" with the exception id's name, which is "interrupt" for a fired cancel token).
+_HEARTBEATS = ("maximum number of heartbeats", "(deterministic) timeout")
+_RECURSION = ("maximum recursion depth",)
+
+
+def tactic_verdict(err: LeanProtocolError) -> "GoalTacticReply | None":
+    """An ``{"error": …}`` answer to ``goal.tactic`` that is Lean's verdict on the tactic, as a reply;
+    None for a real protocol error."""
+    if err.kind == "internal" and err.desc == "interrupt":
+        return GoalTacticReply(TacticOutcome.TIMED_OUT, messages=(Message(err.desc),), limit=LimitKind.INTERRUPT)
+    if err.kind == "core":
+        if any(k in err.desc for k in _HEARTBEATS):
+            return GoalTacticReply(TacticOutcome.LIMIT, messages=(Message(err.desc),), limit=LimitKind.HEARTBEATS)
+        if any(k in err.desc for k in _RECURSION):
+            return GoalTacticReply(TacticOutcome.LIMIT, messages=(Message(err.desc),), limit=LimitKind.MAX_RECURSION)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +212,7 @@ class GoalTacticReply:
     parse_error: str | None = None
     has_sorry: bool = False
     has_unsafe: bool = False
+    limit: "LimitKind | None" = None  # LIMIT / TIMED_OUT: which limit stopped the tactic
 
     @property
     def state_text(self) -> str:

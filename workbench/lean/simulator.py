@@ -14,7 +14,10 @@ ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <na
 Goal JSON is built from the trace text via ``workbench.states`` so a ground-truth state reached here
 renders to the same canonical text as the trace. Faults (crash / hang / garbage line / slow start)
 are injected at configurable rates, or deterministically by the tactics ``__sim_crash__``,
-``__sim_hang__`` and ``__sim_garbage__``.
+``__sim_hang__`` and ``__sim_garbage__``. Lean's verdicts that Pantograph answers as errors — the heartbeat
+limit (``{"error": "core"}``) and its own timeout (``{"error": "internal", "desc": "interrupt"}``) — are
+injected per (state, tactic) at ``--heartbeat-rate`` / ``--interrupt-rate``, or by ``__sim_heartbeat__``,
+``__sim_recursion__`` and ``__sim_interrupt__``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ from workbench.states import Goal, collapse, goal_to_pantograph, parse_state, re
 
 SIMULATOR_VERSION = "workbench-lean-simulator 0.1.0 (simulated Pantograph protocol, not Lean)"
 FAULT_TACTICS = {"__sim_crash__": "crash", "__sim_hang__": "hang", "__sim_garbage__": "garbage"}
+# Lean's verdicts that Pantograph answers as errors (Repl.lean @0528a15, runCoreM): the process is fine.
+HEARTBEATS_DESC = ("(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached\n"
+                   "Use `set_option maxHeartbeats <num>` to set the limit.\n"
+                   "Additional diagnostic information may be available using the `set_option diagnostics true` command.")
+RECURSION_DESC = ("maximum recursion depth has been reached\nuse `set_option maxRecDepth <num>` to increase limit\n"
+                  "use `set_option diagnostics true` to get diagnostic information")
+VERDICT_TACTICS = {"__sim_heartbeat__": ("core", HEARTBEATS_DESC), "__sim_recursion__": ("core", RECURSION_DESC),
+                   "__sim_interrupt__": ("internal", "interrupt")}
 
 
 class ReplError(Exception):
@@ -92,6 +103,8 @@ class SimConfig:
     crash_rate: float = 0.0
     hang_rate: float = 0.0
     garbage_rate: float = 0.0
+    heartbeat_rate: float = 0.0  # per (state, tactic), deterministic: Lean's heartbeat limit
+    interrupt_rate: float = 0.0  # per (state, tactic), deterministic: Pantograph's own timeout
 
 
 class Simulator:
@@ -228,12 +241,23 @@ class Simulator:
             self.pending_fault = fault
             return {}
         d = digest(self.config.seed, state.text, normalize_tactic(tactic))
+        verdict = VERDICT_TACTICS.get(tactic.strip()) or self._verdict(unit(d, 2))
+        if verdict:
+            raise ReplError(*verdict)
         latency = self.config.latency.seconds(unit(d, 1))
         if self.timeout_ms and latency * 1000 > self.timeout_ms:
             self.pending_delay_s = self.timeout_ms / 1000
             raise ReplError("internal", "interrupt")
         self.pending_delay_s = latency
         return self._tactic(state, goal_id, tactic, d)
+
+    def _verdict(self, u: float) -> tuple[str, str] | None:
+        c = self.config
+        if u < c.heartbeat_rate:
+            return "core", HEARTBEATS_DESC
+        if u < c.heartbeat_rate + c.interrupt_rate:
+            return "internal", "interrupt"
+        return None
 
     def _random_fault(self) -> str | None:
         c = self.config
@@ -421,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crash-rate", type=float, default=0.0, help="per goal.tactic request")
     p.add_argument("--hang-rate", type=float, default=0.0, help="per goal.tactic request")
     p.add_argument("--garbage-rate", type=float, default=0.0, help="per goal.tactic request")
+    p.add_argument("--heartbeat-rate", type=float, default=0.0,
+                   help="share of (state, tactic) pairs answered with Lean's heartbeat timeout (deterministic)")
+    p.add_argument("--interrupt-rate", type=float, default=0.0,
+                   help="share of (state, tactic) pairs answered with Pantograph's interrupt (deterministic)")
     p.add_argument("--start-delay", type=float, default=0.0, help="seconds before 'ready.' (import time)")
     p.add_argument("--slow-start-rate", type=float, default=0.0, help="chance a start takes --slow-start-s more")
     p.add_argument("--slow-start-s", type=float, default=30.0)
@@ -463,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         crash_rate=args.crash_rate,
         hang_rate=args.hang_rate,
         garbage_rate=args.garbage_rate,
+        heartbeat_rate=args.heartbeat_rate,
+        interrupt_rate=args.interrupt_rate,
     )
     sys.stderr.write(f"{SIMULATOR_VERSION}: {len(theorems)} theorems, options {lean_options}\n")
     sys.stderr.flush()

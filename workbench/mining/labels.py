@@ -14,7 +14,8 @@ rows out. The rules (SPEC §4, issue 5):
   walked from it (a chain): if the chain completes the proof, or reaches a ground-truth state, the
   divergent node and the chain nodes become positives with their true remaining depth, else they
   stay negatives;
-* Lean error, parse error, ``hasSorry``/``hasUnsafe`` ⇒ no node, counted by kind.
+* Lean error, parse error, ``hasSorry``/``hasUnsafe``, a heartbeat/recursion limit (``heartbeat``) or
+  Pantograph's interrupt (``timeout``) ⇒ no node, counted by kind.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Sequence
 
-from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticResult,
+    TacticTimedOut,
+)
 from workbench.states import NO_GOALS, canonical_state
 from workbench.tactics import normalize_tactic
 from workbench.trajectory import TrajectoryRecord
@@ -59,6 +69,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # same tactic already tried at this state
     EMPTY = "empty"  # the policy produced no tactic text
     TIMEOUT = "timeout"  # the tactic hung (LeanTimeout or Pantograph's own interrupt)
+    HEARTBEAT = "heartbeat"  # Lean gave up: heartbeat or recursion-depth limit (a verdict, never retried)
     INFRA_ERROR = "infra_error"  # the process died / answered garbage twice: candidate skipped
     # ground-truth steps and chain steps
     GROUND_TRUTH = "ground_truth"
@@ -155,6 +166,10 @@ def judge(result: TacticResult, gt: GroundTruthPath) -> Verdict:
             return Verdict(Outcome.PARSE_ERROR)
         case Rejected():
             return Verdict(Outcome.REJECTED)
+        case LeanLimit():
+            return Verdict(Outcome.HEARTBEAT)
+        case TacticTimedOut():
+            return Verdict(Outcome.TIMEOUT)
     raise TypeError(f"not a tactic result: {result!r}")
 
 

@@ -64,6 +64,8 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
     start = Counter((line.get("start") or {}).get("problem") or "matched" for line in lines
                     if (line.get("start") or {}).get("intro", "") != "")
     step0 = Counter(line["step0"] for line in lines if line.get("step0"))
+    gt["failed_by_lean_limit"] = {k.rsplit(".", 1)[1]: v for k, v in sorted(counts.items())
+                                  if k.startswith("gt.failed_limit.")}
     gt["start"] = dict(sorted(start.items()))
     gt["step0_outcome"] = dict(sorted(step0.items()))
     summary: dict[str, Any] = {

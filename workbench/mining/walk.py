@@ -26,7 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError, LeanTimeout
-from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticResult,
+    TacticTimedOut,
+)
 from workbench.mining.labels import (
     GroundTruthPath,
     Outcome,
@@ -168,6 +177,8 @@ def _messages(result: TacticResult) -> str:
             return " ".join(flags)
         case Advanced() | ProofComplete():
             return "\n".join(m.data for m in result.messages)
+        case LeanLimit() | TacticTimedOut():
+            return result.text
     return ""
 
 
@@ -208,8 +219,6 @@ class _Walk:
                 last = str(e)
                 self.counts["infra.garbage"] += 1
             except LeanProtocolError as e:
-                if e.is_interrupt:  # Pantograph's own tactic timeout: the process is fine
-                    return Outcome.TIMEOUT, str(e), self._lean_time(t0)
                 last = str(e)
                 self.counts["infra.protocol_error"] += 1
             except LeanTimeout as e:
@@ -237,6 +246,8 @@ class _Walk:
             kind = lean_error_kind(text)
         elif isinstance(result, ParseError):
             kind = "parse_error"
+        elif isinstance(result, (LeanLimit, TacticTimedOut)):
+            kind = result.kind
         elif outcome in (Outcome.TIMEOUT, Outcome.INFRA_ERROR):
             kind = str(outcome)
         self.attempts.append(Attempt(self.name, state_id, step, role, tactic, sent, str(outcome), kind, text[:4000],
@@ -313,12 +324,18 @@ class _Walk:
             self.step0 = "replayed" if ok else "infra" if isinstance(result, Outcome) else None
         if ok:
             return result, None
+        if isinstance(result, (LeanLimit, TacticTimedOut)):  # Lean's verdict: no open retry, no re-send
+            self.counts[f"gt.failed_limit.{result.kind}"] += 1
+            if index == 0:
+                self.step0 = result.kind
         lean_failure = isinstance(result, (LeanError, ParseError, Rejected))
         if lean_failure:
             self.counts["gt.failed_plain"] += 1
             if index == 0:
                 self.counts["gt.step0_failed_plain"] += 1
         detail = err if isinstance(result, Outcome) else _messages(result)
+        if isinstance(result, (LeanLimit, TacticTimedOut)):
+            detail = f"[{result.kind}] {detail}"
         if lean_failure and self.prefixes:
             sent = wrap_open(tactic, self.prefixes)
             retry, err2, dt2 = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=True)
