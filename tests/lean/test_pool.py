@@ -328,3 +328,23 @@ async def test_injected_verdict_rates_are_deterministic(sim_config, traces):
             first = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
             again = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
     assert first == again and LeanLimit in first and TacticTimedOut in first
+
+
+def _version_wrapper(sim, version: str):
+    """The simulator behind a shell wrapper that answers ``--version`` with ``version``."""
+    script = f'for a; do last=$a; done; if [ "$last" = --version ]; then echo "{version}"; exit 0; fi; exec "$0" "$@"'
+    return dataclasses.replace(sim, command=("sh", "-c", script) + sim.command)
+
+
+async def test_old_pantograph_is_refused_by_name(sim_config):
+    """Below 0.3.1 goal.tactic has no hasSorry/hasUnsafe (SPEC §1): refuse, naming both versions."""
+    with pytest.raises(LeanStartError) as e:
+        async with LeanPool(_version_wrapper(sim_config(), "0.2.18")):
+            pass
+    assert "0.2.18" in str(e.value) and "0.3.1" in str(e.value)
+
+
+async def test_current_pantograph_versions_are_accepted(sim_config):
+    for version in ("0.3.4", "0.3.7/v4.21.0"):
+        async with LeanPool(_version_wrapper(sim_config(), version)) as pool:
+            assert pool.version == version

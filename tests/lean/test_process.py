@@ -9,7 +9,9 @@ import time
 import pytest
 
 from workbench.lean import LeanProcess, repl_version
+from workbench.lean import protocol as P
 from workbench.lean.errors import LeanGarbage, LeanProcessDied, LeanProtocolError, LeanStartError, LeanTimeout
+from workbench.lean import protocol as P
 from workbench.lean.protocol import TacticOutcome
 from workbench.lean.simulator import SIMULATOR_VERSION
 
@@ -41,7 +43,8 @@ async def test_version_and_requests(sim_config):
         assert (await proc.stat()).n_goals == 3
         await proc.goal_delete([start.state_id])
         assert (await proc.reset()).n_goals == 2
-        assert proc.requests == 8
+        assert proc.requests == 9  # with the options.set {"automaticMode": true} sent at start
+        assert (await proc.request(P.Request("options.print")))["automaticMode"] is True
     finally:
         await proc.close()
     assert not proc.alive and not pid_alive(proc.pid)

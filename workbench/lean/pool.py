@@ -36,7 +36,7 @@ from workbench.lean.errors import (
     LeanTimeout,
 )
 from workbench.lean.process import LeanProcess, repl_version
-from workbench.lean.protocol import GoalTacticReply, TacticOutcome
+from workbench.lean.protocol import GoalTacticReply, TacticOutcome, check_version
 from workbench.lean.results import (
     Advanced,
     LeanError,
@@ -146,6 +146,12 @@ class LeanPool:
             # a REPL that cannot start fails below with its own error.
             self.version = "unknown (repl --version failed)"
             logger.warning("could not read the REPL version: %s", e)
+        try:
+            parsed = check_version(self.version)
+        except ValueError as e:
+            raise LeanStartError(str(e)) from None
+        if parsed is None:
+            logger.warning("REPL version %r is not a Pantograph version; allowed, recorded as is", self.version)
         self._started_at = time.monotonic()
         results = await asyncio.gather(*(self._start(s) for s in self._slots), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]

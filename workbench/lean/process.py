@@ -92,8 +92,9 @@ class LeanProcess:
         logger.debug("%s: started pid %d: %s", label, proc.pid, " ".join(argv))
         try:
             await self._wait_ready()
-            if config.tactic_timeout_ms:
-                await self.options_set(timeout_ms=config.tactic_timeout_ms)
+            # automaticMode: true keeps the other goals in every reply (0.2.18 defaulted it off, which
+            # leaves them dormant and makes proofs look complete).
+            await self.options_set(timeout_ms=config.tactic_timeout_ms or None, automatic_mode=True)
         except BaseException:
             self._kill_now("start_failed")
             await self.close()  # reaps it and closes the stderr file (its tail is in the error already)

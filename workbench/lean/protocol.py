@@ -13,6 +13,7 @@ parse from one line. Rules worth knowing:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
@@ -47,6 +48,9 @@ __all__ = [
     "parse_stat",
     "parse_empty",
     "parse_startup_line",
+    "MIN_VERSION",
+    "parse_version",
+    "check_version",
 ]
 
 READY_LINE = "ready."
@@ -286,12 +290,18 @@ def parse_goal_tactic(obj: Mapping[str, Any]) -> GoalTacticReply:
     if not isinstance(raw_messages, list):
         raise LeanProtocolError("malformed", f"'messages' is not a list: {raw_messages!r}"[:300], command=cmd)
     messages = tuple(Message.from_json(m, f"{cmd} message {i}") for i, m in enumerate(raw_messages))
+    if "goals" not in obj and "nextStateId" in obj:
+        raise LeanProtocolError("malformed", f"success reply without 'goals': {dict(obj)!r}"[:300], command=cmd)
     if "goals" not in obj:  # the REPL's rule: no goals key => the tactic failed
         parse_error = obj.get("parseError")
         if parse_error is not None:
             return GoalTacticReply(TacticOutcome.PARSE_ERROR, parse_error=str(parse_error), messages=messages,
                                    has_sorry=has_sorry, has_unsafe=has_unsafe)
         return GoalTacticReply(TacticOutcome.LEAN_ERROR, messages=messages, has_sorry=has_sorry, has_unsafe=has_unsafe)
+    # From 0.3.1 every success carries hasSorry/hasUnsafe; a server without them cannot tell a sorry
+    # from a proof, so a missing flag is a protocol error, never a default (SPEC §1).
+    for flag in ("hasSorry", "hasUnsafe"):
+        _field(obj, flag, bool, cmd)
     goals = _goals(obj["goals"], cmd)
     next_state_id = _field(obj, "nextStateId", int, cmd)
     if has_sorry or has_unsafe:
@@ -305,7 +315,11 @@ def parse_goal_tactic(obj: Mapping[str, Any]) -> GoalTacticReply:
 
 
 def parse_goal_print(obj: Mapping[str, Any]) -> GoalPrintReply:
-    return GoalPrintReply(goals=_goals(obj.get("goals", []), "goal.print"),
+    # We always ask with "goals": true; a reply without them is a server that ignored it (before 0.2.23).
+    if "goals" not in obj:
+        raise LeanProtocolError("malformed", "goal.print reply without 'goals' (Pantograph older than 0.2.23?)",
+                                command="goal.print")
+    return GoalPrintReply(goals=_goals(obj["goals"], "goal.print"),
                           root_has_sorry=bool(obj.get("rootHasSorry", False)))
 
 
@@ -316,6 +330,27 @@ def parse_stat(obj: Mapping[str, Any]) -> StatReply:
 def parse_empty(obj: Mapping[str, Any]) -> None:
     """``goal.delete`` and ``options.set`` answer ``{}``; extra keys are tolerated."""
     return None
+
+
+MIN_VERSION = (0, 3, 1)  # hasSorry/hasUnsafe/messages in goal.tactic replies (SPEC §1)
+_VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)\.(\d+)(?:[/\s]|$)")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``repl --version`` output (``0.3.4``, ``0.3.7/v4.21.0``) → (0, 3, 7); None when it is not a version."""
+    m = _VERSION.match(text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def check_version(text: str) -> tuple[int, int, int] | None:
+    """Refuse a Pantograph older than :data:`MIN_VERSION` (ValueError naming both versions); an
+    unparsable version (e.g. the simulator's) is allowed and returns None."""
+    version = parse_version(text)
+    if version is not None and version < MIN_VERSION:
+        minimum = ".".join(map(str, MIN_VERSION))
+        raise ValueError(f"Pantograph {text.strip()} is too old: the workbench needs {minimum} or newer "
+                         "(older servers lack hasSorry/hasUnsafe, so a sorry would look like a proof)")
+    return version
 
 
 def parse_startup_line(line: bytes | str) -> StartupLine:

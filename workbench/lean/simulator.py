@@ -121,6 +121,7 @@ class Simulator:
         self.next_id = 0
         self.uniq = 1
         self.timeout_ms = 0
+        self.automatic_mode = False  # recorded only (the simulator always keeps every goal, as automatic mode does)
         self.pending_fault: str | None = None
         self.pending_delay_s = 0.0
         self._fault_rng = random.Random(f"{config.seed}:faults:{os.getpid()}")
@@ -160,7 +161,7 @@ class Simulator:
             "reset": self.reset,
             "stat": self.stat,
             "options.set": self.options_set,
-            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": True},
+            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": self.automatic_mode},
             "goal.start": self.goal_start,
             "goal.tactic": self.goal_tactic,
             "goal.print": self.goal_print,
@@ -189,6 +190,8 @@ class Simulator:
     def options_set(self, payload: dict[str, Any]) -> dict[str, Any]:
         if "timeout" in payload:
             self.timeout_ms = _int(payload, "timeout")
+        if "automaticMode" in payload:
+            self.automatic_mode = bool(payload["automaticMode"])
         return {}
 
     def goal_start(self, payload: dict[str, Any]) -> dict[str, Any]:
