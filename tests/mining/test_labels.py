@@ -301,3 +301,18 @@ def test_heartbeat_on_a_ground_truth_step_fails_it_without_retry():
     assert result.counts["gt.failed_limit.heartbeats"] == 1 and result.counts.get("gt.infra_failed", 0) == 0
     # Neither re-sent nor retried inside `open … in`: Lean's verdict would be the same.
     assert [t for _, t in session.calls if TACTICS[0] in t] == [TACTICS[0]]
+
+
+def test_policy_unavailable_propagates_and_transient_failures_mark_the_theorem_incomplete():
+    from workbench.policy import PolicyUnavailable
+
+    class DeadPolicy(FakePolicy):
+        async def candidates(self, state_pp, n, *, theorem):
+            raise PolicyUnavailable("circuit breaker tripped")
+
+    with pytest.raises(PolicyUnavailable):
+        run(THM, gt_script(), DeadPolicy({}))
+    result, _ = run(THM, gt_script(), FakePolicy({}, fail_times=2))  # one step lost its candidates
+    line = result.status_line()
+    assert line["incomplete"] is True and line["steps_without_candidates"] == 1
+    assert run(THM, gt_script(), FakePolicy({}))[0].status_line()["incomplete"] is False

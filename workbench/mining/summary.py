@@ -89,6 +89,7 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "infrastructure": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("infra.")},
         "policy_errors": counts["policy_errors"],
         "steps_without_candidates": counts["steps_without_candidates"],
+        "theorems_incomplete": sum(1 for line in lines if line.get("incomplete")),
         "theorems_with_negatives_deeper_than_2": survival,
         "depth_table": depth_table(lines),
     }

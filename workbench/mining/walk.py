@@ -50,6 +50,7 @@ from workbench.mining.labels import (
 )
 from workbench.lean.binders import intro_tactic
 from workbench.namespaces import open_prefixes, wrap_open
+from workbench.policy import PolicyUnavailable
 from workbench.states import parse_state, render_state
 from workbench.traces import Theorem
 from workbench.trajectory import TrajectoryRecord
@@ -139,6 +140,9 @@ class TheoremResult:
             "depth": {str(k): v for k, v in sorted(depth.items())},
             "start": dict(self.start),
             "step0": self.step0,
+            # Steps whose generation failed every retry got no candidates: the theorem's negatives are incomplete.
+            "incomplete": self.counts["steps_without_candidates"] > 0,
+            "steps_without_candidates": self.counts["steps_without_candidates"],
         }
 
 
@@ -299,8 +303,8 @@ class _Walk:
             for attempt in range(self.params.policy_retries + 1):
                 try:
                     return list(await self.policy.candidates(state_pp, self.params.candidates_per_step, theorem=self.name))
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
+                except (asyncio.CancelledError, KeyboardInterrupt, PolicyUnavailable):
+                    raise  # PolicyUnavailable: the server is down (breaker tripped); the run decides, not the walk
                 except Exception as e:  # noqa: BLE001 - any generation failure skips the step, logged
                     self.counts["policy_errors"] += 1
                     log.warning("%s: generation failed (try %d): %s", self.name, attempt + 1, e)
@@ -502,7 +506,8 @@ _SKIP_REASONS = {"start_failed", "start_infra_error", "gt_failed", "gt_infra_err
 
 async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, params: WalkParams, *,
                        simulated: bool) -> TheoremResult:
-    """Walk one theorem; never raises for Lean or policy trouble (it ends up in the result)."""
+    """Walk one theorem; never raises for Lean trouble or a failed generation call (it ends up in the
+    result). ``PolicyUnavailable`` (the policy server is down) propagates: the run stops or waits."""
     walk = _Walk(theorem, policy, params, simulated=simulated)
     t0 = time.monotonic()
     status = Status.COMPLETED
