@@ -5,8 +5,10 @@
 It is NOT Lean: ``--version`` says so. Theorems come from the traces: ``goal.start {"copyFrom": name}``
 gives, as Pantograph does, one goal with an empty context whose target is the signature as a ∀ built
 from the first traced state's hypotheses (``workbench.lean.binders``); ``intro`` moves those binders into
-the context, and once they all are the state is the first traced state. From there the ground-truth
-tactic (whitespace-insensitive, optionally wrapped in ``open ... in``) leads to the traced next state; any other tactic gets a deterministic outcome from a
+the context, and once they all are the state is the first traced state. Goal lists are kept as Lean
+keeps them: a ground-truth tactic (whitespace-insensitive, optionally wrapped in ``open ... in``) applied
+to the goal it was traced on (the main goal or ``goalId``) replaces that goal with the goals its traced
+``state_after`` shows, the others stay after them in order; any other tactic gets a deterministic outcome from a
 hash of (seed, state, tactic): Lean error / divergent state / proof complete (70/27/3 % by default).
 ``sorry`` answers ``hasSorry: true``. A fraction of theorems simulates the namespace mismatch: their
 ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <namespace> in``.
@@ -30,6 +32,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
 from workbench.lean.binders import Binder, binders_of, forall_target, introduce, sanitize_names
@@ -71,18 +74,49 @@ class ReplError(Exception):
         self.kind, self.desc = kind, desc
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TracedTheorem:
     name: str
     states: tuple[str, ...]  # state_before of each step, then the final state text
     tactics: tuple[str, ...]  # normalised ground-truth tactics
+    afters: tuple[str, ...] = ()  # state_after of each step (default: the next state_before)
+
+    @cached_property
+    def by_goal(self) -> dict[tuple[str, str], int]:
+        """(canonical text of the step's main goal, normalised tactic) → step index."""
+        out: dict[tuple[str, str], int] = {}
+        for k, tactic in enumerate(self.tactics):
+            goals = parse_state(self.states[k])
+            if goals:
+                out.setdefault((render_state(goals[:1]), tactic), k)
+        return out
+
+    def produced(self, k: int) -> tuple[Goal, ...]:
+        """The goals step ``k``'s tactic left in place of its main goal.
+
+        LeanDojo's ``state_after`` lists them first, then the other goals its ``state_before`` showed
+        (none inside a focused block); those others are dropped here — the simulator keeps its own."""
+        before = parse_state(self.states[k])
+        after = parse_state(self.afters[k] if self.afters else self.states[k + 1])
+        rest = [render_state((g,)) for g in before[1:]]
+        texts = [render_state((g,)) for g in after]
+        if rest and texts[len(texts) - len(rest):] == rest:
+            return after[: len(after) - len(rest)]
+        return tuple(g for g, t in zip(after, texts) if t not in rest)
+
+    def closed_alongside(self, k: int) -> frozenset[str]:
+        """Other goals step ``k``'s ``state_before`` showed that its ``state_after`` lacks: the tactic
+        assigned them too (e.g. ``rw`` after ``convert``: unification solves the side goals), so Lean
+        drops them from the list."""
+        before = [render_state((g,)) for g in parse_state(self.states[k])[1:]]
+        after = {render_state((g,)) for g in parse_state(self.afters[k] if self.afters else self.states[k + 1])}
+        return frozenset(t for t in before if t not in after)
 
 
 @dataclass(slots=True)
 class SimState:
     goals: tuple[Goal, ...]
     theorem: TracedTheorem | None = None
-    gt_depth: int | None = None  # index into theorem.tactics when on the ground-truth path
     has_sorry: bool = False
     # copyFrom root and its intros: signature binders still in the target, and the introduced context
     binders: tuple[Binder, ...] = ()
@@ -287,22 +321,26 @@ class Simulator:
             reply = self._signature_tactic(state, tactic)
             if reply is not None:
                 return reply
-        thm, depth = state.theorem, state.gt_depth
-        if thm is not None and depth is not None and goal_id == 0:
+        thm = state.theorem
+        if thm is not None:
+            # A traced tactic on the goal it was traced on: the traced successor goals replace that goal,
+            # the other goals stay after them in order (Pantograph's automatic mode, Repl.lean @0528a15
+            # goal_tactic: resume (nextGoalState.goals ++ goalState.goals)).
             opened, body = split_open_prefix(tactic)
-            if body == thm.tactics[depth]:
+            k = thm.by_goal.get((render_state(state.goals[goal_id : goal_id + 1]), body))
+            if k is not None:
                 ns = infer_open_namespace(thm.name)
                 if self.mismatched(thm.name) and ns not in opened:
                     return {"messages": [_message(f"unknown identifier '{first_identifier(body)}'", tactic)], **flags}
-                nxt = depth + 1
-                goals = parse_state(thm.states[nxt])
-                return self._advance(SimState(goals, thm, nxt if nxt < len(thm.tactics) else None), flags)
+                gone = thm.closed_alongside(k)
+                kept = tuple(g for g in others if render_state((g,)) not in gone)
+                return self._advance(SimState(thm.produced(k) + kept, thm), flags)
         outcome = classify(unit(d, 0), self.config.rates)
         if outcome is Outcome.ERROR:
             return {"messages": [_message(error_text(tactic, state.goals, d), tactic)], **flags}
         if outcome is Outcome.COMPLETE:
-            return self._advance(SimState(others), flags)
-        return self._advance(SimState(divergent_goals(state.goals, goal_id, d)), flags)
+            return self._advance(SimState(others, thm), flags)
+        return self._advance(SimState(divergent_goals(state.goals, goal_id, d), thm), flags)
 
     def _signature_tactic(self, state: SimState, tactic: str) -> dict[str, Any] | None:
         """``intro`` on the copyFrom root moves binders into the context; naming a binder that is still
@@ -342,12 +380,11 @@ def signature_state(thm: TracedTheorem, context: tuple[tuple[str, bool, str, str
                     binders: tuple[Binder, ...]) -> SimState:
     """The copyFrom root (no context, the whole signature as a ∀) after ``context`` was introduced.
 
-    Once every binder is in the context and the state prints as the trace's first state, the
-    ground-truth path starts there."""
+    Once every binder is in the context the goal prints as the trace's first goal, and ground-truth
+    tactics apply to it like to any goal they were traced on."""
     body = first_goal(thm)
     goal = Goal(forall_target(binders, body.target), sanitize_names(context))
-    at_start = not binders and render_state((goal,)) == render_state(parse_state(thm.states[0]))
-    return SimState((goal,), thm, 0 if at_start else None, binders=binders, context=context, body=body)
+    return SimState((goal,), thm, binders=binders, context=context, body=body)
 
 
 def _int(payload: dict[str, Any], key: str) -> int:
@@ -377,7 +414,8 @@ def load_theorems(path: str) -> dict[str, TracedTheorem]:
         states = [s.state_before for s in thm.steps]
         states.append(thm.steps[-1].state_after or "no goals")
         tactics = tuple(normalize_tactic(s.tactic) for s in thm.steps)
-        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics)
+        afters = tuple(s.state_after or "no goals" for s in thm.steps)
+        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics, afters)
     return out
 
 

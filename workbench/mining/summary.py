@@ -86,6 +86,7 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "candidate_outcomes": outcomes,
         "chains": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("chain.")},
         "ground_truth_replay": gt,
+        "goal_alignment": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("align.")},
         "infrastructure": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("infra.")},
         "policy_errors": counts["policy_errors"],
         "steps_without_candidates": counts["steps_without_candidates"],

@@ -52,6 +52,7 @@ from workbench.lean.binders import intro_tactic
 from workbench.namespaces import open_prefixes, wrap_open
 from workbench.policy import PolicyUnavailable
 from workbench.states import parse_state, render_state
+from workbench.trace_breaks import goal_texts, is_nested_in
 from workbench.traces import Theorem
 from workbench.trajectory import TrajectoryRecord
 
@@ -78,6 +79,8 @@ class WalkParams:
     #                                  reference's sequential walk, kept for the benchmark's baseline)
     introduce_binders: bool = True  # `intro` the trace's first-state hypotheses before step 0 (False: the
     #                                 reference's walk from copyFrom's ∀-root, kept to measure what it cost)
+    align_goals: bool = True  # apply each step to the Lean goal its state_before shows (False: always the
+    #                           main goal, in trace order, as the reference did)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +197,11 @@ class _Walk:
         self.name = theorem.full_name
         self.policy = policy
         self.params = params
-        self.gt = GroundTruthPath.from_states([s.state_before for s in theorem.steps])
+        # Ground-truth positions are the steps the walk expects to apply: nested steps run inside their
+        # enclosing tactic, so they are no position of their own (``remaining_depth`` counts applied tactics).
+        planned = [s for i, s in enumerate(theorem.steps)
+                   if not is_nested_in(s.tactic, (t.tactic for t in theorem.steps[:i]))]
+        self.gt = GroundTruthPath.from_states([s.state_before for s in planned])
         self.tree = TheoremTree(self.name, self.gt, simulated=simulated)
         self.prefixes = open_prefixes(self.name)
         self.prefix_text = " ".join(self.prefixes) or None
@@ -210,14 +217,14 @@ class _Walk:
 
     # -- Lean calls -----------------------------------------------------------------------------------
 
-    async def lean(self, session: SessionLike, node: Any, sent: str, *, retries: int,
-                   retry_timeouts: bool) -> tuple[TacticResult | Outcome, str, float]:
+    async def lean(self, session: SessionLike, node: Any, sent: str, *, retries: int, retry_timeouts: bool,
+                   goal_id: int | None = None) -> tuple[TacticResult | Outcome, str, float]:
         """One tactic through the session: the result, or TIMEOUT / INFRA_ERROR after the retries."""
         t0 = time.monotonic()
         last = ""
         for attempt in range(retries + 1):
             try:
-                result = await session.tactic(node, sent)
+                result = await session.tactic(node, sent, goal_id)
                 return result, "", self._lean_time(t0)
             except LeanGarbage as e:  # the process was killed; the session re-pins and replays
                 last = str(e)
@@ -295,6 +302,32 @@ class _Walk:
         self.counts[f"start.{self.start['problem'] or 'matched'}"] += 1
         return node
 
+    # -- goal alignment -------------------------------------------------------------------------------
+
+    def align(self, node: Any, index: int) -> int | None:
+        """Index of the goal in Lean's list that step ``index``'s ``state_before`` works on (its first goal),
+        None when Lean has no such goal. LeanDojo shows only the focused goal inside ``·``/``case`` blocks,
+        so the goal can be anywhere in Lean's list."""
+        wanted = goal_texts(self.theorem.steps[index].state_before)
+        if not wanted or not self.params.align_goals:
+            return 0  # an unparseable trace state: apply to the main goal, as the reference did
+        lean = [render_state((g,)) for g in node.goals]
+        if wanted[0] in lean:
+            return lean.index(wanted[0])
+        # A trace that starts inside a `case` block tags a goal Lean (after copyFrom + intro) leaves untagged.
+        untagged = [_untagged(t) for t in lean]
+        if _untagged(wanted[0]) in untagged:
+            self.counts["align.matched_without_case_tag"] += 1
+            return untagged.index(_untagged(wanted[0]))
+        return None
+
+    def check_after(self, node: Any, index: int, goal_id: int) -> None:
+        """Goal by goal: every goal the trace's ``state_after`` shows should be open in Lean's state."""
+        expected = goal_texts(self.theorem.steps[index].state_after)
+        lean = {render_state((g,)) for g in node.goals}
+        if any(g not in lean for g in expected):
+            self.counts["align.after_mismatch"] += 1
+
     # -- policy ---------------------------------------------------------------------------------------
 
     async def candidates(self, state_pp: str) -> list[Any]:
@@ -315,12 +348,14 @@ class _Walk:
 
     # -- ground truth ---------------------------------------------------------------------------------
 
-    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int
-                                   ) -> tuple[TacticResult | Outcome, str | None]:
-        """Apply ground-truth step ``index``; on a Lean failure retry inside ``open <prefixes> in``."""
+    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int,
+                                   goal_id: int | None = None) -> tuple[TacticResult | Outcome, str | None]:
+        """Apply ground-truth step ``index`` to goal ``goal_id`` (None: the main goal); on a Lean failure
+        retry inside ``open <prefixes> in``."""
         tactic = self.theorem.steps[index].tactic
         self.counts["gt.steps"] += 1
-        result, err, dt = await self.lean(session, node, tactic, retries=self.params.infra_retries, retry_timeouts=True)
+        result, err, dt = await self.lean(session, node, tactic, retries=self.params.infra_retries, retry_timeouts=True,
+                                          goal_id=goal_id)
         ok = isinstance(result, (Advanced, ProofComplete))
         self.log_attempt(node_id, index, "ground_truth", tactic, tactic,
                          Outcome.GROUND_TRUTH if ok else Outcome.GROUND_TRUTH_FAILED, _as_result(result), err, dt, None)
@@ -342,7 +377,8 @@ class _Walk:
             detail = f"[{result.kind}] {detail}"
         if lean_failure and self.prefixes:
             sent = wrap_open(tactic, self.prefixes)
-            retry, err2, dt2 = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=True)
+            retry, err2, dt2 = await self.lean(session, node, sent, retries=self.params.infra_retries,
+                                               retry_timeouts=True, goal_id=goal_id)
             ok2 = isinstance(retry, (Advanced, ProofComplete))
             self.log_attempt(node_id, index, "ground_truth_open", tactic, sent,
                              Outcome.GROUND_TRUTH if ok2 else Outcome.GROUND_TRUTH_FAILED, _as_result(retry), err2, dt2,
@@ -367,7 +403,8 @@ class _Walk:
     # -- candidates -----------------------------------------------------------------------------------
 
     async def try_candidates(self, session: SessionLike, node: Any, node_id: int, index: int,
-                             candidates: Sequence[Any]) -> None:
+                             candidates: Sequence[Any], goal_id: int | None = None) -> None:
+        """Each candidate acts on the goal the ground-truth step acts on."""
         gt_tactic = self.theorem.steps[index].tactic
         seen: set[tuple[str, ...]] = set()
         prefix = self.prefix_text if self.params.wrap_candidates else None
@@ -387,7 +424,8 @@ class _Walk:
                 continue
             seen.add(key)
             sent = wrap_open(tactic, self.prefixes) if prefix else tactic
-            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=False)
+            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries,
+                                              retry_timeouts=False, goal_id=goal_id)
             if isinstance(result, Outcome):
                 self.counts[f"outcome.{result}"] += 1
                 self.log_attempt(node_id, index, "candidate", tactic, sent, result, None, err, dt, prefix)
@@ -457,11 +495,23 @@ class _Walk:
             if node is None:
                 return "start_infra_error"
             node_id = self.tree.add_root(node.state_text, len(node.goals), timestamp_ms=_now_ms())
-            for index in range(len(self.theorem.steps)):
+            applied: list[str] = []  # ground-truth tactics Lean ran, in order
+            for index, step in enumerate(self.theorem.steps):
                 self.steps_walked = index + 1
+                goal_id = self.align(node, index)
+                if goal_id is None:
+                    if is_nested_in(step.tactic, applied):  # its enclosing tactic already ran it
+                        self.counts["align.nested_skipped"] += 1
+                        continue
+                    self.counts["align.unaligned.goal_not_found"] += 1
+                    self.message = f"step {index}: its goal is not among Lean's {len(node.goals)} goals"
+                    return "unaligned"
+                gid = goal_id or None  # the main goal goes without goalId: same session path as before
+                if gid is not None:
+                    self.counts["align.other_goal"] += 1  # LeanDojo focused a goal that is not Lean's main goal
                 if self.params.overlap_generation:
                     # The policy call runs while Lean applies the ground-truth tactic.
-                    gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index))
+                    gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index, gid))
                     try:
                         candidates = await self.candidates(node.state_text)
                         gt_result, gt_prefix = await gt_task
@@ -471,15 +521,18 @@ class _Walk:
                             await asyncio.gather(gt_task, return_exceptions=True)
                 else:
                     candidates = await self.candidates(node.state_text)
-                    gt_result, gt_prefix = await self.advance_ground_truth(session, node, node_id, index)
+                    gt_result, gt_prefix = await self.advance_ground_truth(session, node, node_id, index, gid)
                 next_node, next_id = None, None
                 if isinstance(gt_result, (Advanced, ProofComplete)):
+                    applied.append(step.tactic)
                     next_node = gt_result.node
-                    next_id = self.tree.add_ground_truth(node_id, index + 1, self.theorem.steps[index].tactic,
+                    self.check_after(next_node, index, goal_id)
+                    # Positions count applied tactics (nested steps excluded): remaining depth follows them.
+                    next_id = self.tree.add_ground_truth(node_id, len(applied), step.tactic,
                                                          next_node.state_text, len(next_node.goals),
                                                          open_prefix=gt_prefix, timestamp_ms=_now_ms())
                     self.attempts[-1] = _with_new_state(self.attempts[-1], next_id)
-                await self.try_candidates(session, node, node_id, index, candidates)
+                await self.try_candidates(session, node, node_id, index, candidates, gid)
                 if self.tree.negatives >= self.params.target_negatives:
                     return "target_negatives"
                 if next_node is None:
@@ -487,7 +540,11 @@ class _Walk:
                 if isinstance(gt_result, ProofComplete):
                     return "qed"
                 node, node_id = next_node, next_id
-            return "trace_exhausted"  # the trace's last step left goals (should not happen with real traces)
+            return "trace_exhausted"  # the trace ended with goals left (closed by untraced structure)
+
+
+def _untagged(goal_text: str) -> str:
+    return goal_text.split("\n", 1)[1] if goal_text.startswith("case ") else goal_text
 
 
 def _as_result(value: TacticResult | Outcome) -> TacticResult | None:
@@ -501,7 +558,7 @@ def _with_new_state(attempt: Attempt, state_id: int) -> Attempt:
 
 
 # Why the walk ended -> the theorem's status.
-_SKIP_REASONS = {"start_failed", "start_infra_error", "gt_failed", "gt_infra_error", "no_steps"}
+_SKIP_REASONS = {"start_failed", "start_infra_error", "gt_failed", "gt_infra_error", "no_steps", "unaligned"}
 
 
 async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, params: WalkParams, *,
