@@ -19,10 +19,13 @@ from enum import StrEnum
 from typing import Any, Mapping, Sequence
 
 from workbench.lean.errors import LeanGarbage, LeanProtocolError
-from workbench.states import Goal, goal_from_pantograph, render_state
+from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, render_state
 
 __all__ = [
     "READY_LINE",
+    "goal_from_pantograph",
+    "goal_to_pantograph",
+    "state_from_pantograph",
     "Request",
     "Severity",
     "Message",
@@ -54,6 +57,61 @@ __all__ = [
 ]
 
 READY_LINE = "ready."
+
+
+# --- Pantograph goal JSON (SPEC §1; moved here from states.py: this module owns Pantograph's spelling) ---
+
+
+def _pp(obj: Mapping[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    return obj.get("pp")
+
+
+def goal_from_pantograph(obj: Mapping[str, Any]) -> Goal:
+    """Convert one Pantograph ``Goal`` JSON object.
+
+    Pantograph sanitises names before printing (``inst✝¹``), so ``userName`` already carries the
+    dagger; it is added only if a server reports an inaccessible name without it.
+    """
+    try:
+        target = _pp(obj["target"])
+    except KeyError as e:
+        raise ValueError(f"Pantograph goal without 'target': {dict(obj)!r}"[:300]) from e
+    if target is None:
+        raise ValueError("Pantograph goal target has no 'pp' text (printExprPretty must be on)")
+    hyps = []
+    for var in obj.get("vars", ()):
+        name = var.get("userName", "")
+        if var.get("isInaccessible") and INACCESSIBLE_MARK not in name:
+            name += INACCESSIBLE_MARK
+        hyps.append(Hypothesis(name=name, type=_pp(var.get("type")) or "", value=_pp(var.get("value"))))
+    return Goal(target=target, hypotheses=tuple(hyps), case=obj.get("userName") or None)
+
+
+def state_from_pantograph(goals: Sequence[Mapping[str, Any]]) -> str:
+    return render_state(goal_from_pantograph(g) for g in goals)
+
+
+def goal_to_pantograph(goal: Goal, name: str = "_uniq.0", first_var_id: int = 1) -> dict[str, Any]:
+    """Pantograph ``Goal`` JSON for a goal (used by the simulator to answer like the real REPL)."""
+    variables = []
+    for i, hyp in enumerate(goal.hypotheses):
+        var: dict[str, Any] = {
+            "name": f"_uniq.{first_var_id + i}",
+            "userName": hyp.name,
+            "isInaccessible": INACCESSIBLE_MARK in hyp.name,
+            "type": {"pp": hyp.type},
+        }
+        if hyp.value is not None:
+            var["value"] = {"pp": hyp.value}
+        variables.append(var)
+    out: dict[str, Any] = {"name": name, "fragment": "tactic", "isConversion": False}
+    if goal.case:
+        out["userName"] = goal.case
+    out["target"] = {"pp": goal.target}
+    out["vars"] = variables
+    return out
 
 
 # --- requests ------------------------------------------------------------------------------------

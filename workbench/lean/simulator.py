@@ -52,7 +52,8 @@ from workbench.lean.simrules import (
     unit,
 )
 from workbench.namespaces import infer_open_namespace
-from workbench.states import Goal, collapse, goal_to_pantograph, parse_state, render_state
+from workbench.lean.protocol import goal_to_pantograph
+from workbench.states import Goal, collapse, parse_state, render_state
 
 SIMULATOR_VERSION = "workbench-lean-simulator 0.1.0 (simulated Pantograph protocol, not Lean)"
 FAULT_TACTICS = {"__sim_crash__": "crash", "__sim_hang__": "hang", "__sim_garbage__": "garbage"}
