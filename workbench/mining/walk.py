@@ -22,9 +22,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+from workbench.lean.binders import intro_tactic
 from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError, LeanTimeout
 from workbench.lean.results import (
     Advanced,
@@ -48,23 +49,16 @@ from workbench.mining.labels import (
     same_tactic,
     step0_cause,
 )
-from workbench.lean.binders import intro_tactic
+from workbench.mining.records import Attempt, EndReason, Status, TheoremResult, status_of
 from workbench.namespaces import open_prefixes, wrap_open
 from workbench.policy import PolicyUnavailable
 from workbench.states import parse_state, render_state
 from workbench.trace_breaks import goal_texts, is_nested_in
 from workbench.traces import Theorem
-from workbench.trajectory import TrajectoryRecord
 
-__all__ = ["WalkParams", "Attempt", "TheoremResult", "Status", "walk_theorem"]
+__all__ = ["WalkParams", "Attempt", "TheoremResult", "Status", "EndReason", "walk_theorem"]
 
 log = logging.getLogger(__name__)
-
-
-class Status:
-    COMPLETED = "completed"
-    SKIPPED = "skipped"
-    TIMED_OUT = "timed_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,72 +75,6 @@ class WalkParams:
     #                                 reference's walk from copyFrom's ∀-root, kept to measure what it cost)
     align_goals: bool = True  # apply each step to the Lean goal its state_before shows (False: always the
     #                           main goal, in trace order, as the reference did)
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One tactic sent to Lean (a row of the attempts log)."""
-
-    theorem: str
-    state_id: int  # the tree node the tactic was applied to
-    step: int  # ground-truth step index of the state the candidate came from
-    role: str  # ground_truth | ground_truth_open | candidate | chain
-    tactic: str  # as the policy / trace wrote it
-    sent: str  # as sent to Lean (possibly wrapped in `open ... in`)
-    outcome: str
-    error_kind: str | None
-    messages: str
-    latency_s: float
-    open_prefix: str | None
-    new_state_id: int | None = None
-    timestamp_ms: int = 0
-
-
-@dataclass
-class TheoremResult:
-    theorem: str
-    status: str  # Status.*
-    reason: str  # why the walk ended: qed, target_negatives, gt_failed, start_failed, infra_error, ...
-    message: str = ""
-    records: list[TrajectoryRecord] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-    num_steps: int = 0
-    steps_walked: int = 0
-    duration_s: float = 0.0
-    generation_wait_s: float = 0.0
-    lean_wait_s: float = 0.0
-    start: dict[str, Any] = field(default_factory=dict)  # how the walk reached the trace's first state
-    step0: str | None = None  # "replayed", or why ground-truth step 0 failed before the open retry
-
-    def status_line(self) -> dict[str, Any]:
-        """What the run log keeps per theorem (the run summary is aggregated from these)."""
-        depth: dict[int, list[int]] = {}
-        kinds: Counter = Counter()
-        for r in self.records:
-            row = depth.setdefault(r.depth_from_root, [0, 0])
-            row[0 if r.label == "positive" else 1] += 1
-            kinds[f"{r.label}.{r.record_kind}"] += 1
-        return {
-            "theorem": self.theorem,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message[:2000],
-            "records": len(self.records),
-            "num_steps": self.num_steps,
-            "steps_walked": self.steps_walked,
-            "duration_s": round(self.duration_s, 4),
-            "generation_wait_s": round(self.generation_wait_s, 4),
-            "lean_wait_s": round(self.lean_wait_s, 4),
-            "counts": dict(self.counts),
-            "record_kinds": dict(kinds),
-            "depth": {str(k): v for k, v in sorted(depth.items())},
-            "start": dict(self.start),
-            "step0": self.step0,
-            # Steps whose generation failed every retry got no candidates: the theorem's negatives are incomplete.
-            "incomplete": self.counts["steps_without_candidates"] > 0,
-            "steps_without_candidates": self.counts["steps_without_candidates"],
-        }
 
 
 class CandidateLike(Protocol):
@@ -557,30 +485,25 @@ def _with_new_state(attempt: Attempt, state_id: int) -> Attempt:
     return replace(attempt, new_state_id=state_id)
 
 
-# Why the walk ended -> the theorem's status.
-_SKIP_REASONS = {"start_failed", "start_infra_error", "gt_failed", "gt_infra_error", "no_steps", "unaligned"}
-
-
 async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, params: WalkParams, *,
                        simulated: bool) -> TheoremResult:
     """Walk one theorem; never raises for Lean trouble or a failed generation call (it ends up in the
     result). ``PolicyUnavailable`` (the policy server is down) propagates: the run stops or waits."""
     walk = _Walk(theorem, policy, params, simulated=simulated)
     t0 = time.monotonic()
-    status = Status.COMPLETED
+    timed_out = False
     if not theorem.steps:
-        reason = "no_steps"
+        reason = EndReason.NO_STEPS
     else:
         try:
             async with asyncio.timeout(params.theorem_timeout_s):
-                reason = await walk.run(pool)
+                reason = EndReason(await walk.run(pool))
         except TimeoutError:
-            status, reason = Status.TIMED_OUT, "theorem_timeout"
+            timed_out, reason = True, EndReason.THEOREM_TIMEOUT
             walk.message = f"timed out after {params.theorem_timeout_s:g} s at step {walk.steps_walked}"
             log.info("%s: %s", theorem.full_name, walk.message)
-    if status != Status.TIMED_OUT and reason in _SKIP_REASONS:
-        status = Status.SKIPPED
-    if reason in ("gt_failed", "gt_infra_error"):
+    status = status_of(reason, timed_out=timed_out)
+    if reason in (EndReason.GT_FAILED, EndReason.GT_INFRA_ERROR):
         log.info("%s: ground truth failed: %s", theorem.full_name, walk.message[:300])
     return TheoremResult(
         theorem=theorem.full_name,
