@@ -176,10 +176,18 @@ class _Walk:
         self.lean_wait_s += dt
         return dt
 
-    def log_attempt(self, state_id: int, step: int, role: str, tactic: str, sent: str, outcome: Outcome | str,
-                    result: TacticResult | None, messages: str, latency: float, prefix: str | None,
-                    new_state_id: int | None = None) -> None:
-        text = messages or (_messages(result) if result is not None else "")
+    async def send(self, session: SessionLike, node: Any, node_id: int, step: int, role: str, tactic: str, *,
+                   prefix: str | None = None, goal_id: int | None = None, retry_timeouts: bool = False) -> "_Sent":
+        """One tactic to Lean (inside ``open <prefix> in`` when ``prefix``), with the infrastructure retries."""
+        sent = wrap_open(tactic, self.prefixes) if prefix else tactic
+        result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries,
+                                          retry_timeouts=retry_timeouts, goal_id=goal_id)
+        return _Sent(node_id, step, role, tactic, sent, prefix, result, err, dt)
+
+    def log(self, s: "_Sent", outcome: Outcome | str, new_state_id: int | None = None) -> None:
+        """The attempts-log row of a sent tactic, once its outcome (and the record it made) is known."""
+        result = None if isinstance(s.result, Outcome) else s.result
+        text = s.err or (_messages(result) if result is not None else "")
         kind = None
         if isinstance(result, LeanError):
             kind = lean_error_kind(text)
@@ -189,8 +197,8 @@ class _Walk:
             kind = result.kind
         elif outcome in (Outcome.TIMEOUT, Outcome.INFRA_ERROR):
             kind = str(outcome)
-        self.attempts.append(Attempt(self.name, state_id, step, role, tactic, sent, str(outcome), kind, text[:4000],
-                                     round(latency, 6), prefix, new_state_id, _now_ms()))
+        self.attempts.append(Attempt(self.name, s.node_id, s.step, s.role, s.tactic, s.sent, str(outcome), kind,
+                                     text[:4000], round(s.latency, 6), s.prefix, new_state_id, _now_ms()))
 
     async def introduce(self, session: SessionLike, root: Any) -> Any:
         """Move the signature's binders into the context as the trace's first state has them.
@@ -210,13 +218,12 @@ class _Walk:
         self.start = {"intro": tactic, "problem": None}
         node = root
         if tactic is not None:
-            result, err, dt = await self.lean(session, root, tactic, retries=self.params.infra_retries,
-                                              retry_timeouts=True)
+            sent = await self.send(session, root, 0, 0, "intro", tactic, retry_timeouts=True)
+            result = sent.result
             ok = isinstance(result, Advanced)
-            self.log_attempt(0, 0, "intro", tactic, tactic, "intro" if ok else "intro_failed", _as_result(result),
-                             err, dt, None)
+            self.log(sent, "intro" if ok else "intro_failed")
             if isinstance(result, Outcome):
-                self.message = f"intro: {err}"
+                self.message = f"intro: {sent.err}"
                 return None
             if ok:
                 node = result.node
@@ -249,7 +256,7 @@ class _Walk:
             return untagged.index(_untagged(wanted[0]))
         return None
 
-    def check_after(self, node: Any, index: int, goal_id: int) -> None:
+    def check_after(self, node: Any, index: int) -> None:
         """Goal by goal: every goal the trace's ``state_after`` shows should be open in Lean's state."""
         expected = goal_texts(self.theorem.steps[index].state_after)
         lean = {render_state((g,)) for g in node.goals}
@@ -276,21 +283,21 @@ class _Walk:
 
     # -- ground truth ---------------------------------------------------------------------------------
 
-    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int,
-                                   goal_id: int | None = None) -> tuple[TacticResult | Outcome, str | None]:
+    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int, position: int,
+                                   goal_id: int | None = None) -> tuple[TacticResult | Outcome, int | None]:
         """Apply ground-truth step ``index`` to goal ``goal_id`` (None: the main goal); on a Lean failure
-        retry inside ``open <prefixes> in``."""
+        retry inside ``open <prefixes> in``. Returns Lean's answer and the record made for the state reached
+        (ground-truth position ``position``), None when the step failed."""
         tactic = self.theorem.steps[index].tactic
         self.counts["gt.steps"] += 1
-        result, err, dt = await self.lean(session, node, tactic, retries=self.params.infra_retries, retry_timeouts=True,
-                                          goal_id=goal_id)
-        ok = isinstance(result, (Advanced, ProofComplete))
-        self.log_attempt(node_id, index, "ground_truth", tactic, tactic,
-                         Outcome.GROUND_TRUTH if ok else Outcome.GROUND_TRUTH_FAILED, _as_result(result), err, dt, None)
+        plain = await self.send(session, node, node_id, index, "ground_truth", tactic, goal_id=goal_id,
+                                retry_timeouts=True)
+        result = plain.result
         if index == 0:
-            self.step0 = "replayed" if ok else "infra" if isinstance(result, Outcome) else None
-        if ok:
-            return result, None
+            self.step0 = "replayed" if plain.ok else "infra" if isinstance(result, Outcome) else None
+        if plain.ok:
+            return result, self._gt_record(plain, node_id, position, None)
+        self.log(plain, Outcome.GROUND_TRUTH_FAILED)
         if isinstance(result, (LeanLimit, TacticTimedOut)):  # Lean's verdict: no open retry, no re-send
             self.counts[f"gt.failed_limit.{result.kind}"] += 1
             if index == 0:
@@ -300,23 +307,21 @@ class _Walk:
             self.counts["gt.failed_plain"] += 1
             if index == 0:
                 self.counts["gt.step0_failed_plain"] += 1
-        detail = err if isinstance(result, Outcome) else _messages(result)
+        detail = plain.err if isinstance(result, Outcome) else _messages(result)
         if isinstance(result, (LeanLimit, TacticTimedOut)):
             detail = f"[{result.kind}] {detail}"
         if lean_failure and self.prefixes:
-            sent = wrap_open(tactic, self.prefixes)
-            retry, err2, dt2 = await self.lean(session, node, sent, retries=self.params.infra_retries,
-                                               retry_timeouts=True, goal_id=goal_id)
-            ok2 = isinstance(retry, (Advanced, ProofComplete))
-            self.log_attempt(node_id, index, "ground_truth_open", tactic, sent,
-                             Outcome.GROUND_TRUTH if ok2 else Outcome.GROUND_TRUTH_FAILED, _as_result(retry), err2, dt2,
-                             self.prefix_text)
+            wrapped = await self.send(session, node, node_id, index, "ground_truth_open", tactic,
+                                      prefix=self.prefix_text, goal_id=goal_id, retry_timeouts=True)
             if index == 0:
-                self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=ok2)
-            if ok2:
+                self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=wrapped.ok)
+            if wrapped.ok:
                 self.counts["gt.rescued_by_open"] += 1
-                return retry, self.prefix_text
-            detail += f"; with `open {self.prefix_text} in`: " + (err2 if isinstance(retry, Outcome) else _messages(retry))
+                return wrapped.result, self._gt_record(wrapped, node_id, position, self.prefix_text)
+            self.log(wrapped, Outcome.GROUND_TRUTH_FAILED)
+            retry = wrapped.result
+            detail += f"; with `open {self.prefix_text} in`: " + (wrapped.err if isinstance(retry, Outcome)
+                                                                  else _messages(retry))
             result = retry
         if index == 0 and self.step0 is None:
             self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=False)
@@ -327,6 +332,14 @@ class _Walk:
         if isinstance(result, Outcome):
             self.counts["gt.infra_failed"] += 1
         return result, None
+
+    def _gt_record(self, s: "_Sent", node_id: int, position: int, prefix: str | None) -> int:
+        child = s.result.node
+        self.check_after(child, s.step)
+        new_id = self.tree.add_ground_truth(node_id, position, s.tactic, child.state_text, len(child.goals),
+                                            open_prefix=prefix, timestamp_ms=_now_ms())
+        self.log(s, Outcome.GROUND_TRUTH, new_id)
+        return new_id
 
     # -- candidates -----------------------------------------------------------------------------------
 
@@ -351,23 +364,22 @@ class _Walk:
                 self.counts[f"outcome.{Outcome.DUPLICATE}"] += 1
                 continue
             seen.add(key)
-            sent = wrap_open(tactic, self.prefixes) if prefix else tactic
-            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries,
-                                              retry_timeouts=False, goal_id=goal_id)
+            sent = await self.send(session, node, node_id, index, "candidate", tactic, prefix=prefix, goal_id=goal_id)
+            result = sent.result
             if isinstance(result, Outcome):
                 self.counts[f"outcome.{result}"] += 1
-                self.log_attempt(node_id, index, "candidate", tactic, sent, result, None, err, dt, prefix)
+                self.log(sent, result)
                 continue
             verdict = judge(result, self.gt)
             self.counts[f"outcome.{verdict.outcome}"] += 1
             if not verdict.makes_node:
-                self.log_attempt(node_id, index, "candidate", tactic, sent, verdict.outcome, result, err, dt, prefix)
+                self.log(sent, verdict.outcome)
                 continue
             child = result.node
             new_id = self.tree.add_candidate(node_id, tactic, verdict, child.state_text, len(child.goals),
                                              log_prob=float(cand.score), score_kind=cand.score_kind,
                                              open_prefix=prefix, timestamp_ms=_now_ms())
-            self.log_attempt(node_id, index, "candidate", tactic, sent, verdict.outcome, result, err, dt, prefix, new_id)
+            self.log(sent, verdict.outcome, new_id)
             if verdict.outcome is Outcome.ALTERNATIVE_PROOF:
                 log.info("%s: alternative proof at step %d: %r", self.name, index, tactic[:120])
             if verdict.outcome is Outcome.DIVERGENT and len(cand.tactics) > 1:
@@ -380,22 +392,22 @@ class _Walk:
         for tactic in cand.tactics[1:]:
             if not tactic.strip():
                 continue
-            sent = wrap_open(tactic, self.prefixes) if prefix else tactic
-            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=False)
+            sent = await self.send(session, node, last_id, index, "chain", tactic, prefix=prefix)
+            result = sent.result
             if isinstance(result, Outcome):
-                self.log_attempt(last_id, index, "chain", tactic, sent, result, None, err, dt, prefix)
+                self.log(sent, result)
                 self.counts["chain.interrupted"] += 1
                 return
             verdict = judge_chain_step(result, self.gt)
             if verdict.outcome not in (Outcome.CHAIN_ADVANCED, Outcome.CHAIN_COMPLETE, Outcome.CHAIN_REACHED_GROUND_TRUTH):
-                self.log_attempt(last_id, index, "chain", tactic, sent, verdict.outcome, result, err, dt, prefix)
+                self.log(sent, verdict.outcome)
                 self.counts["chain.failed"] += 1
                 return
             child = result.node
             new_id = self.tree.add_chain_node(last_id, tactic, verdict, child.state_text, len(child.goals),
                                               log_prob=float(cand.score), score_kind=cand.score_kind,
                                               open_prefix=prefix, timestamp_ms=_now_ms())
-            self.log_attempt(last_id, index, "chain", tactic, sent, verdict.outcome, result, err, dt, prefix, new_id)
+            self.log(sent, verdict.outcome, new_id)
             if verdict.outcome is not Outcome.CHAIN_ADVANCED:
                 n = self.tree.resolve_chain(divergent_id, new_id, verdict.remaining_depth)
                 self.counts["chain.rescued"] += 1
@@ -439,27 +451,24 @@ class _Walk:
                     self.counts["align.other_goal"] += 1  # LeanDojo focused a goal that is not Lean's main goal
                 if self.params.overlap_generation:
                     # The policy call runs while Lean applies the ground-truth tactic.
-                    gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index, gid))
+                    gt_task = asyncio.ensure_future(
+                        self.advance_ground_truth(session, node, node_id, index, len(applied) + 1, gid))
                     try:
                         candidates = await self.candidates(node.state_text)
-                        gt_result, gt_prefix = await gt_task
+                        gt_result, next_id = await gt_task
                     finally:
                         if not gt_task.done():
                             gt_task.cancel()
                             await asyncio.gather(gt_task, return_exceptions=True)
                 else:
                     candidates = await self.candidates(node.state_text)
-                    gt_result, gt_prefix = await self.advance_ground_truth(session, node, node_id, index, gid)
-                next_node, next_id = None, None
-                if isinstance(gt_result, (Advanced, ProofComplete)):
+                    # Positions count applied tactics (nested steps excluded): remaining depth follows them.
+                    gt_result, next_id = await self.advance_ground_truth(session, node, node_id, index,
+                                                                         len(applied) + 1, gid)
+                next_node = None
+                if next_id is not None:
                     applied.append(step.tactic)
                     next_node = gt_result.node
-                    self.check_after(next_node, index, goal_id)
-                    # Positions count applied tactics (nested steps excluded): remaining depth follows them.
-                    next_id = self.tree.add_ground_truth(node_id, len(applied), step.tactic,
-                                                         next_node.state_text, len(next_node.goals),
-                                                         open_prefix=gt_prefix, timestamp_ms=_now_ms())
-                    self.attempts[-1] = _with_new_state(self.attempts[-1], next_id)
                 await self.try_candidates(session, node, node_id, index, candidates, gid)
                 if self.tree.negatives >= self.params.target_negatives:
                     return "target_negatives"
@@ -475,14 +484,23 @@ def _untagged(goal_text: str) -> str:
     return goal_text.split("\n", 1)[1] if goal_text.startswith("case ") else goal_text
 
 
-def _as_result(value: TacticResult | Outcome) -> TacticResult | None:
-    return None if isinstance(value, Outcome) else value
+@dataclass(slots=True)
+class _Sent:
+    """One tactic sent to Lean: Lean's answer and what its attempts-log row needs."""
 
+    node_id: int  # the record the tactic was applied to
+    step: int
+    role: str  # intro | ground_truth | ground_truth_open | candidate | chain
+    tactic: str  # as the policy / trace wrote it
+    sent: str  # as sent (possibly inside `open … in`)
+    prefix: str | None
+    result: TacticResult | Outcome
+    err: str
+    latency: float
 
-def _with_new_state(attempt: Attempt, state_id: int) -> Attempt:
-    from dataclasses import replace
-
-    return replace(attempt, new_state_id=state_id)
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.result, (Advanced, ProofComplete))
 
 
 async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, params: WalkParams, *,
