@@ -102,7 +102,11 @@ def binder_table(theorems: Sequence[Theorem]) -> "pd.DataFrame":
 
     rows = []
     for t in theorems:
-        hyps = sum(len(g.hypotheses) for g in parse_state(t.steps[0].state_before)) if t.steps else 0
+        try:
+            hyps = sum(len(g.hypotheses) for g in parse_state(t.steps[0].state_before)) if t.steps else 0
+        except ValueError:  # an unparseable first state: counted as none
+            hyps = 0
         rows.append({"theorem": t.full_name, "first_state_hypotheses": hyps,
-                     "first_tactic_names": first_tactic_names_binder(t) or "", "first_tactic": t.steps[0].tactic if t.steps else ""})
+                     "first_tactic_names": first_tactic_names_binder(t) or "",
+                     "first_tactic": t.steps[0].tactic if t.steps else ""})
     return pd.DataFrame(rows)
