@@ -5,13 +5,14 @@ trace (`state_before`, Lean's pretty-printed goal list) or from Pantograph's goa
 sources differ in layout only: LeanDojo groups binders (``a b : ℝ``) and breaks long lines where the
 printer width ran out, Pantograph prints one variable per entry and breaks lines inside each
 expression. Parsing either into :class:`Goal` records and rendering those back removes the
-difference, so a model cannot learn the source instead of provability (SPEC §4).
+difference, so a model cannot learn the source instead of provability (SPEC §4). Pantograph's goal JSON is
+read and written by ``workbench.lean.protocol``, the one module that knows its spelling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 NO_GOALS = "no goals"
 TURNSTILE = "⊢"
@@ -150,58 +151,3 @@ def canonical_state(text: str) -> str:
 
 def count_goals(text: str) -> int:
     return len(parse_state(text))
-
-
-# --- Pantograph goal JSON (SPEC §1) --------------------------------------------------------------
-
-
-def _pp(obj: Mapping[str, Any] | None) -> str | None:
-    if obj is None:
-        return None
-    return obj.get("pp")
-
-
-def goal_from_pantograph(obj: Mapping[str, Any]) -> Goal:
-    """Convert one Pantograph ``Goal`` JSON object.
-
-    Pantograph sanitises names before printing (``inst✝¹``), so ``userName`` already carries the
-    dagger; it is added only if a server reports an inaccessible name without it.
-    """
-    try:
-        target = _pp(obj["target"])
-    except KeyError as e:
-        raise ValueError(f"Pantograph goal without 'target': {dict(obj)!r}"[:300]) from e
-    if target is None:
-        raise ValueError("Pantograph goal target has no 'pp' text (printExprPretty must be on)")
-    hyps = []
-    for var in obj.get("vars", ()):
-        name = var.get("userName", "")
-        if var.get("isInaccessible") and INACCESSIBLE_MARK not in name:
-            name += INACCESSIBLE_MARK
-        hyps.append(Hypothesis(name=name, type=_pp(var.get("type")) or "", value=_pp(var.get("value"))))
-    return Goal(target=target, hypotheses=tuple(hyps), case=obj.get("userName") or None)
-
-
-def state_from_pantograph(goals: Sequence[Mapping[str, Any]]) -> str:
-    return render_state(goal_from_pantograph(g) for g in goals)
-
-
-def goal_to_pantograph(goal: Goal, name: str = "_uniq.0", first_var_id: int = 1) -> dict[str, Any]:
-    """Pantograph ``Goal`` JSON for a goal (used by the simulator to answer like the real REPL)."""
-    variables = []
-    for i, hyp in enumerate(goal.hypotheses):
-        var: dict[str, Any] = {
-            "name": f"_uniq.{first_var_id + i}",
-            "userName": hyp.name,
-            "isInaccessible": INACCESSIBLE_MARK in hyp.name,
-            "type": {"pp": hyp.type},
-        }
-        if hyp.value is not None:
-            var["value"] = {"pp": hyp.value}
-        variables.append(var)
-    out: dict[str, Any] = {"name": name, "fragment": "tactic", "isConversion": False}
-    if goal.case:
-        out["userName"] = goal.case
-    out["target"] = {"pp": goal.target}
-    out["vars"] = variables
-    return out

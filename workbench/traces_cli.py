@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from workbench.trace_breaks import break_counts
 from workbench.traces import TraceSet, bundled_sample_path, load_traces, split_by_theorem, write_tactic_pairs, write_theorem_index
 
 
@@ -35,6 +36,7 @@ def group_and_split(traces: str | Path, output_dir: str | Path, *, min_steps: in
         "train_pairs": write_tactic_pairs(train, out / "train.jsonl"),
         "val_pairs": write_tactic_pairs(val, out / "val.jsonl"),
         "index_theorems": write_theorem_index(trace_set.theorems, out / "theorems.json"),
+        "trace_breaks": break_counts(trace_set.theorems),  # where state_after ≠ next state_before, by cause
         "parameters": {"min_steps": min_steps, "num_theorems": num_theorems, "seed": seed, "val_fraction": val_fraction},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

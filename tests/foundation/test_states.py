@@ -1,12 +1,10 @@
+from workbench.lean.protocol import goal_from_pantograph, goal_to_pantograph, state_from_pantograph
 from workbench.states import (
     Goal,
     Hypothesis,
     canonical_state,
-    goal_from_pantograph,
-    goal_to_pantograph,
     parse_state,
     render_state,
-    state_from_pantograph,
 )
 from workbench.traces import load_traces
 

@@ -12,3 +12,25 @@ async def until(condition, timeout_s: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not reached"
         await asyncio.sleep(0)
+
+
+async def first_state(session, thm):
+    """copyFrom's ∀-root, then the walk's `intro` of the trace's first-state hypotheses (retried on
+    infrastructure errors, for the chaos tests)."""
+    from workbench.lean import Advanced, LeanBackendError
+    from workbench.lean.binders import intro_tactic
+    from workbench.states import parse_state
+
+    for _ in range(20):
+        try:
+            root = await session.start()
+            goals = parse_state(thm.steps[0].state_before)
+            intro = intro_tactic(goals[0]) if goals else None
+            if intro is None:
+                return root
+            result = await session.tactic(root, intro)
+            assert isinstance(result, Advanced), (thm.full_name, intro, result)
+            return result.node
+        except LeanBackendError:
+            continue
+    raise AssertionError("start kept failing")

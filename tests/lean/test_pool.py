@@ -23,7 +23,7 @@ from workbench.lean.simulator import SIMULATOR_VERSION
 from workbench.states import canonical_state
 from workbench.traces import load_traces
 
-from lean_test_helpers import until
+from lean_test_helpers import first_state, until
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def traces(sample_traces_path):
 
 async def walk(session, thm, node=None, start_depth=0):
     """Apply the ground-truth tactics from ``node`` (the root by default); returns the last result."""
-    node = node or await session.start()
+    node = node or await first_state(session, thm)
     result = None
     for step in thm.steps[start_depth:]:
         assert node.state_text == canonical_state(step.state_before)
@@ -50,9 +50,11 @@ async def test_full_ground_truth_walk(sim_config, traces):
         for thm in traces.values():
             async with pool.theorem(thm.full_name) as s:
                 done = await walk(s, thm)
-                assert done.node.depth == len(thm.steps) and done.node.is_complete
+                intro = "\n⊢" in thm.steps[0].state_before  # the setup intro is on the session's path
+                assert done.node.depth == len(thm.steps) + intro and done.node.is_complete
         stats = pool.stats()
-    assert stats.tactic_requests == sum(len(t.steps) for t in traces.values())
+    intros = sum(1 for t in traces.values() if "\n⊢" in t.steps[0].state_before)  # the walk's setup intro
+    assert stats.tactic_requests == sum(len(t.steps) for t in traces.values()) + intros
     assert stats.restarts_by_cause == {}
     assert stats.tactic_p50_s is not None and stats.tactic_p99_s >= stats.tactic_p50_s
     assert 0.0 < stats.busy_fraction <= 1.0
@@ -61,7 +63,7 @@ async def test_full_ground_truth_walk(sim_config, traces):
 async def test_outcome_kinds(sim_config, traces):
     async with LeanPool(sim_config()) as pool:
         async with pool.theorem("Nat.even_iff_mod_two_foo") as s:
-            root = await s.start()
+            root = await first_state(s, traces[s.name])
             assert isinstance(await s.tactic(root, "sorry"), Rejected)
             assert isinstance(await s.tactic(root, "exact (foo"), ParseError)
             results = [await s.tactic(root, f"simp [aux_{i}]") for i in range(30)]
@@ -85,7 +87,7 @@ async def test_concurrent_theorems_share_processes(sim_config, traces):
     names = sorted(traces)[:12]
     async with LeanPool(sim_config(workers=2)) as pool:
         sessions = [pool.theorem(n) for n in names]
-        roots = [await s.start() for s in sessions]
+        roots = [await first_state(s, traces[s.name]) for s in sessions]
         assert [p.sessions for p in pool.stats().processes] == [6, 6]  # many theorems per process
 
         async def run(s, root):
@@ -106,7 +108,7 @@ async def test_crash_mid_walk_recovered_by_replay_on_another_process(sim_config,
     thm = traces["Nat.even_iff_mod_two_foo"]
     async with LeanPool(sim_config(workers=2)) as pool:
         async with pool.theorem(thm.full_name) as s:
-            root = await s.start()
+            root = await first_state(s, traces[s.name])
             node, produced = root, []
             for step in thm.steps[:4]:
                 result = await s.tactic(node, step.tactic)
@@ -130,8 +132,8 @@ async def test_other_sessions_on_a_dead_process_replay_transparently(sim_config,
     a_thm, b_thm = traces["Set.image_union_foo"], traces["Nat.succ_le_two_pow_foo"]
     async with LeanPool(sim_config(workers=1)) as pool:
         async with pool.theorem(a_thm.full_name) as a, pool.theorem(b_thm.full_name) as b:
-            b_node = (await b.tactic(await b.start(), b_thm.steps[0].tactic)).node
-            a_root = await a.start()
+            b_node = (await b.tactic(await first_state(b, traces[b.name]), b_thm.steps[0].tactic)).node
+            a_root = await first_state(a, traces[a.name])
             with pytest.raises(LeanProcessDied):
                 await a.tactic(a_root, "__sim_crash__")
             await walk(b, b_thm, b_node, start_depth=1)  # no error: b replays on the restarted process
@@ -143,7 +145,7 @@ async def test_hang_caught_by_timeout(sim_config, traces):
     thm = traces["Set.inter_comm_foo"]
     async with LeanPool(sim_config(request_timeout_s=0.5)) as pool:
         async with pool.theorem(thm.full_name) as s:
-            node = (await s.tactic(await s.start(), thm.steps[0].tactic)).node
+            node = (await s.tactic(await first_state(s, traces[s.name]), thm.steps[0].tactic)).node
             with pytest.raises(LeanTimeout):
                 await s.tactic(node, "__sim_hang__")
             await walk(s, thm, node, start_depth=1)
@@ -154,7 +156,7 @@ async def test_cancelled_tactic_does_not_poison_the_pool(sim_config, traces):
     thm = traces["Nat.Prime.two_le_foo"]
     async with LeanPool(sim_config()) as pool:
         async with pool.theorem(thm.full_name) as s:
-            root = await s.start()
+            root = await first_state(s, traces[s.name])
             task = asyncio.create_task(s.tactic(root, "__sim_hang__"))
             proc = pool._slots[0].process
             await until(lambda: proc._lock.locked())
@@ -170,7 +172,7 @@ async def test_goal_delete_frees_the_sessions_states(sim_config, traces):
     async with LeanPool(sim_config()) as pool:
         proc = pool._slots[0].process
         async with pool.theorem(thm.full_name) as s:
-            root = await s.start()
+            root = await first_state(s, traces[s.name])
             for i in range(5):
                 await s.tactic(root, f"sorry_free_{i} x")
             await walk(s, thm, root)
@@ -203,7 +205,7 @@ async def test_process_killed_while_idle_is_replaced_transparently(sim_config, t
     thm = traces["Finset.card_insert_le_foo"]
     async with LeanPool(sim_config()) as pool:
         async with pool.theorem(thm.full_name) as s:
-            node = (await s.tactic(await s.start(), thm.steps[0].tactic)).node
+            node = (await s.tactic(await first_state(s, traces[s.name]), thm.steps[0].tactic)).node
             proc = pool._slots[0].process
             os.killpg(proc.pid, signal.SIGKILL)  # as the OOM killer would
             await proc._proc.wait()
@@ -216,7 +218,7 @@ async def test_cancel_while_queued_keeps_the_binding(sim_config, traces):
     thm = traces["Nat.exists_gt_foo"]
     async with LeanPool(sim_config()) as pool:
         async with pool.theorem(thm.full_name) as a, pool.theorem("Nat.Prime.two_le_foo") as b:
-            a_root, b_root = await a.start(), await b.start()
+            a_root, b_root = await first_state(a, traces[a.name]), await first_state(b, traces[b.name])
             slow = asyncio.create_task(b.tactic(b_root, "__sim_hang__"))
             slot = pool._slots[0]
             await until(lambda: slot.process._lock.locked())  # b's request is in flight
@@ -243,7 +245,7 @@ async def test_random_faults_never_hang_or_lose_work(sim_config, traces):
         nonlocal infra_errors
         thm = traces[name]
         async with pool.theorem(name) as s:
-            node = await s.start()
+            node = await first_state(s, traces[s.name])
             produced = [node]
             for step in thm.steps:
                 for _ in range(20):
@@ -271,7 +273,7 @@ async def test_concurrent_tactics_in_one_session_survive_a_crash(sim_config, tra
     thm = traces["Set.image_union_foo"]
     async with LeanPool(sim_config(workers=2)) as pool:
         async with pool.theorem(thm.full_name) as s:
-            root = await s.start()
+            root = await first_state(s, traces[s.name])
             node = (await s.tactic(root, thm.steps[0].tactic)).node
             tactics = [f"simp [c{i}]" for i in range(6)] + ["__sim_crash__"] + [f"simp [d{i}]" for i in range(6)]
             results = await asyncio.gather(*(s.tactic(node, t) for t in tactics), return_exceptions=True)
@@ -295,3 +297,54 @@ async def test_version_failure_is_recorded_not_fatal(sim_config, traces):
         thm = next(iter(traces.values()))
         async with pool.theorem(thm.full_name) as s:
             await walk(s, thm)
+
+
+async def test_heartbeat_recursion_and_interrupt_are_verdicts_not_failures(sim_config, traces):
+    """Pantograph answers them as errors (Repl.lean @0528a15, runCoreM: Exception.error -> "core",
+    Exception.internal -> "internal"/"interrupt"); the process and its states are fine (SPEC §1)."""
+    from workbench.lean import LeanLimit, TacticTimedOut
+
+    thm = traces["Nat.even_iff_mod_two_foo"]
+    async with LeanPool(sim_config()) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await first_state(s, thm)
+            heavy = await s.tactic(root, "__sim_heartbeat__")
+            assert isinstance(heavy, LeanLimit) and heavy.kind == "heartbeats" and "maxHeartbeats" in heavy.text
+            deep = await s.tactic(root, "__sim_recursion__")
+            assert isinstance(deep, LeanLimit) and deep.kind == "max_recursion"
+            assert isinstance(await s.tactic(root, "__sim_interrupt__"), TacticTimedOut)
+            await walk(s, thm, root)
+        assert pool.stats().restarts_by_cause == {}
+
+
+async def test_injected_verdict_rates_are_deterministic(sim_config, traces):
+    from workbench.lean import LeanLimit, TacticTimedOut
+
+    thm = traces["Nat.even_iff_mod_two_foo"]
+    cfg = sim_config("--heartbeat-rate", "0.3", "--interrupt-rate", "0.3")
+    async with LeanPool(cfg) as pool:
+        async with pool.theorem(thm.full_name) as s:
+            root = await s.start()
+            first = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
+            again = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
+    assert first == again and LeanLimit in first and TacticTimedOut in first
+
+
+def _version_wrapper(sim, version: str):
+    """The simulator behind a shell wrapper that answers ``--version`` with ``version``."""
+    script = f'for a; do last=$a; done; if [ "$last" = --version ]; then echo "{version}"; exit 0; fi; exec "$0" "$@"'
+    return dataclasses.replace(sim, command=("sh", "-c", script) + sim.command)
+
+
+async def test_old_pantograph_is_refused_by_name(sim_config):
+    """Below 0.3.1 goal.tactic has no hasSorry/hasUnsafe (SPEC §1): refuse, naming both versions."""
+    with pytest.raises(LeanStartError) as e:
+        async with LeanPool(_version_wrapper(sim_config(), "0.2.18")):
+            pass
+    assert "0.2.18" in str(e.value) and "0.3.1" in str(e.value)
+
+
+async def test_current_pantograph_versions_are_accepted(sim_config):
+    for version in ("0.3.4", "0.3.7/v4.21.0"):
+        async with LeanPool(_version_wrapper(sim_config(), version)) as pool:
+            assert pool.version == version

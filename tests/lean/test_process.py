@@ -9,7 +9,9 @@ import time
 import pytest
 
 from workbench.lean import LeanProcess, repl_version
+from workbench.lean import protocol as P
 from workbench.lean.errors import LeanGarbage, LeanProcessDied, LeanProtocolError, LeanStartError, LeanTimeout
+from workbench.lean import protocol as P
 from workbench.lean.protocol import TacticOutcome
 from workbench.lean.simulator import SIMULATOR_VERSION
 
@@ -31,16 +33,18 @@ async def test_version_and_requests(sim_config):
     try:
         start = await proc.goal_start(copy_from="Nat.exists_gt_foo")
         printed = await proc.goal_print(start.state_id)
-        assert printed.goals[0].target == "∃ m, n < m"
-        r = await proc.goal_tactic(start.state_id, "use n + 1")
+        assert printed.goals[0].target == "∀ (n : ℕ), ∃ m, n < m"  # copyFrom: the whole type, no context
+        intro = await proc.goal_tactic(start.state_id, "intro n")
+        r = await proc.goal_tactic(intro.next_state_id, "use n + 1")
         assert r.outcome is TacticOutcome.ADVANCED
         with pytest.raises(LeanProtocolError) as e:
             await proc.goal_tactic(123, "simp")
         assert e.value.kind == "index" and proc.alive  # a protocol error does not kill
-        assert (await proc.stat()).n_goals == 2
+        assert (await proc.stat()).n_goals == 3
         await proc.goal_delete([start.state_id])
-        assert (await proc.reset()).n_goals == 1
-        assert proc.requests == 7
+        assert (await proc.reset()).n_goals == 2
+        assert proc.requests == 9  # with the options.set {"automaticMode": true} sent at start
+        assert (await proc.request(P.Request("options.print")))["automaticMode"] is True
     finally:
         await proc.close()
     assert not proc.alive and not pid_alive(proc.pid)

@@ -151,3 +151,53 @@ def test_startup_lines():
     assert not err.ready and err.error_kind == "io" and "Mathlib" in err.error_desc
     other = P.parse_startup_line(b"warning: something\n")
     assert not other.ready and other.error_kind is None
+
+
+def test_heartbeat_and_interrupt_errors_are_tactic_verdicts():
+    """lenianiva/Pantograph Repl.lean @0528a15 (runCoreM): a Lean `Exception.error` escaping the tactic
+    (heartbeats, max recursion) is answered {"error": "core"}; a fired cancel token {"error": "internal",
+    "desc": "interrupt"}. Other errors stay protocol errors."""
+    from workbench.lean.errors import LeanProtocolError
+    from workbench.lean.protocol import LimitKind, TacticOutcome, tactic_verdict
+
+    hb = tactic_verdict(LeanProtocolError("core", "(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached"))
+    assert hb.outcome is TacticOutcome.LIMIT and hb.limit is LimitKind.HEARTBEATS
+    rec = tactic_verdict(LeanProtocolError("core", "maximum recursion depth has been reached"))
+    assert rec.outcome is TacticOutcome.LIMIT and rec.limit is LimitKind.MAX_RECURSION
+    assert tactic_verdict(LeanProtocolError("internal", "interrupt")).outcome is TacticOutcome.TIMED_OUT
+    assert tactic_verdict(LeanProtocolError("core", "unknown constant 'foo'")) is None
+    assert tactic_verdict(LeanProtocolError("index", "Invalid state index 9")) is None
+
+
+@pytest.mark.parametrize("reply", [
+    {"nextStateId": 3, "goals": [], "hasUnsafe": False},  # no hasSorry: a sorry would read as a proof
+    {"nextStateId": 3, "goals": [], "hasSorry": False},  # no hasUnsafe
+    {"nextStateId": 3, "hasSorry": False, "hasUnsafe": False},  # success without goals
+])
+def test_goal_tactic_success_without_required_keys_is_a_protocol_error(reply):
+    """From 0.3.1 (Protocol.lean GoalTacticResult) a success carries goals, hasSorry and hasUnsafe."""
+    from workbench.lean.errors import LeanProtocolError
+    from workbench.lean.protocol import parse_goal_tactic
+
+    with pytest.raises(LeanProtocolError) as e:
+        parse_goal_tactic(reply)
+    assert e.value.kind == "malformed"
+
+
+def test_goal_print_without_goals_is_a_protocol_error():
+    from workbench.lean.errors import LeanProtocolError
+    from workbench.lean.protocol import parse_goal_print
+
+    with pytest.raises(LeanProtocolError):
+        parse_goal_print({"extraMVars": [], "rootHasSorry": False})
+    assert parse_goal_print({"goals": []}).goals == ()
+
+
+def test_version_parsing_and_minimum():
+    from workbench.lean.protocol import check_version, parse_version
+
+    assert parse_version("0.3.4") == (0, 3, 4) and parse_version("0.3.7/v4.21.0") == (0, 3, 7)
+    assert parse_version("workbench-lean-simulator 0.1.0 (simulated)") is None
+    assert check_version("0.3.1") == (0, 3, 1) and check_version("not a version") is None
+    with pytest.raises(ValueError, match=r"0\.2\.18.*0\.3\.1"):
+        check_version("0.2.18")

@@ -2,7 +2,7 @@
 
 A script maps ``(state text, tactic as sent)`` to an outcome:
 ``("advance", state_text)``, ``("complete",)``, ``("error", text)``, ``("parse", text)``, ``("sorry",)``,
-``("died",)``, ``("timeout",)``, ``("interrupt",)``. A list of outcomes is consumed one per call
+``("died",)``, ``("timeout",)``, ``("interrupt",)``, ``("heartbeat",)``. A list of outcomes is consumed one per call
 (the last one repeats), to script "crashes once, then works".
 """
 
@@ -11,11 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.lean.errors import LeanProcessDied, LeanProtocolError, LeanTimeout
+from workbench.lean.errors import LeanProcessDied, LeanTimeout
 from workbench.lean.protocol import Message
-from workbench.lean.results import Advanced, LeanError, Node, ParseError, ProofComplete, Rejected
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    Node,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticTimedOut,
+)
 from workbench.policy.base import Candidate
-from workbench.states import parse_state
+from workbench.lean.binders import binders_of, forall_target, intro_tactic
+from workbench.states import Goal, parse_state, render_state
 from workbench.traces import TacticStep, Theorem
 
 
@@ -40,11 +50,22 @@ class FakeSession:
     script: dict[tuple[str, str], Any]
     calls: list[tuple[str, str]] = field(default_factory=list)
     start_error: Exception | None = None
+    intro: Any = None  # the outcome of the walk's `intro` (default: it reaches root_state)
+
+    def __post_init__(self) -> None:
+        # Like Pantograph's copyFrom: the trace's first state with its hypotheses still bound by a ∀.
+        goals = parse_state(self.root_state)
+        self.signature = goals
+        tactic = intro_tactic(goals[0]) if goals else None
+        if tactic is not None:
+            self.signature = (Goal(forall_target(binders_of(goals[0]), goals[0].target)),)
+            key = (render_state(self.signature), tactic)
+            self.script.setdefault(key, self.intro or ("advance", self.root_state))
 
     async def start(self, *, copy_from=None, expr=None) -> Node:
         if self.start_error is not None:
             raise self.start_error
-        return Node(self.name, (), parse_state(self.root_state))
+        return Node(self.name, (), self.signature)
 
     async def tactic(self, node: Node, tactic: str, goal_id=None):
         state = node.state_text
@@ -69,8 +90,11 @@ class FakeSession:
             raise LeanProcessDied("simulated crash")
         if kind == "timeout":
             raise LeanTimeout("simulated hang")
-        if kind == "interrupt":
-            raise LeanProtocolError("internal", "interrupt")
+        if kind == "interrupt":  # Pantograph's own timeout: a verdict value since issue 9
+            return TacticTimedOut()
+        if kind == "heartbeat":
+            return LeanLimit("heartbeats", "(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) "
+                                           "has been reached")
         raise AssertionError(spec)
 
 

@@ -179,7 +179,8 @@ def test_ground_truth_lean_failure_is_retried_inside_open_prefixes():
     c = result.counts
     assert (c["gt.failed_plain"], c["gt.step0_failed_plain"], c["gt.rescued_by_open"], c["gt.failed"]) == (1, 1, 1, 0)
     roles = [(a.role, a.outcome) for a in result.attempts if a.step == 0]
-    assert roles == [("ground_truth", "ground_truth_failed"), ("ground_truth_open", "ground_truth")]
+    assert roles == [("intro", "intro"), ("ground_truth", "ground_truth_failed"), ("ground_truth_open", "ground_truth")]
+    assert result.step0 == "namespace" and result.start == {"intro": "intro a b", "problem": None}
 
 
 def test_ground_truth_failure_stops_the_walk_and_keeps_what_was_recorded():
@@ -276,3 +277,42 @@ def test_ground_truth_path_matching_uses_lean_and_trace_text():
 ])
 def test_lean_error_kinds(text, kind):
     assert lean_error_kind(text) == kind
+
+
+def test_heartbeat_and_interrupt_are_leans_verdicts_on_candidates():
+    """Heartbeat/recursion limits and Pantograph's interrupt are values: no record, never re-sent."""
+    script = {**gt_script(), (S0, "heavy"): ("heartbeat",), (S0, "slow"): ("interrupt",)}
+    policy = FakePolicy({canonical_state(S0): [cand("heavy"), cand("slow")]})
+    result, session = run(THM, script, policy)
+    assert result.reason == "qed"
+    c = result.counts
+    assert (c["outcome.heartbeat"], c["outcome.timeout"], c.get("infra.protocol_error", 0)) == (1, 1, 0)
+    assert session.calls.count((canonical_state(S0), "heavy")) == 1
+    assert {r.tactic_applied for r in result.records}.isdisjoint({"heavy", "slow"})
+    kinds = {a.tactic: a.error_kind for a in result.attempts if a.role == "candidate"}
+    assert kinds == {"heavy": "heartbeats", "slow": "interrupt"}
+
+
+def test_heartbeat_on_a_ground_truth_step_fails_it_without_retry():
+    script = {**gt_script("open Foo Foo.Bar in "), (S0, TACTICS[0]): ("heartbeat",)}
+    result, session = run(NS, script, FakePolicy({}))
+    assert (result.status, result.reason) == (Status.SKIPPED, "gt_failed")
+    assert "[heartbeats]" in result.message and result.step0 == "heartbeats"
+    assert result.counts["gt.failed_limit.heartbeats"] == 1 and result.counts.get("gt.infra_failed", 0) == 0
+    # Neither re-sent nor retried inside `open … in`: Lean's verdict would be the same.
+    assert [t for _, t in session.calls if TACTICS[0] in t] == [TACTICS[0]]
+
+
+def test_policy_unavailable_propagates_and_transient_failures_mark_the_theorem_incomplete():
+    from workbench.policy import PolicyUnavailable
+
+    class DeadPolicy(FakePolicy):
+        async def candidates(self, state_pp, n, *, theorem):
+            raise PolicyUnavailable("circuit breaker tripped")
+
+    with pytest.raises(PolicyUnavailable):
+        run(THM, gt_script(), DeadPolicy({}))
+    result, _ = run(THM, gt_script(), FakePolicy({}, fail_times=2))  # one step lost its candidates
+    line = result.status_line()
+    assert line["incomplete"] is True and line["steps_without_candidates"] == 1
+    assert run(THM, gt_script(), FakePolicy({}))[0].status_line()["incomplete"] is False

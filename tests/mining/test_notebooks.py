@@ -39,6 +39,7 @@ def test_notebooks_02_then_03_run_with_small_parameters(tmp_path):
         parameters={"inputs": [str(mined)]}, progress_bar=False)
     text = _outputs_text(out03)
     assert "SIMULATED LABELS" in text and "positives" in text and "fixed_by_open" in text
+    assert "step0" in text and "replayed" in text  # the start-state / step-0 table
 
 
 def test_notebook_03_mines_the_offline_demo_when_its_input_is_missing(tmp_path):

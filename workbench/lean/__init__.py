@@ -1,7 +1,8 @@
 """Lean backend: Pantograph wire protocol, one REPL process, a shared pool, and a simulator.
 
 Layers: ``protocol`` (typed JSON) → ``process`` (one REPL, one request chokepoint) → ``pool``
-(``LeanPool`` / ``TheoremSession``). ``simulator`` is a separate program speaking the same protocol.
+(``LeanPool``, slots of processes) → ``session`` (``TheoremSession``, one theorem's states).
+``simulator`` is a separate program speaking the same protocol.
 """
 
 from workbench.lean.config import DEFAULT_MEMORY_LIMIT_BYTES, LeanConfig, simulator_command
@@ -14,17 +15,20 @@ from workbench.lean.errors import (
     LeanStartError,
     LeanTimeout,
 )
-from workbench.lean.pool import LeanPool, PoolStats, ProcessStats, TheoremSession
+from workbench.lean.pool import LeanPool, PoolStats, ProcessStats
+from workbench.lean.session import TheoremSession
 from workbench.lean.process import LeanProcess, repl_version
 from workbench.lean.protocol import Message, Severity
 from workbench.lean.results import (
     Advanced,
     LeanError,
+    LeanLimit,
     Node,
     ParseError,
     ProofComplete,
     Rejected,
     TacticResult,
+    TacticTimedOut,
 )
 
 __all__ = [
@@ -53,4 +57,6 @@ __all__ = [
     "ProofComplete",
     "Rejected",
     "TacticResult",
+    "LeanLimit",
+    "TacticTimedOut",
 ]

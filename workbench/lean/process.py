@@ -24,6 +24,7 @@ from workbench.lean.config import LeanConfig
 from workbench.lean.errors import (
     LeanGarbage,
     LeanProcessDied,
+    LeanProtocolError,
     LeanStartError,
     LeanTimeout,
 )
@@ -91,8 +92,9 @@ class LeanProcess:
         logger.debug("%s: started pid %d: %s", label, proc.pid, " ".join(argv))
         try:
             await self._wait_ready()
-            if config.tactic_timeout_ms:
-                await self.options_set(timeout_ms=config.tactic_timeout_ms)
+            # automaticMode: true keeps the other goals in every reply (0.2.18 defaulted it off, which
+            # leaves them dormant and makes proofs look complete).
+            await self.options_set(timeout_ms=config.tactic_timeout_ms or None, automatic_mode=True)
         except BaseException:
             self._kill_now("start_failed")
             await self.close()  # reaps it and closes the stderr file (its tail is in the error already)
@@ -261,7 +263,15 @@ class LeanProcess:
         return P.parse_goal_start(await self.request(P.goal_start(copy_from=copy_from, expr=expr)))
 
     async def goal_tactic(self, state_id: int, tactic: str, goal_id: int | None = None) -> P.GoalTacticReply:
-        return P.parse_goal_tactic(await self.request(P.goal_tactic(state_id, tactic, goal_id)))
+        """Heartbeat / recursion limits and Pantograph's interrupt are Lean's verdict on the tactic: a
+        reply (``TacticOutcome.LIMIT`` / ``TIMED_OUT``), not an error; the process is fine."""
+        try:
+            obj = await self.request(P.goal_tactic(state_id, tactic, goal_id))
+        except LeanProtocolError as e:
+            if isinstance(e, LeanGarbage) or (verdict := P.tactic_verdict(e)) is None:
+                raise
+            return verdict
+        return P.parse_goal_tactic(obj)
 
     async def goal_print(self, state_id: int) -> P.GoalPrintReply:
         return P.parse_goal_print(await self.request(P.goal_print(state_id)))

@@ -13,19 +13,25 @@ parse from one line. Rules worth knowing:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
 
 from workbench.lean.errors import LeanGarbage, LeanProtocolError
-from workbench.states import Goal, goal_from_pantograph, render_state
+from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, render_state
 
 __all__ = [
     "READY_LINE",
+    "goal_from_pantograph",
+    "goal_to_pantograph",
+    "state_from_pantograph",
     "Request",
     "Severity",
     "Message",
     "TacticOutcome",
+    "LimitKind",
+    "tactic_verdict",
     "GoalStartReply",
     "GoalTacticReply",
     "GoalPrintReply",
@@ -45,9 +51,67 @@ __all__ = [
     "parse_stat",
     "parse_empty",
     "parse_startup_line",
+    "MIN_VERSION",
+    "parse_version",
+    "check_version",
 ]
 
 READY_LINE = "ready."
+
+
+# --- Pantograph goal JSON (SPEC §1; moved here from states.py: this module owns Pantograph's spelling) ---
+
+
+def _pp(obj: Mapping[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    return obj.get("pp")
+
+
+def goal_from_pantograph(obj: Mapping[str, Any]) -> Goal:
+    """Convert one Pantograph ``Goal`` JSON object.
+
+    Pantograph sanitises names before printing (``inst✝¹``), so ``userName`` already carries the
+    dagger; it is added only if a server reports an inaccessible name without it.
+    """
+    try:
+        target = _pp(obj["target"])
+    except KeyError as e:
+        raise ValueError(f"Pantograph goal without 'target': {dict(obj)!r}"[:300]) from e
+    if target is None:
+        raise ValueError("Pantograph goal target has no 'pp' text (printExprPretty must be on)")
+    hyps = []
+    for var in obj.get("vars", ()):
+        name = var.get("userName", "")
+        if var.get("isInaccessible") and INACCESSIBLE_MARK not in name:
+            name += INACCESSIBLE_MARK
+        hyps.append(Hypothesis(name=name, type=_pp(var.get("type")) or "", value=_pp(var.get("value"))))
+    return Goal(target=target, hypotheses=tuple(hyps), case=obj.get("userName") or None)
+
+
+def state_from_pantograph(goals: Sequence[Mapping[str, Any]]) -> str:
+    return render_state(goal_from_pantograph(g) for g in goals)
+
+
+def goal_to_pantograph(goal: Goal, name: str = "_uniq.0", first_var_id: int = 1) -> dict[str, Any]:
+    """Pantograph ``Goal`` JSON for a goal (used by the simulator to answer like the real REPL)."""
+    variables = []
+    for i, hyp in enumerate(goal.hypotheses):
+        var: dict[str, Any] = {
+            "name": f"_uniq.{first_var_id + i}",
+            "userName": hyp.name,
+            "isInaccessible": INACCESSIBLE_MARK in hyp.name,
+            "type": {"pp": hyp.type},
+        }
+        if hyp.value is not None:
+            var["value"] = {"pp": hyp.value}
+        variables.append(var)
+    out: dict[str, Any] = {"name": name, "fragment": "tactic", "isConversion": False}
+    if goal.case:
+        out["userName"] = goal.case
+    out["target"] = {"pp": goal.target}
+    out["vars"] = variables
+    return out
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -165,6 +229,34 @@ class TacticOutcome(StrEnum):
     LEAN_ERROR = "lean_error"
     PARSE_ERROR = "parse_error"
     REJECTED = "rejected"  # hasSorry / hasUnsafe: never a proof
+    LIMIT = "limit"  # Lean gave up on the tactic: heartbeats or recursion depth (process fine)
+    TIMED_OUT = "timed_out"  # Pantograph's own options.set timeout interrupted the tactic (process fine)
+
+
+class LimitKind(StrEnum):
+    HEARTBEATS = "heartbeats"
+    MAX_RECURSION = "max_recursion"
+    INTERRUPT = "interrupt"
+
+
+# Lean rethrows these past Pantograph's error capture, so they arrive as {"error": "core", "desc": …}
+# (lenianiva/Pantograph Repl.lean @0528a15, runCoreM: Exception.error -> "core", Exception.internal ->
+# "internal" with the exception id's name, which is "interrupt" for a fired cancel token).
+_HEARTBEATS = ("maximum number of heartbeats", "(deterministic) timeout")
+_RECURSION = ("maximum recursion depth",)
+
+
+def tactic_verdict(err: LeanProtocolError) -> "GoalTacticReply | None":
+    """An ``{"error": …}`` answer to ``goal.tactic`` that is Lean's verdict on the tactic, as a reply;
+    None for a real protocol error."""
+    if err.kind == "internal" and err.desc == "interrupt":
+        return GoalTacticReply(TacticOutcome.TIMED_OUT, messages=(Message(err.desc),), limit=LimitKind.INTERRUPT)
+    if err.kind == "core":
+        if any(k in err.desc for k in _HEARTBEATS):
+            return GoalTacticReply(TacticOutcome.LIMIT, messages=(Message(err.desc),), limit=LimitKind.HEARTBEATS)
+        if any(k in err.desc for k in _RECURSION):
+            return GoalTacticReply(TacticOutcome.LIMIT, messages=(Message(err.desc),), limit=LimitKind.MAX_RECURSION)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +274,7 @@ class GoalTacticReply:
     parse_error: str | None = None
     has_sorry: bool = False
     has_unsafe: bool = False
+    limit: "LimitKind | None" = None  # LIMIT / TIMED_OUT: which limit stopped the tactic
 
     @property
     def state_text(self) -> str:
@@ -255,12 +348,18 @@ def parse_goal_tactic(obj: Mapping[str, Any]) -> GoalTacticReply:
     if not isinstance(raw_messages, list):
         raise LeanProtocolError("malformed", f"'messages' is not a list: {raw_messages!r}"[:300], command=cmd)
     messages = tuple(Message.from_json(m, f"{cmd} message {i}") for i, m in enumerate(raw_messages))
+    if "goals" not in obj and "nextStateId" in obj:
+        raise LeanProtocolError("malformed", f"success reply without 'goals': {dict(obj)!r}"[:300], command=cmd)
     if "goals" not in obj:  # the REPL's rule: no goals key => the tactic failed
         parse_error = obj.get("parseError")
         if parse_error is not None:
             return GoalTacticReply(TacticOutcome.PARSE_ERROR, parse_error=str(parse_error), messages=messages,
                                    has_sorry=has_sorry, has_unsafe=has_unsafe)
         return GoalTacticReply(TacticOutcome.LEAN_ERROR, messages=messages, has_sorry=has_sorry, has_unsafe=has_unsafe)
+    # From 0.3.1 every success carries hasSorry/hasUnsafe; a server without them cannot tell a sorry
+    # from a proof, so a missing flag is a protocol error, never a default (SPEC §1).
+    for flag in ("hasSorry", "hasUnsafe"):
+        _field(obj, flag, bool, cmd)
     goals = _goals(obj["goals"], cmd)
     next_state_id = _field(obj, "nextStateId", int, cmd)
     if has_sorry or has_unsafe:
@@ -274,7 +373,11 @@ def parse_goal_tactic(obj: Mapping[str, Any]) -> GoalTacticReply:
 
 
 def parse_goal_print(obj: Mapping[str, Any]) -> GoalPrintReply:
-    return GoalPrintReply(goals=_goals(obj.get("goals", []), "goal.print"),
+    # We always ask with "goals": true; a reply without them is a server that ignored it (before 0.2.23).
+    if "goals" not in obj:
+        raise LeanProtocolError("malformed", "goal.print reply without 'goals' (Pantograph older than 0.2.23?)",
+                                command="goal.print")
+    return GoalPrintReply(goals=_goals(obj["goals"], "goal.print"),
                           root_has_sorry=bool(obj.get("rootHasSorry", False)))
 
 
@@ -285,6 +388,27 @@ def parse_stat(obj: Mapping[str, Any]) -> StatReply:
 def parse_empty(obj: Mapping[str, Any]) -> None:
     """``goal.delete`` and ``options.set`` answer ``{}``; extra keys are tolerated."""
     return None
+
+
+MIN_VERSION = (0, 3, 1)  # hasSorry/hasUnsafe/messages in goal.tactic replies (SPEC §1)
+_VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)\.(\d+)(?:[/\s]|$)")
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``repl --version`` output (``0.3.4``, ``0.3.7/v4.21.0``) → (0, 3, 7); None when it is not a version."""
+    m = _VERSION.match(text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+def check_version(text: str) -> tuple[int, int, int] | None:
+    """Refuse a Pantograph older than :data:`MIN_VERSION` (ValueError naming both versions); an
+    unparsable version (e.g. the simulator's) is allowed and returns None."""
+    version = parse_version(text)
+    if version is not None and version < MIN_VERSION:
+        minimum = ".".join(map(str, MIN_VERSION))
+        raise ValueError(f"Pantograph {text.strip()} is too old: the workbench needs {minimum} or newer "
+                         "(older servers lack hasSorry/hasUnsafe, so a sorry would look like a proof)")
+    return version
 
 
 def parse_startup_line(line: bytes | str) -> StartupLine:

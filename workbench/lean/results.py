@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from workbench.lean.protocol import Message
 from workbench.states import Goal, render_state
 
-__all__ = ["Step", "Node", "Advanced", "ProofComplete", "LeanError", "ParseError", "Rejected", "TacticResult"]
+__all__ = ["Step", "Node", "Advanced", "ProofComplete", "LeanError", "ParseError", "Rejected", "LeanLimit",
+           "TacticTimedOut", "TacticResult"]
 
 Step = tuple[str, int | None]  # (tactic, goal_id) as sent to goal.tactic
 
@@ -88,4 +89,21 @@ class Rejected:
     messages: tuple[Message, ...] = ()
 
 
-TacticResult = Advanced | ProofComplete | LeanError | ParseError | Rejected
+@dataclass(frozen=True, slots=True)
+class LeanLimit:
+    """Lean gave up on the tactic (``kind``: heartbeats or max_recursion). The process is fine; retrying
+    the same tactic on the same state gives the same verdict."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TacticTimedOut:
+    """Pantograph's own per-tactic timeout (``options.set {"timeout": ms}``) interrupted the tactic."""
+
+    text: str = "interrupt"
+    kind: str = "interrupt"
+
+
+TacticResult = Advanced | ProofComplete | LeanError | ParseError | Rejected | LeanLimit | TacticTimedOut

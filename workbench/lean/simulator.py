@@ -3,8 +3,12 @@
     python -m workbench.lean.simulator --traces PATH [--seed N] [--latency-scale X] [faults...] [IMPORTS...]
 
 It is NOT Lean: ``--version`` says so. Theorems come from the traces: ``goal.start {"copyFrom": name}``
-gives the first traced state; the ground-truth tactic (whitespace-insensitive, optionally wrapped in
-``open ... in``) leads to the traced next state; any other tactic gets a deterministic outcome from a
+gives, as Pantograph does, one goal with an empty context whose target is the signature as a ∀ built
+from the first traced state's hypotheses (``workbench.lean.binders``); ``intro`` moves those binders into
+the context, and once they all are the state is the first traced state. Goal lists are kept as Lean
+keeps them: a ground-truth tactic (whitespace-insensitive, optionally wrapped in ``open ... in``) applied
+to the goal it was traced on (the main goal or ``goalId``) replaces that goal with the goals its traced
+``state_after`` shows, the others stay after them in order; any other tactic gets a deterministic outcome from a
 hash of (seed, state, tactic): Lean error / divergent state / proof complete (70/27/3 % by default).
 ``sorry`` answers ``hasSorry: true``. A fraction of theorems simulates the namespace mismatch: their
 ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <namespace> in``.
@@ -12,7 +16,10 @@ ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <na
 Goal JSON is built from the trace text via ``workbench.states`` so a ground-truth state reached here
 renders to the same canonical text as the trace. Faults (crash / hang / garbage line / slow start)
 are injected at configurable rates, or deterministically by the tactics ``__sim_crash__``,
-``__sim_hang__`` and ``__sim_garbage__``.
+``__sim_hang__`` and ``__sim_garbage__``. Lean's verdicts that Pantograph answers as errors — the heartbeat
+limit (``{"error": "core"}``) and its own timeout (``{"error": "internal", "desc": "interrupt"}``) — are
+injected per (state, tactic) at ``--heartbeat-rate`` / ``--interrupt-rate``, or by ``__sim_heartbeat__``,
+``__sim_recursion__`` and ``__sim_interrupt__``.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
+from workbench.lean.binders import Binder, binders_of, forall_target, introduce, sanitize_names
 from workbench.lean.simrules import (
     LatencyModel,
     Outcome,
@@ -42,10 +52,19 @@ from workbench.lean.simrules import (
     unit,
 )
 from workbench.namespaces import infer_open_namespace
-from workbench.states import Goal, collapse, goal_to_pantograph, parse_state, render_state
+from workbench.lean.protocol import goal_to_pantograph
+from workbench.states import Goal, collapse, parse_state, render_state
 
 SIMULATOR_VERSION = "workbench-lean-simulator 0.1.0 (simulated Pantograph protocol, not Lean)"
 FAULT_TACTICS = {"__sim_crash__": "crash", "__sim_hang__": "hang", "__sim_garbage__": "garbage"}
+# Lean's verdicts that Pantograph answers as errors (Repl.lean @0528a15, runCoreM): the process is fine.
+HEARTBEATS_DESC = ("(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached\n"
+                   "Use `set_option maxHeartbeats <num>` to set the limit.\n"
+                   "Additional diagnostic information may be available using the `set_option diagnostics true` command.")
+RECURSION_DESC = ("maximum recursion depth has been reached\nuse `set_option maxRecDepth <num>` to increase limit\n"
+                  "use `set_option diagnostics true` to get diagnostic information")
+VERDICT_TACTICS = {"__sim_heartbeat__": ("core", HEARTBEATS_DESC), "__sim_recursion__": ("core", RECURSION_DESC),
+                   "__sim_interrupt__": ("internal", "interrupt")}
 
 
 class ReplError(Exception):
@@ -56,19 +75,54 @@ class ReplError(Exception):
         self.kind, self.desc = kind, desc
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TracedTheorem:
     name: str
     states: tuple[str, ...]  # state_before of each step, then the final state text
     tactics: tuple[str, ...]  # normalised ground-truth tactics
+    afters: tuple[str, ...] = ()  # state_after of each step (default: the next state_before)
+
+    @cached_property
+    def by_goal(self) -> dict[tuple[str, str], int]:
+        """(canonical text of the step's main goal, normalised tactic) → step index."""
+        out: dict[tuple[str, str], int] = {}
+        for k, tactic in enumerate(self.tactics):
+            goals = parse_state(self.states[k])
+            if goals:
+                out.setdefault((render_state(goals[:1]), tactic), k)
+        return out
+
+    def produced(self, k: int) -> tuple[Goal, ...]:
+        """The goals step ``k``'s tactic left in place of its main goal.
+
+        LeanDojo's ``state_after`` lists them first, then the other goals its ``state_before`` showed
+        (none inside a focused block); those others are dropped here — the simulator keeps its own."""
+        before = parse_state(self.states[k])
+        after = parse_state(self.afters[k] if self.afters else self.states[k + 1])
+        rest = [render_state((g,)) for g in before[1:]]
+        texts = [render_state((g,)) for g in after]
+        if rest and texts[len(texts) - len(rest):] == rest:
+            return after[: len(after) - len(rest)]
+        return tuple(g for g, t in zip(after, texts) if t not in rest)
+
+    def closed_alongside(self, k: int) -> frozenset[str]:
+        """Other goals step ``k``'s ``state_before`` showed that its ``state_after`` lacks: the tactic
+        assigned them too (e.g. ``rw`` after ``convert``: unification solves the side goals), so Lean
+        drops them from the list."""
+        before = [render_state((g,)) for g in parse_state(self.states[k])[1:]]
+        after = {render_state((g,)) for g in parse_state(self.afters[k] if self.afters else self.states[k + 1])}
+        return frozenset(t for t in before if t not in after)
 
 
 @dataclass(slots=True)
 class SimState:
     goals: tuple[Goal, ...]
     theorem: TracedTheorem | None = None
-    gt_depth: int | None = None  # index into theorem.tactics when on the ground-truth path
     has_sorry: bool = False
+    # copyFrom root and its intros: signature binders still in the target, and the introduced context
+    binders: tuple[Binder, ...] = ()
+    context: tuple[tuple[str, bool, str, str | None], ...] = ()
+    body: Goal | None = None  # the first traced goal (target under the binders); None off the signature
     text: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +138,8 @@ class SimConfig:
     crash_rate: float = 0.0
     hang_rate: float = 0.0
     garbage_rate: float = 0.0
+    heartbeat_rate: float = 0.0  # per (state, tactic), deterministic: Lean's heartbeat limit
+    interrupt_rate: float = 0.0  # per (state, tactic), deterministic: Pantograph's own timeout
 
 
 class Simulator:
@@ -100,6 +156,7 @@ class Simulator:
         self.next_id = 0
         self.uniq = 1
         self.timeout_ms = 0
+        self.automatic_mode = False  # recorded only (the simulator always keeps every goal, as automatic mode does)
         self.pending_fault: str | None = None
         self.pending_delay_s = 0.0
         self._fault_rng = random.Random(f"{config.seed}:faults:{os.getpid()}")
@@ -139,7 +196,7 @@ class Simulator:
             "reset": self.reset,
             "stat": self.stat,
             "options.set": self.options_set,
-            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": True},
+            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": self.automatic_mode},
             "goal.start": self.goal_start,
             "goal.tactic": self.goal_tactic,
             "goal.print": self.goal_print,
@@ -168,6 +225,8 @@ class Simulator:
     def options_set(self, payload: dict[str, Any]) -> dict[str, Any]:
         if "timeout" in payload:
             self.timeout_ms = _int(payload, "timeout")
+        if "automaticMode" in payload:
+            self.automatic_mode = bool(payload["automaticMode"])
         return {}
 
     def goal_start(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +237,7 @@ class Simulator:
             thm = self.theorems.get(str(copy_from))
             if thm is None:
                 raise ReplError("index", f"Symbol not found: {copy_from}")
-            state = SimState(parse_state(thm.states[0]), thm, 0)
+            state = signature_state(thm, (), binders_of(first_goal(thm)))
         else:
             if not isinstance(expr, str) or not expr.strip():
                 raise ReplError("elab", "<Pantograph>:1:0: expected term")
@@ -220,12 +279,23 @@ class Simulator:
             self.pending_fault = fault
             return {}
         d = digest(self.config.seed, state.text, normalize_tactic(tactic))
+        verdict = VERDICT_TACTICS.get(tactic.strip()) or self._verdict(unit(d, 2))
+        if verdict:
+            raise ReplError(*verdict)
         latency = self.config.latency.seconds(unit(d, 1))
         if self.timeout_ms and latency * 1000 > self.timeout_ms:
             self.pending_delay_s = self.timeout_ms / 1000
             raise ReplError("internal", "interrupt")
         self.pending_delay_s = latency
         return self._tactic(state, goal_id, tactic, d)
+
+    def _verdict(self, u: float) -> tuple[str, str] | None:
+        c = self.config
+        if u < c.heartbeat_rate:
+            return "core", HEARTBEATS_DESC
+        if u < c.heartbeat_rate + c.interrupt_rate:
+            return "internal", "interrupt"
+        return None
 
     def _random_fault(self) -> str | None:
         c = self.config
@@ -248,26 +318,74 @@ class Simulator:
         others = state.goals[:goal_id] + state.goals[goal_id + 1 :]
         if is_sorry(tactic):
             return self._advance(SimState(others, has_sorry=True), {**flags, "hasSorry": True})
-        thm, depth = state.theorem, state.gt_depth
-        if thm is not None and depth is not None and goal_id == 0:
+        if state.body is not None and goal_id == 0 and state.binders:
+            reply = self._signature_tactic(state, tactic)
+            if reply is not None:
+                return reply
+        thm = state.theorem
+        if thm is not None:
+            # A traced tactic on the goal it was traced on: the traced successor goals replace that goal,
+            # the other goals stay after them in order (Pantograph's automatic mode, Repl.lean @0528a15
+            # goal_tactic: resume (nextGoalState.goals ++ goalState.goals)).
             opened, body = split_open_prefix(tactic)
-            if body == thm.tactics[depth]:
+            k = thm.by_goal.get((render_state(state.goals[goal_id : goal_id + 1]), body))
+            if k is not None:
                 ns = infer_open_namespace(thm.name)
                 if self.mismatched(thm.name) and ns not in opened:
                     return {"messages": [_message(f"unknown identifier '{first_identifier(body)}'", tactic)], **flags}
-                nxt = depth + 1
-                goals = parse_state(thm.states[nxt])
-                return self._advance(SimState(goals, thm, nxt if nxt < len(thm.tactics) else None), flags)
+                gone = thm.closed_alongside(k)
+                kept = tuple(g for g in others if render_state((g,)) not in gone)
+                return self._advance(SimState(thm.produced(k) + kept, thm), flags)
         outcome = classify(unit(d, 0), self.config.rates)
         if outcome is Outcome.ERROR:
             return {"messages": [_message(error_text(tactic, state.goals, d), tactic)], **flags}
         if outcome is Outcome.COMPLETE:
-            return self._advance(SimState(others), flags)
-        return self._advance(SimState(divergent_goals(state.goals, goal_id, d)), flags)
+            return self._advance(SimState(others, thm), flags)
+        return self._advance(SimState(divergent_goals(state.goals, goal_id, d), thm), flags)
+
+    def _signature_tactic(self, state: SimState, tactic: str) -> dict[str, Any] | None:
+        """``intro`` on the copyFrom root moves binders into the context; naming a binder that is still
+        in the target is ``unknown identifier`` (Lean elaborates the tactic in the goal's context).
+        Unlike Lean, a binder introduced under another name is not renamed inside later types."""
+        assert state.theorem is not None
+        flags = {"hasSorry": False, "hasUnsafe": False}
+        m = _INTRO.match(normalize_tactic(tactic))
+        if m:
+            names = m.group(2).split() if m.group(2) else (["_"] * len(state.binders) if m.group(1) == "intros" else ["_"])
+            try:
+                entries, rest = introduce(state.binders, names)
+            except ValueError as e:
+                return {"messages": [_message(str(e), tactic)], **flags}
+            return self._advance(signature_state(state.theorem, state.context + entries, rest), flags)
+        pending = {b.name for b in state.binders}
+        for ident in _IDENTS.findall(tactic):
+            if ident in pending:
+                return {"messages": [_message(f"unknown identifier '{ident}'", tactic)], **flags}
+        return None
 
     def _advance(self, nxt: SimState, flags: dict[str, bool]) -> dict[str, Any]:
         sid = self._new_state(nxt)
         return {"nextStateId": sid, "goals": self._goals_json(nxt.goals), **flags}
+
+
+_INTRO = re.compile(r"^(intro|intros)(?:\s+((?:[^\s⟨⟩()]+\s*)+))?$")
+_IDENTS = re.compile(r"(?<![\w.'])[^\W\d][\w'!?₀-₉]*")
+
+
+def first_goal(thm: TracedTheorem) -> Goal:
+    goals = parse_state(thm.states[0])
+    return goals[0] if goals else Goal("True")
+
+
+def signature_state(thm: TracedTheorem, context: tuple[tuple[str, bool, str, str | None], ...],
+                    binders: tuple[Binder, ...]) -> SimState:
+    """The copyFrom root (no context, the whole signature as a ∀) after ``context`` was introduced.
+
+    Once every binder is in the context the goal prints as the trace's first goal, and ground-truth
+    tactics apply to it like to any goal they were traced on."""
+    body = first_goal(thm)
+    goal = Goal(forall_target(binders, body.target), sanitize_names(context))
+    return SimState((goal,), thm, binders=binders, context=context, body=body)
 
 
 def _int(payload: dict[str, Any], key: str) -> int:
@@ -297,7 +415,8 @@ def load_theorems(path: str) -> dict[str, TracedTheorem]:
         states = [s.state_before for s in thm.steps]
         states.append(thm.steps[-1].state_after or "no goals")
         tactics = tuple(normalize_tactic(s.tactic) for s in thm.steps)
-        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics)
+        afters = tuple(s.state_after or "no goals" for s in thm.steps)
+        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics, afters)
     return out
 
 
@@ -368,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crash-rate", type=float, default=0.0, help="per goal.tactic request")
     p.add_argument("--hang-rate", type=float, default=0.0, help="per goal.tactic request")
     p.add_argument("--garbage-rate", type=float, default=0.0, help="per goal.tactic request")
+    p.add_argument("--heartbeat-rate", type=float, default=0.0,
+                   help="share of (state, tactic) pairs answered with Lean's heartbeat timeout (deterministic)")
+    p.add_argument("--interrupt-rate", type=float, default=0.0,
+                   help="share of (state, tactic) pairs answered with Pantograph's interrupt (deterministic)")
     p.add_argument("--start-delay", type=float, default=0.0, help="seconds before 'ready.' (import time)")
     p.add_argument("--slow-start-rate", type=float, default=0.0, help="chance a start takes --slow-start-s more")
     p.add_argument("--slow-start-s", type=float, default=30.0)
@@ -410,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         crash_rate=args.crash_rate,
         hang_rate=args.hang_rate,
         garbage_rate=args.garbage_rate,
+        heartbeat_rate=args.heartbeat_rate,
+        interrupt_rate=args.interrupt_rate,
     )
     sys.stderr.write(f"{SIMULATOR_VERSION}: {len(theorems)} theorems, options {lean_options}\n")
     sys.stderr.flush()

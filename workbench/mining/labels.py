@@ -14,7 +14,8 @@ rows out. The rules (SPEC §4, issue 5):
   walked from it (a chain): if the chain completes the proof, or reaches a ground-truth state, the
   divergent node and the chain nodes become positives with their true remaining depth, else they
   stay negatives;
-* Lean error, parse error, ``hasSorry``/``hasUnsafe`` ⇒ no node, counted by kind.
+* Lean error, parse error, ``hasSorry``/``hasUnsafe``, a heartbeat/recursion limit (``heartbeat``) or
+  Pantograph's interrupt (``timeout``) ⇒ no node, counted by kind.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Sequence
 
-from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticResult,
+    TacticTimedOut,
+)
 from workbench.states import NO_GOALS, canonical_state
 from workbench.tactics import normalize_tactic
 from workbench.trajectory import TrajectoryRecord
@@ -41,6 +51,8 @@ __all__ = [
     "TreeNode",
     "TheoremTree",
     "lean_error_kind",
+    "first_state_names",
+    "step0_cause",
 ]
 
 
@@ -57,6 +69,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # same tactic already tried at this state
     EMPTY = "empty"  # the policy produced no tactic text
     TIMEOUT = "timeout"  # the tactic hung (LeanTimeout or Pantograph's own interrupt)
+    HEARTBEAT = "heartbeat"  # Lean gave up: heartbeat or recursion-depth limit (a verdict, never retried)
     INFRA_ERROR = "infra_error"  # the process died / answered garbage twice: candidate skipped
     # ground-truth steps and chain steps
     GROUND_TRUTH = "ground_truth"
@@ -153,6 +166,10 @@ def judge(result: TacticResult, gt: GroundTruthPath) -> Verdict:
             return Verdict(Outcome.PARSE_ERROR)
         case Rejected():
             return Verdict(Outcome.REJECTED)
+        case LeanLimit():
+            return Verdict(Outcome.HEARTBEAT)
+        case TacticTimedOut():
+            return Verdict(Outcome.TIMEOUT)
     raise TypeError(f"not a tactic result: {result!r}")
 
 
@@ -181,6 +198,33 @@ _ERROR_KINDS = (
     ("timeout", re.compile(r"timeout|heartbeats|interrupt")),
     ("parse_error", re.compile(r"unexpected token|expected|unknown tactic")),
 )
+
+
+_UNKNOWN_NAME = re.compile(r"unknown (?:identifier|constant) '([^']+)'")
+
+
+def first_state_names(state_text: str) -> frozenset[str]:
+    """Hypothesis names of a trace's first state, with and without the inaccessible mark."""
+    from workbench.lean.binders import base_name
+    from workbench.states import parse_state
+
+    try:
+        goals = parse_state(state_text)
+    except ValueError:
+        return frozenset()
+    names = {h.name for g in goals for h in g.hypotheses if h.name}
+    return frozenset(names | {base_name(n) for n in names})
+
+
+def step0_cause(error_text: str, binder_names: frozenset[str], *, rescued_by_open: bool) -> str:
+    """Why ground-truth step 0 failed before the ``open`` retry: ``binder_context`` (it names a hypothesis
+    of the trace's first state that Lean's state lacks), ``namespace`` (the ``open … in`` retry fixed it),
+    else ``other``."""
+    if rescued_by_open:
+        return "namespace"
+    if any(m.group(1) in binder_names for m in _UNKNOWN_NAME.finditer(error_text)):
+        return "binder_context"
+    return "other"
 
 
 def lean_error_kind(text: str) -> str:

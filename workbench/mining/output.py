@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workbench.mining.walk import Attempt, TheoremResult
+from workbench.mining.records import Attempt, TheoremResult
 from workbench.trajectory import MANIFEST, TrajectoryWriter
 
 __all__ = ["ATTEMPTS_SCHEMA", "STATUS_LOG", "ResultSink", "finished_theorems", "read_status_lines",

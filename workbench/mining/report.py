@@ -18,7 +18,7 @@ from workbench.mining.output import SUMMARY, read_attempts, read_status_lines
 from workbench.trajectory import read_trajectories
 
 __all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "outcome_counts", "per_theorem_yields",
-           "alternative_proofs", "gt_replay_failures", "banner", "plot_depth", "plot_survival", "plot_outcomes",
+           "alternative_proofs", "gt_replay_failures", "start_and_step0", "banner", "plot_depth", "plot_survival", "plot_outcomes",
            "plot_yields", "plot_gt_failures"]
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,18 @@ def gt_replay_failures(attempts: pd.DataFrame) -> pd.DataFrame:
                                            at_step0=("step", lambda s: int((s == 0).sum())))
     out["still_failing"] = out.failures - out.fixed_by_open
     return out.sort_values("failures", ascending=False)
+
+
+def start_and_step0(theorems: pd.DataFrame) -> pd.DataFrame:
+    """Per theorem status line: how the walk reached the trace's first state (``intro`` setup) and what
+    happened to ground-truth step 0 (replayed, or why not: binder_context / namespace / other / infra)."""
+    if theorems.empty:
+        return pd.DataFrame(columns=["start", "step0", "theorems"])
+    start = theorems.get("start", pd.Series([None] * len(theorems))).map(
+        lambda s: (s or {}).get("problem") or "matched" if isinstance(s, dict) else "not recorded")
+    step0 = theorems.get("step0", pd.Series([None] * len(theorems))).fillna("not reached")
+    return (pd.DataFrame({"start": start, "step0": step0}).value_counts().rename("theorems").reset_index()
+            .sort_values("theorems", ascending=False, ignore_index=True))
 
 
 def gt_failure_examples(attempts: pd.DataFrame, n: int = 10) -> pd.DataFrame:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
+from workbench.mining.records import EndReason, Status
+
 __all__ = ["summarize", "depth_table", "format_summary"]
 
 
@@ -26,14 +28,16 @@ def depth_table(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, int]]:
 def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Mapping[str, Any] | None = None,
               this_run: Mapping[str, Any] | None = None) -> dict[str, Any]:
     status = Counter(line["status"] for line in lines)
-    skipped = Counter(line["reason"] for line in lines if line["status"] == "skipped")
+    skipped = Counter(line["reason"] for line in lines if line["status"] == Status.SKIPPED)
     ended = Counter(line["reason"] for line in lines)
     kinds: Counter = Counter()
     counts: Counter = Counter()
     for line in lines:
         kinds.update(line.get("record_kinds", {}))
         counts.update(line.get("counts", {}))
-    started = sum(1 for line in lines if line["reason"] not in ("start_failed", "start_infra_error", "no_steps"))
+    not_started = (EndReason.START_FAILED, EndReason.START_INFRA_ERROR, EndReason.NO_STEPS)
+    started = sum(1 for line in lines if line["reason"] not in not_started)
+    off_path = ended[EndReason.GT_FAILED] + ended[EndReason.GT_INFRA_ERROR] + ended[EndReason.UNALIGNED]
     positives = {
         "ground_truth": kinds["positive.ground_truth"],
         "alternative_proof": kinds["positive.alternative_proof"],
@@ -57,16 +61,24 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "step0_failure_rate_without_open_retry": _rate(counts["gt.step0_failed_plain"], started),
         "step_failure_rate": _rate(counts["gt.failed"], counts["gt.steps"]),
         "step_failure_rate_without_open_retry": _rate(counts["gt.failed_plain"], counts["gt.steps"]),
-        "theorems_off_path": ended["gt_failed"] + ended["gt_infra_error"],
-        "theorems_off_path_rate": _rate(ended["gt_failed"] + ended["gt_infra_error"], started),
+        "theorems_off_path": off_path,
+        "theorems_off_path_rate": _rate(off_path, started),
     }
+    # How each walk reached the trace's first state (setup intro) and why step 0 failed, if it did.
+    start = Counter((line.get("start") or {}).get("problem") or "matched" for line in lines
+                    if (line.get("start") or {}).get("intro", "") != "")
+    step0 = Counter(line["step0"] for line in lines if line.get("step0"))
+    gt["failed_by_lean_limit"] = {k.rsplit(".", 1)[1]: v for k, v in sorted(counts.items())
+                                  if k.startswith("gt.failed_limit.")}
+    gt["start"] = dict(sorted(start.items()))
+    gt["step0_outcome"] = dict(sorted(step0.items()))
     summary: dict[str, Any] = {
         "simulated": simulated,
         "attempted": len(lines),
-        "completed": status["completed"],
+        "completed": status[Status.COMPLETED],
         "skipped": sum(skipped.values()),
         "skipped_by_reason": dict(sorted(skipped.items())),
-        "timed_out": status["timed_out"],
+        "timed_out": status[Status.TIMED_OUT],
         "ended_by_reason": dict(sorted(ended.items())),
         "records": sum(line.get("records", 0) for line in lines),
         "positives": sum(positives.values()),
@@ -78,9 +90,11 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "candidate_outcomes": outcomes,
         "chains": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("chain.")},
         "ground_truth_replay": gt,
+        "goal_alignment": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("align.")},
         "infrastructure": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("infra.")},
         "policy_errors": counts["policy_errors"],
         "steps_without_candidates": counts["steps_without_candidates"],
+        "theorems_incomplete": sum(1 for line in lines if line.get("incomplete")),
         "theorems_with_negatives_deeper_than_2": survival,
         "depth_table": depth_table(lines),
     }
@@ -108,6 +122,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"(without the open retry {gt['step0_failure_rate_without_open_retry']}), per-step failure rate "
         f"{gt['step_failure_rate']} (without {gt['step_failure_rate_without_open_retry']}); "
         f"{gt['rescued_by_open_retry']} steps rescued by `open ... in`",
+        f"start state (copyFrom + intro vs the trace's first state): {gt['start']}; step 0: {gt['step0_outcome']}",
         f"theorems with negatives deeper than 2: {s['theorems_with_negatives_deeper_than_2']}",
         "depth | positives | negatives",
     ]

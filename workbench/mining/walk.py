@@ -22,11 +22,21 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
+from workbench.lean.binders import intro_tactic
 from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError, LeanTimeout
-from workbench.lean.results import Advanced, LeanError, ParseError, ProofComplete, Rejected, TacticResult
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    TacticResult,
+    TacticTimedOut,
+)
 from workbench.mining.labels import (
     GroundTruthPath,
     Outcome,
@@ -35,21 +45,20 @@ from workbench.mining.labels import (
     judge_chain_step,
     lean_error_kind,
     normalize_tactic,
+    first_state_names,
     same_tactic,
+    step0_cause,
 )
+from workbench.mining.records import Attempt, EndReason, Status, TheoremResult, status_of
 from workbench.namespaces import open_prefixes, wrap_open
+from workbench.policy import PolicyUnavailable
+from workbench.states import parse_state, render_state
+from workbench.trace_breaks import goal_texts, is_nested_in
 from workbench.traces import Theorem
-from workbench.trajectory import TrajectoryRecord
 
-__all__ = ["WalkParams", "Attempt", "TheoremResult", "Status", "walk_theorem"]
+__all__ = ["WalkParams", "Attempt", "TheoremResult", "Status", "EndReason", "walk_theorem"]
 
 log = logging.getLogger(__name__)
-
-
-class Status:
-    COMPLETED = "completed"
-    SKIPPED = "skipped"
-    TIMED_OUT = "timed_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,65 +71,10 @@ class WalkParams:
     wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
     overlap_generation: bool = True  # generate while Lean applies the ground-truth step (False: the
     #                                  reference's sequential walk, kept for the benchmark's baseline)
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One tactic sent to Lean (a row of the attempts log)."""
-
-    theorem: str
-    state_id: int  # the tree node the tactic was applied to
-    step: int  # ground-truth step index of the state the candidate came from
-    role: str  # ground_truth | ground_truth_open | candidate | chain
-    tactic: str  # as the policy / trace wrote it
-    sent: str  # as sent to Lean (possibly wrapped in `open ... in`)
-    outcome: str
-    error_kind: str | None
-    messages: str
-    latency_s: float
-    open_prefix: str | None
-    new_state_id: int | None = None
-    timestamp_ms: int = 0
-
-
-@dataclass
-class TheoremResult:
-    theorem: str
-    status: str  # Status.*
-    reason: str  # why the walk ended: qed, target_negatives, gt_failed, start_failed, infra_error, ...
-    message: str = ""
-    records: list[TrajectoryRecord] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-    num_steps: int = 0
-    steps_walked: int = 0
-    duration_s: float = 0.0
-    generation_wait_s: float = 0.0
-    lean_wait_s: float = 0.0
-
-    def status_line(self) -> dict[str, Any]:
-        """What the run log keeps per theorem (the run summary is aggregated from these)."""
-        depth: dict[int, list[int]] = {}
-        kinds: Counter = Counter()
-        for r in self.records:
-            row = depth.setdefault(r.depth_from_root, [0, 0])
-            row[0 if r.label == "positive" else 1] += 1
-            kinds[f"{r.label}.{r.record_kind}"] += 1
-        return {
-            "theorem": self.theorem,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message[:2000],
-            "records": len(self.records),
-            "num_steps": self.num_steps,
-            "steps_walked": self.steps_walked,
-            "duration_s": round(self.duration_s, 4),
-            "generation_wait_s": round(self.generation_wait_s, 4),
-            "lean_wait_s": round(self.lean_wait_s, 4),
-            "counts": dict(self.counts),
-            "record_kinds": dict(kinds),
-            "depth": {str(k): v for k, v in sorted(depth.items())},
-        }
+    introduce_binders: bool = True  # `intro` the trace's first-state hypotheses before step 0 (False: the
+    #                                 reference's walk from copyFrom's ∀-root, kept to measure what it cost)
+    align_goals: bool = True  # apply each step to the Lean goal its state_before shows (False: always the
+    #                           main goal, in trace order, as the reference did)
 
 
 class CandidateLike(Protocol):
@@ -158,6 +112,8 @@ def _messages(result: TacticResult) -> str:
             return " ".join(flags)
         case Advanced() | ProofComplete():
             return "\n".join(m.data for m in result.messages)
+        case LeanLimit() | TacticTimedOut():
+            return result.text
     return ""
 
 
@@ -169,7 +125,11 @@ class _Walk:
         self.name = theorem.full_name
         self.policy = policy
         self.params = params
-        self.gt = GroundTruthPath.from_states([s.state_before for s in theorem.steps])
+        # Ground-truth positions are the steps the walk expects to apply: nested steps run inside their
+        # enclosing tactic, so they are no position of their own (``remaining_depth`` counts applied tactics).
+        planned = [s for i, s in enumerate(theorem.steps)
+                   if not is_nested_in(s.tactic, (t.tactic for t in theorem.steps[:i]))]
+        self.gt = GroundTruthPath.from_states([s.state_before for s in planned])
         self.tree = TheoremTree(self.name, self.gt, simulated=simulated)
         self.prefixes = open_prefixes(self.name)
         self.prefix_text = " ".join(self.prefixes) or None
@@ -179,24 +139,25 @@ class _Walk:
         self.generation_wait_s = 0.0
         self.lean_wait_s = 0.0
         self.message = ""
+        self.start: dict[str, Any] = {}
+        self.binder_names = first_state_names(theorem.steps[0].state_before) if theorem.steps else frozenset()
+        self.step0: str | None = None
 
     # -- Lean calls -----------------------------------------------------------------------------------
 
-    async def lean(self, session: SessionLike, node: Any, sent: str, *, retries: int,
-                   retry_timeouts: bool) -> tuple[TacticResult | Outcome, str, float]:
+    async def lean(self, session: SessionLike, node: Any, sent: str, *, retries: int, retry_timeouts: bool,
+                   goal_id: int | None = None) -> tuple[TacticResult | Outcome, str, float]:
         """One tactic through the session: the result, or TIMEOUT / INFRA_ERROR after the retries."""
         t0 = time.monotonic()
         last = ""
         for attempt in range(retries + 1):
             try:
-                result = await session.tactic(node, sent)
+                result = await session.tactic(node, sent, goal_id)
                 return result, "", self._lean_time(t0)
             except LeanGarbage as e:  # the process was killed; the session re-pins and replays
                 last = str(e)
                 self.counts["infra.garbage"] += 1
             except LeanProtocolError as e:
-                if e.is_interrupt:  # Pantograph's own tactic timeout: the process is fine
-                    return Outcome.TIMEOUT, str(e), self._lean_time(t0)
                 last = str(e)
                 self.counts["infra.protocol_error"] += 1
             except LeanTimeout as e:
@@ -215,19 +176,92 @@ class _Walk:
         self.lean_wait_s += dt
         return dt
 
-    def log_attempt(self, state_id: int, step: int, role: str, tactic: str, sent: str, outcome: Outcome | str,
-                    result: TacticResult | None, messages: str, latency: float, prefix: str | None,
-                    new_state_id: int | None = None) -> None:
-        text = messages or (_messages(result) if result is not None else "")
+    async def send(self, session: SessionLike, node: Any, node_id: int, step: int, role: str, tactic: str, *,
+                   prefix: str | None = None, goal_id: int | None = None, retry_timeouts: bool = False) -> "_Sent":
+        """One tactic to Lean (inside ``open <prefix> in`` when ``prefix``), with the infrastructure retries."""
+        sent = wrap_open(tactic, self.prefixes) if prefix else tactic
+        result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries,
+                                          retry_timeouts=retry_timeouts, goal_id=goal_id)
+        return _Sent(node_id, step, role, tactic, sent, prefix, result, err, dt)
+
+    def log(self, s: "_Sent", outcome: Outcome | str, new_state_id: int | None = None) -> None:
+        """The attempts-log row of a sent tactic, once its outcome (and the record it made) is known."""
+        result = None if isinstance(s.result, Outcome) else s.result
+        text = s.err or (_messages(result) if result is not None else "")
         kind = None
         if isinstance(result, LeanError):
             kind = lean_error_kind(text)
         elif isinstance(result, ParseError):
             kind = "parse_error"
+        elif isinstance(result, (LeanLimit, TacticTimedOut)):
+            kind = result.kind
         elif outcome in (Outcome.TIMEOUT, Outcome.INFRA_ERROR):
             kind = str(outcome)
-        self.attempts.append(Attempt(self.name, state_id, step, role, tactic, sent, str(outcome), kind, text[:4000],
-                                     round(latency, 6), prefix, new_state_id, _now_ms()))
+        self.attempts.append(Attempt(self.name, s.node_id, s.step, s.role, s.tactic, s.sent, str(outcome), kind,
+                                     text[:4000], round(s.latency, 6), s.prefix, new_state_id, _now_ms()))
+
+    async def introduce(self, session: SessionLike, root: Any) -> Any:
+        """Move the signature's binders into the context as the trace's first state has them.
+
+        ``copyFrom`` gives the constant's whole type with an empty context (SPEC §1); LeanDojo's first
+        state has the binders as hypotheses. One ``intro`` with the trace's names (``_`` for an
+        inaccessible one) is setup, not a proof step: it makes no record. Whatever Lean reached is where
+        the walk goes on; ``self.start`` says whether it is the trace's first state and if not, why.
+        Returns None when the process failed (infrastructure).
+        """
+        first_text = self.theorem.steps[0].state_before
+        try:
+            first = parse_state(first_text)
+        except ValueError:
+            first = None
+        tactic = intro_tactic(first[0]) if first and self.params.introduce_binders else None
+        self.start = {"intro": tactic, "problem": None}
+        node = root
+        if tactic is not None:
+            sent = await self.send(session, root, 0, 0, "intro", tactic, retry_timeouts=True)
+            result = sent.result
+            ok = isinstance(result, Advanced)
+            self.log(sent, "intro" if ok else "intro_failed")
+            if isinstance(result, Outcome):
+                self.message = f"intro: {sent.err}"
+                return None
+            if ok:
+                node = result.node
+            else:
+                self.start["problem"] = "intro_failed"
+                self.message = f"{tactic!r}: {_messages(result)}"
+        if first is None:
+            self.start["problem"] = "unparseable_first_state"
+        elif self.start["problem"] is None and render_state(node.goals) != render_state(first):
+            self.start["problem"] = "mismatch"
+        self.counts[f"start.{self.start['problem'] or 'matched'}"] += 1
+        return node
+
+    # -- goal alignment -------------------------------------------------------------------------------
+
+    def align(self, node: Any, index: int) -> int | None:
+        """Index of the goal in Lean's list that step ``index``'s ``state_before`` works on (its first goal),
+        None when Lean has no such goal. LeanDojo shows only the focused goal inside ``·``/``case`` blocks,
+        so the goal can be anywhere in Lean's list."""
+        wanted = goal_texts(self.theorem.steps[index].state_before)
+        if not wanted or not self.params.align_goals:
+            return 0  # an unparseable trace state: apply to the main goal, as the reference did
+        lean = [render_state((g,)) for g in node.goals]
+        if wanted[0] in lean:
+            return lean.index(wanted[0])
+        # A trace that starts inside a `case` block tags a goal Lean (after copyFrom + intro) leaves untagged.
+        untagged = [_untagged(t) for t in lean]
+        if _untagged(wanted[0]) in untagged:
+            self.counts["align.matched_without_case_tag"] += 1
+            return untagged.index(_untagged(wanted[0]))
+        return None
+
+    def check_after(self, node: Any, index: int) -> None:
+        """Goal by goal: every goal the trace's ``state_after`` shows should be open in Lean's state."""
+        expected = goal_texts(self.theorem.steps[index].state_after)
+        lean = {render_state((g,)) for g in node.goals}
+        if any(g not in lean for g in expected):
+            self.counts["align.after_mismatch"] += 1
 
     # -- policy ---------------------------------------------------------------------------------------
 
@@ -237,8 +271,8 @@ class _Walk:
             for attempt in range(self.params.policy_retries + 1):
                 try:
                     return list(await self.policy.candidates(state_pp, self.params.candidates_per_step, theorem=self.name))
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
+                except (asyncio.CancelledError, KeyboardInterrupt, PolicyUnavailable):
+                    raise  # PolicyUnavailable: the server is down (breaker tripped); the run decides, not the walk
                 except Exception as e:  # noqa: BLE001 - any generation failure skips the step, logged
                     self.counts["policy_errors"] += 1
                     log.warning("%s: generation failed (try %d): %s", self.name, attempt + 1, e)
@@ -249,35 +283,48 @@ class _Walk:
 
     # -- ground truth ---------------------------------------------------------------------------------
 
-    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int
-                                   ) -> tuple[TacticResult | Outcome, str | None]:
-        """Apply ground-truth step ``index``; on a Lean failure retry inside ``open <prefixes> in``."""
+    async def advance_ground_truth(self, session: SessionLike, node: Any, node_id: int, index: int, position: int,
+                                   goal_id: int | None = None) -> tuple[TacticResult | Outcome, int | None]:
+        """Apply ground-truth step ``index`` to goal ``goal_id`` (None: the main goal); on a Lean failure
+        retry inside ``open <prefixes> in``. Returns Lean's answer and the record made for the state reached
+        (ground-truth position ``position``), None when the step failed."""
         tactic = self.theorem.steps[index].tactic
         self.counts["gt.steps"] += 1
-        result, err, dt = await self.lean(session, node, tactic, retries=self.params.infra_retries, retry_timeouts=True)
-        ok = isinstance(result, (Advanced, ProofComplete))
-        self.log_attempt(node_id, index, "ground_truth", tactic, tactic,
-                         Outcome.GROUND_TRUTH if ok else Outcome.GROUND_TRUTH_FAILED, _as_result(result), err, dt, None)
-        if ok:
-            return result, None
+        plain = await self.send(session, node, node_id, index, "ground_truth", tactic, goal_id=goal_id,
+                                retry_timeouts=True)
+        result = plain.result
+        if index == 0:
+            self.step0 = "replayed" if plain.ok else "infra" if isinstance(result, Outcome) else None
+        if plain.ok:
+            return result, self._gt_record(plain, node_id, position, None)
+        self.log(plain, Outcome.GROUND_TRUTH_FAILED)
+        if isinstance(result, (LeanLimit, TacticTimedOut)):  # Lean's verdict: no open retry, no re-send
+            self.counts[f"gt.failed_limit.{result.kind}"] += 1
+            if index == 0:
+                self.step0 = result.kind
         lean_failure = isinstance(result, (LeanError, ParseError, Rejected))
         if lean_failure:
             self.counts["gt.failed_plain"] += 1
             if index == 0:
                 self.counts["gt.step0_failed_plain"] += 1
-        detail = err if isinstance(result, Outcome) else _messages(result)
+        detail = plain.err if isinstance(result, Outcome) else _messages(result)
+        if isinstance(result, (LeanLimit, TacticTimedOut)):
+            detail = f"[{result.kind}] {detail}"
         if lean_failure and self.prefixes:
-            sent = wrap_open(tactic, self.prefixes)
-            retry, err2, dt2 = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=True)
-            ok2 = isinstance(retry, (Advanced, ProofComplete))
-            self.log_attempt(node_id, index, "ground_truth_open", tactic, sent,
-                             Outcome.GROUND_TRUTH if ok2 else Outcome.GROUND_TRUTH_FAILED, _as_result(retry), err2, dt2,
-                             self.prefix_text)
-            if ok2:
+            wrapped = await self.send(session, node, node_id, index, "ground_truth_open", tactic,
+                                      prefix=self.prefix_text, goal_id=goal_id, retry_timeouts=True)
+            if index == 0:
+                self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=wrapped.ok)
+            if wrapped.ok:
                 self.counts["gt.rescued_by_open"] += 1
-                return retry, self.prefix_text
-            detail += f"; with `open {self.prefix_text} in`: " + (err2 if isinstance(retry, Outcome) else _messages(retry))
+                return wrapped.result, self._gt_record(wrapped, node_id, position, self.prefix_text)
+            self.log(wrapped, Outcome.GROUND_TRUTH_FAILED)
+            retry = wrapped.result
+            detail += f"; with `open {self.prefix_text} in`: " + (wrapped.err if isinstance(retry, Outcome)
+                                                                  else _messages(retry))
             result = retry
+        if index == 0 and self.step0 is None:
+            self.step0 = step0_cause(_messages(result), self.binder_names, rescued_by_open=False)
         self.counts["gt.failed"] += 1
         if index == 0:
             self.counts["gt.step0_failed"] += 1
@@ -286,10 +333,19 @@ class _Walk:
             self.counts["gt.infra_failed"] += 1
         return result, None
 
+    def _gt_record(self, s: "_Sent", node_id: int, position: int, prefix: str | None) -> int:
+        child = s.result.node
+        self.check_after(child, s.step)
+        new_id = self.tree.add_ground_truth(node_id, position, s.tactic, child.state_text, len(child.goals),
+                                            open_prefix=prefix, timestamp_ms=_now_ms())
+        self.log(s, Outcome.GROUND_TRUTH, new_id)
+        return new_id
+
     # -- candidates -----------------------------------------------------------------------------------
 
     async def try_candidates(self, session: SessionLike, node: Any, node_id: int, index: int,
-                             candidates: Sequence[Any]) -> None:
+                             candidates: Sequence[Any], goal_id: int | None = None) -> None:
+        """Each candidate acts on the goal the ground-truth step acts on."""
         gt_tactic = self.theorem.steps[index].tactic
         seen: set[tuple[str, ...]] = set()
         prefix = self.prefix_text if self.params.wrap_candidates else None
@@ -308,22 +364,22 @@ class _Walk:
                 self.counts[f"outcome.{Outcome.DUPLICATE}"] += 1
                 continue
             seen.add(key)
-            sent = wrap_open(tactic, self.prefixes) if prefix else tactic
-            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=False)
+            sent = await self.send(session, node, node_id, index, "candidate", tactic, prefix=prefix, goal_id=goal_id)
+            result = sent.result
             if isinstance(result, Outcome):
                 self.counts[f"outcome.{result}"] += 1
-                self.log_attempt(node_id, index, "candidate", tactic, sent, result, None, err, dt, prefix)
+                self.log(sent, result)
                 continue
             verdict = judge(result, self.gt)
             self.counts[f"outcome.{verdict.outcome}"] += 1
             if not verdict.makes_node:
-                self.log_attempt(node_id, index, "candidate", tactic, sent, verdict.outcome, result, err, dt, prefix)
+                self.log(sent, verdict.outcome)
                 continue
             child = result.node
             new_id = self.tree.add_candidate(node_id, tactic, verdict, child.state_text, len(child.goals),
                                              log_prob=float(cand.score), score_kind=cand.score_kind,
                                              open_prefix=prefix, timestamp_ms=_now_ms())
-            self.log_attempt(node_id, index, "candidate", tactic, sent, verdict.outcome, result, err, dt, prefix, new_id)
+            self.log(sent, verdict.outcome, new_id)
             if verdict.outcome is Outcome.ALTERNATIVE_PROOF:
                 log.info("%s: alternative proof at step %d: %r", self.name, index, tactic[:120])
             if verdict.outcome is Outcome.DIVERGENT and len(cand.tactics) > 1:
@@ -336,22 +392,22 @@ class _Walk:
         for tactic in cand.tactics[1:]:
             if not tactic.strip():
                 continue
-            sent = wrap_open(tactic, self.prefixes) if prefix else tactic
-            result, err, dt = await self.lean(session, node, sent, retries=self.params.infra_retries, retry_timeouts=False)
+            sent = await self.send(session, node, last_id, index, "chain", tactic, prefix=prefix)
+            result = sent.result
             if isinstance(result, Outcome):
-                self.log_attempt(last_id, index, "chain", tactic, sent, result, None, err, dt, prefix)
+                self.log(sent, result)
                 self.counts["chain.interrupted"] += 1
                 return
             verdict = judge_chain_step(result, self.gt)
             if verdict.outcome not in (Outcome.CHAIN_ADVANCED, Outcome.CHAIN_COMPLETE, Outcome.CHAIN_REACHED_GROUND_TRUTH):
-                self.log_attempt(last_id, index, "chain", tactic, sent, verdict.outcome, result, err, dt, prefix)
+                self.log(sent, verdict.outcome)
                 self.counts["chain.failed"] += 1
                 return
             child = result.node
             new_id = self.tree.add_chain_node(last_id, tactic, verdict, child.state_text, len(child.goals),
                                               log_prob=float(cand.score), score_kind=cand.score_kind,
                                               open_prefix=prefix, timestamp_ms=_now_ms())
-            self.log_attempt(last_id, index, "chain", tactic, sent, verdict.outcome, result, err, dt, prefix, new_id)
+            self.log(sent, verdict.outcome, new_id)
             if verdict.outcome is not Outcome.CHAIN_ADVANCED:
                 n = self.tree.resolve_chain(divergent_id, new_id, verdict.remaining_depth)
                 self.counts["chain.rescued"] += 1
@@ -375,30 +431,45 @@ class _Walk:
             except LeanBackendError as e:
                 self.message = f"{type(e).__name__}: {e}"
                 return "start_infra_error"
-            node, node_id = root, self.tree.add_root(root.state_text, len(root.goals), timestamp_ms=_now_ms())
-            for index in range(len(self.theorem.steps)):
+            node = await self.introduce(session, root)
+            if node is None:
+                return "start_infra_error"
+            node_id = self.tree.add_root(node.state_text, len(node.goals), timestamp_ms=_now_ms())
+            applied: list[str] = []  # ground-truth tactics Lean ran, in order
+            for index, step in enumerate(self.theorem.steps):
                 self.steps_walked = index + 1
+                goal_id = self.align(node, index)
+                if goal_id is None:
+                    if is_nested_in(step.tactic, applied):  # its enclosing tactic already ran it
+                        self.counts["align.nested_skipped"] += 1
+                        continue
+                    self.counts["align.unaligned.goal_not_found"] += 1
+                    self.message = f"step {index}: its goal is not among Lean's {len(node.goals)} goals"
+                    return "unaligned"
+                gid = goal_id or None  # the main goal goes without goalId: same session path as before
+                if gid is not None:
+                    self.counts["align.other_goal"] += 1  # LeanDojo focused a goal that is not Lean's main goal
                 if self.params.overlap_generation:
                     # The policy call runs while Lean applies the ground-truth tactic.
-                    gt_task = asyncio.ensure_future(self.advance_ground_truth(session, node, node_id, index))
+                    gt_task = asyncio.ensure_future(
+                        self.advance_ground_truth(session, node, node_id, index, len(applied) + 1, gid))
                     try:
                         candidates = await self.candidates(node.state_text)
-                        gt_result, gt_prefix = await gt_task
+                        gt_result, next_id = await gt_task
                     finally:
                         if not gt_task.done():
                             gt_task.cancel()
                             await asyncio.gather(gt_task, return_exceptions=True)
                 else:
                     candidates = await self.candidates(node.state_text)
-                    gt_result, gt_prefix = await self.advance_ground_truth(session, node, node_id, index)
-                next_node, next_id = None, None
-                if isinstance(gt_result, (Advanced, ProofComplete)):
+                    # Positions count applied tactics (nested steps excluded): remaining depth follows them.
+                    gt_result, next_id = await self.advance_ground_truth(session, node, node_id, index,
+                                                                         len(applied) + 1, gid)
+                next_node = None
+                if next_id is not None:
+                    applied.append(step.tactic)
                     next_node = gt_result.node
-                    next_id = self.tree.add_ground_truth(node_id, index + 1, self.theorem.steps[index].tactic,
-                                                         next_node.state_text, len(next_node.goals),
-                                                         open_prefix=gt_prefix, timestamp_ms=_now_ms())
-                    self.attempts[-1] = _with_new_state(self.attempts[-1], next_id)
-                await self.try_candidates(session, node, node_id, index, candidates)
+                await self.try_candidates(session, node, node_id, index, candidates, gid)
                 if self.tree.negatives >= self.params.target_negatives:
                     return "target_negatives"
                 if next_node is None:
@@ -406,42 +477,51 @@ class _Walk:
                 if isinstance(gt_result, ProofComplete):
                     return "qed"
                 node, node_id = next_node, next_id
-            return "trace_exhausted"  # the trace's last step left goals (should not happen with real traces)
+            return "trace_exhausted"  # the trace ended with goals left (closed by untraced structure)
 
 
-def _as_result(value: TacticResult | Outcome) -> TacticResult | None:
-    return None if isinstance(value, Outcome) else value
+def _untagged(goal_text: str) -> str:
+    return goal_text.split("\n", 1)[1] if goal_text.startswith("case ") else goal_text
 
 
-def _with_new_state(attempt: Attempt, state_id: int) -> Attempt:
-    from dataclasses import replace
+@dataclass(slots=True)
+class _Sent:
+    """One tactic sent to Lean: Lean's answer and what its attempts-log row needs."""
 
-    return replace(attempt, new_state_id=state_id)
+    node_id: int  # the record the tactic was applied to
+    step: int
+    role: str  # intro | ground_truth | ground_truth_open | candidate | chain
+    tactic: str  # as the policy / trace wrote it
+    sent: str  # as sent (possibly inside `open … in`)
+    prefix: str | None
+    result: TacticResult | Outcome
+    err: str
+    latency: float
 
-
-# Why the walk ended -> the theorem's status.
-_SKIP_REASONS = {"start_failed", "start_infra_error", "gt_failed", "gt_infra_error", "no_steps"}
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.result, (Advanced, ProofComplete))
 
 
 async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, params: WalkParams, *,
                        simulated: bool) -> TheoremResult:
-    """Walk one theorem; never raises for Lean or policy trouble (it ends up in the result)."""
+    """Walk one theorem; never raises for Lean trouble or a failed generation call (it ends up in the
+    result). ``PolicyUnavailable`` (the policy server is down) propagates: the run stops or waits."""
     walk = _Walk(theorem, policy, params, simulated=simulated)
     t0 = time.monotonic()
-    status = Status.COMPLETED
+    timed_out = False
     if not theorem.steps:
-        reason = "no_steps"
+        reason = EndReason.NO_STEPS
     else:
         try:
             async with asyncio.timeout(params.theorem_timeout_s):
-                reason = await walk.run(pool)
+                reason = EndReason(await walk.run(pool))
         except TimeoutError:
-            status, reason = Status.TIMED_OUT, "theorem_timeout"
+            timed_out, reason = True, EndReason.THEOREM_TIMEOUT
             walk.message = f"timed out after {params.theorem_timeout_s:g} s at step {walk.steps_walked}"
             log.info("%s: %s", theorem.full_name, walk.message)
-    if status != Status.TIMED_OUT and reason in _SKIP_REASONS:
-        status = Status.SKIPPED
-    if reason in ("gt_failed", "gt_infra_error"):
+    status = status_of(reason, timed_out=timed_out)
+    if reason in (EndReason.GT_FAILED, EndReason.GT_INFRA_ERROR):
         log.info("%s: ground truth failed: %s", theorem.full_name, walk.message[:300])
     return TheoremResult(
         theorem=theorem.full_name,
@@ -456,4 +536,6 @@ async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, par
         duration_s=time.monotonic() - t0,
         generation_wait_s=walk.generation_wait_s,
         lean_wait_s=walk.lean_wait_s,
+        start=walk.start,
+        step0=walk.step0,
     )

@@ -1,0 +1,261 @@
+"""One theorem's proof states on whichever pool process is alive (``LeanPool.theorem(name)``).
+
+The session talks to the pool only through its slot API: ``assign``/``release`` a binding, ``call`` a
+function on the bound process (``StaleBinding`` when the process changed underneath), and the
+``note_*`` counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable, TypeVar
+
+from workbench.lean.errors import LeanBackendError, LeanProcessDied, LeanReplayError, LeanStartError
+from workbench.lean.pool import FATAL, LeanPool, Slot, StaleBinding
+from workbench.lean.process import LeanProcess
+from workbench.lean.protocol import GoalTacticReply, TacticOutcome
+from workbench.lean.results import (
+    Advanced,
+    LeanError,
+    LeanLimit,
+    Node,
+    ParseError,
+    ProofComplete,
+    Rejected,
+    Step,
+    TacticResult,
+    TacticTimedOut,
+)
+from workbench.states import Goal, render_state
+
+__all__ = ["TheoremSession"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_REBINDS = 4  # re-pin + replay attempts after a failure during a replay
+MAX_STALE = 32  # rebinds because another request killed the process (each is someone else's failure)
+
+
+class TheoremSession:
+    """The proof states of one theorem, on whichever pool process is alive.
+
+    Use as ``async with pool.theorem(name) as session``:
+
+    * ``await session.start(copy_from=None, expr=None) -> Node`` — the root node (``goal.start`` then
+      ``goal.print`` to read the root goals). With neither argument it starts from ``copyFrom`` = the
+      session's theorem name.
+    * ``await session.tactic(node, tactic, goal_id=None) -> TacticResult`` — ``Advanced``,
+      ``ProofComplete``, ``LeanError``, ``ParseError`` or ``Rejected`` (``sorry``/unsafe). Any node
+      this session returned may be used, in any order, at any time (siblings, backtracking).
+
+    Infrastructure failures raise ``LeanTimeout``/``LeanProcessDied``/``LeanProtocolError``: only the
+    request that hit them fails. The session then re-pins to a live process; the next call replays the
+    node's tactic path transparently (``LeanReplayError`` if the replay does not reach the recorded
+    state). On exit the session sends ``goal.delete`` for every state it created on its process.
+    Several tasks may call one session at once (e.g. candidates tried concurrently); their requests
+    still run one at a time on the process, interleaved with other sessions'.
+    """
+
+    def __init__(self, pool: LeanPool, name: str) -> None:
+        self._pool = pool
+        self.name = name
+        self._slot: Slot | None = None
+        self._gen = -1
+        self._root: tuple[str | None, str | None] | None = None  # (copy_from, expr)
+        self._goals: dict[tuple[Step, ...], tuple[Goal, ...]] = {}  # every path ever reached
+        self._bound: dict[tuple[Step, ...], int] = {}  # path -> state id on (slot, generation)
+        self._created: list[int] = []  # state ids to delete on the current binding
+        self.replays = 0  # rebinds that replayed a path
+
+    async def __aenter__(self) -> "TheoremSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    async def start(self, *, copy_from: str | None = None, expr: str | None = None) -> Node:
+        if copy_from is not None and expr is not None:
+            raise ValueError("start() takes copy_from or expr, not both")
+        if copy_from is None and expr is None:
+            copy_from = self.name
+        if self._root is not None and self._root != (copy_from, expr):
+            raise ValueError(f"session {self.name!r} was already started from {self._root}")
+        self._root = (copy_from, expr)
+        for _ in range(MAX_STALE):
+            try:
+                await self._bind_replaying(())
+                return Node(self.name, (), self._goals[()])
+            except StaleBinding:
+                continue
+        raise self._unstable()
+
+    async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
+        if node.theorem != self.name or node.path not in self._goals:
+            raise ValueError(f"node does not belong to session {self.name!r}")
+        for attempt in range(MAX_STALE):
+            try:
+                state_id, slot, gen = await self._bind_replaying(node.path)
+            except StaleBinding:
+                continue
+            try:
+                reply = await self._pool.call(
+                    slot,
+                    gen,
+                    lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
+                    tactic=True,
+                    recycle=attempt == 0,
+                )
+            except StaleBinding:
+                self._unbind_if(slot, gen)
+                continue
+            except (*FATAL, asyncio.CancelledError):
+                if slot.generation != gen:  # a cancel while queued leaves the process (and our states) alive
+                    self._unbind_if(slot, gen)
+                raise
+            return self._result(node, (tactic, goal_id), reply, slot, gen)
+        raise self._unstable()
+
+    async def close(self) -> None:
+        """Delete this session's states (``goal.delete``) and release its process slot."""
+        slot, gen, created = self._slot, self._gen, list(self._created)
+        try:
+            if slot is not None and created and slot.generation == gen:
+                await self._pool.call(slot, gen, lambda p: p.goal_delete(created))
+                self._pool.note_deleted(len(created))
+        except (StaleBinding, LeanBackendError) as e:  # a dead process freed them anyway
+            logger.debug("%s: goal.delete skipped: %r", self.name, e)
+        finally:
+            self._unbind()
+
+    # -- binding and replay -------------------------------------------------------------------------
+    #
+    # A binding is (slot, generation): the process whose state ids ``_bound`` and ``_created`` hold.
+    # Every await may let another task of this session (or the pool) change it, so each step checks
+    # that the binding it started with is still current before recording anything.
+
+    def _unstable(self) -> LeanProcessDied:
+        return LeanProcessDied(f"{self.name}: processes kept dying under this session ({MAX_STALE} rebinds)")
+
+    def _current(self, slot: Slot, gen: int) -> bool:
+        return self._slot is slot and self._gen == gen
+
+    def _unbind_if(self, slot: Slot, gen: int) -> None:
+        if self._current(slot, gen):
+            self._unbind()
+
+    def _unbind(self) -> None:
+        if self._slot is not None:
+            self._pool.release(self._slot)
+        self._slot, self._gen = None, -1
+        self._bound.clear()
+        self._created.clear()
+
+    def _ensure_slot(self) -> tuple[Slot, int]:
+        if self._slot is None:
+            self._slot = self._pool.assign()
+            self._gen = self._slot.generation
+        return self._slot, self._gen
+
+    async def _bind_replaying(self, path: tuple[Step, ...]) -> tuple[int, Slot, int]:
+        """(state id of ``path``, slot, generation) on a live binding; replays after a restart.
+
+        A process dying (or failing to restart) during a replay is not the caller's request: the
+        session re-pins to another process and tries again, a bounded number of times.
+        """
+        for attempt in range(MAX_REBINDS):
+            slot, gen = self._ensure_slot()
+            try:
+                return await self._bind(path, slot, gen), slot, gen
+            except (*FATAL, LeanStartError) as e:
+                self._unbind_if(slot, gen)
+                logger.warning("%s: process failed while replaying (%s); re-pinning", self.name, type(e).__name__)
+                if attempt == MAX_REBINDS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
+        try:
+            result = await self._pool.call(slot, gen, fn)
+        except StaleBinding:
+            self._unbind_if(slot, gen)
+            raise
+        if not self._current(slot, gen):
+            raise StaleBinding  # rebound meanwhile: the state id belongs to a binding we no longer hold
+        return result
+
+    async def _bind(self, path: tuple[Step, ...], slot: Slot, gen: int) -> int:
+        if path in self._bound:
+            return self._bound[path]
+        if () not in self._bound:
+            await self._bind_root(slot, gen)
+        # Deepest already-bound prefix, then one goal.tactic per missing step.
+        k = len(path)
+        while path[:k] not in self._bound:
+            k -= 1
+        if k < len(path):
+            self.replays += 1
+        for i in range(k, len(path)):
+            parent = self._bound[path[:i]]
+            tactic, goal_id = path[i]
+            reply = await self._call_bound(
+                slot, gen, lambda p, s=parent, t=tactic, g=goal_id: p.goal_tactic(s, t, g)
+            )
+            if reply.next_state_id is not None:
+                self._created.append(reply.next_state_id)
+            self._pool.note_replayed()
+            expected = self._goals[path[: i + 1]]
+            if reply.outcome not in (TacticOutcome.ADVANCED, TacticOutcome.COMPLETE) or render_state(
+                reply.goals
+            ) != render_state(expected):
+                raise LeanReplayError(
+                    f"{self.name}: replaying step {i} ({tactic!r}) gave {reply.outcome} "
+                    f"{render_state(reply.goals)[:200]!r}, expected {render_state(expected)[:200]!r}"
+                )
+            self._bound[path[: i + 1]] = reply.next_state_id  # type: ignore[assignment]
+        return self._bound[path]
+
+    async def _bind_root(self, slot: Slot, gen: int) -> None:
+        assert self._root is not None, "start() first"
+        copy_from, expr = self._root
+
+        async def start(p: LeanProcess) -> tuple[int, tuple[Goal, ...]]:
+            reply = await p.goal_start(copy_from=copy_from, expr=expr)
+            if self._current(slot, gen):
+                self._created.append(reply.state_id)
+            printed = await p.goal_print(reply.state_id)
+            return reply.state_id, printed.goals
+
+        state_id, goals = await self._call_bound(slot, gen, start)
+        known = self._goals.get(())
+        if known is not None and render_state(known) != render_state(goals):
+            raise LeanReplayError(f"{self.name}: root state differs after restart: {render_state(goals)[:200]!r}")
+        self._goals[()] = goals
+        self._bound[()] = state_id
+
+    def _result(self, node: Node, step: Step, reply: GoalTacticReply, slot: Slot, gen: int) -> TacticResult:
+        bound = self._current(slot, gen)  # else the state died with its process: the path still names it
+        if reply.next_state_id is not None and bound:
+            self._created.append(reply.next_state_id)
+        outcome = reply.outcome
+        if outcome is TacticOutcome.LEAN_ERROR:
+            return LeanError(reply.messages)
+        if outcome is TacticOutcome.PARSE_ERROR:
+            return ParseError(reply.parse_error or "")
+        if outcome is TacticOutcome.REJECTED:
+            return Rejected(reply.has_sorry, reply.has_unsafe, reply.messages)
+        if outcome is TacticOutcome.LIMIT:
+            return LeanLimit(str(reply.limit), "\n".join(m.data for m in reply.messages))
+        if outcome is TacticOutcome.TIMED_OUT:
+            return TacticTimedOut()
+        path = (*node.path, step)
+        self._goals.setdefault(path, reply.goals)
+        if bound:
+            self._bound[path] = reply.next_state_id  # type: ignore[assignment]
+        child = Node(self.name, path, self._goals[path])
+        if outcome is TacticOutcome.COMPLETE:
+            return ProofComplete(child, reply.messages)
+        return Advanced(child, reply.goals, reply.messages)
