@@ -18,7 +18,7 @@ from workbench.mining.output import SUMMARY, read_attempts, read_status_lines
 from workbench.trajectory import read_trajectories
 
 __all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "outcome_counts", "per_theorem_yields",
-           "alternative_proofs", "gt_replay_failures", "banner", "plot_depth", "plot_survival", "plot_outcomes",
+           "alternative_proofs", "gt_replay_failures", "banner", "plan_table", "plot_depth", "plot_survival", "plot_outcomes",
            "plot_yields", "plot_gt_failures"]
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,20 @@ def input_paths(inputs: str | Path | Sequence[str | Path], *, demo_if_missing: b
 
         paths[0] = str(ensure_demo_output(paths[0]))
     return paths
+
+
+def plan_table(plan: dict[str, Any]) -> Any:
+    """What a mining run will use (:func:`workbench.mining.flags.describe_plan`), fallbacks in red at the top."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    warn = "".join(f"<li>{escape(w)}</li>" for w in plan.get("warnings", []))
+    rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(str(v))}</td></tr>"
+                   for k, v in plan.items() if k != "warnings")
+    head = (f'<div style="background:#b00020;color:white;padding:8px;font-weight:bold">Fallbacks in use:<ul>{warn}</ul></div>'
+            if warn else "")
+    return HTML(f"{head}<table>{rows}</table>")
 
 
 def banner(simulated: bool) -> Any:
