@@ -207,6 +207,9 @@ def test_cli_simulated_run_and_resume(tmp_path):
     r = run_cli("--output", str(out), "--lean", "simulated", "--num-theorems", "3")
     assert r.returncode == 2 and "--resume" in r.stderr
     r = run_cli("--output", str(out), "--lean", "simulated", "--num-theorems", "3", "--resume")
+    assert r.returncode == 2 and "candidates_per_step" in r.stderr  # another identity: refused
+    r = run_cli("--output", str(out), "--lean", "simulated", "--num-theorems", "3", "--resume",
+                "--candidates-per-step", "4")
     assert r.returncode == 0 and len(read_status_lines(out)) == 3
 
 
