@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -22,6 +22,8 @@ __all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "ou
            "plot_yields", "plot_gt_failures"]
 
 log = logging.getLogger(__name__)
+
+NOTEBOOK02_ROOT = "runs/mine"  # notebook 02's default output root (relative to notebooks/)
 
 
 @dataclass
@@ -54,9 +56,21 @@ def load_mined(paths: str | Path | Sequence[str | Path]) -> Mined:
                  pd.concat(lines, ignore_index=True), summaries)
 
 
-def input_paths(inputs: str | Path | Sequence[str | Path], *, demo_if_missing: bool = True) -> list[str]:
+def input_paths(inputs: str | Path | Sequence[str | Path] | None, *, demo_if_missing: bool = True,
+                env: Mapping[str, str] | None = None) -> list[str]:
     """Normalise the notebook's ``inputs`` (a path, a list, or a JSON list from the command line); when
-    ``demo_if_missing`` and the first input has no mining output, run the quick offline simulated mining there."""
+    ``demo_if_missing`` and the first input has no mining output, run the quick offline simulated mining there.
+
+    ``None``: the folder notebook 02 mines into with its default parameters in this environment (``env``);
+    when that is missing, the offline simulated run's folder (never a simulated run under a Lean name).
+    """
+    if inputs is None:
+        from workbench.mining.output import existing_output
+        from workbench.mining.run import MineSettings
+
+        inputs = MineSettings.from_flags({"lean": "auto"}, env=env or {}, output_root=NOTEBOOK02_ROOT).output
+        if not existing_output(Path(inputs)) and demo_if_missing:
+            inputs = MineSettings.from_flags({"lean": "simulated"}, env={}, output_root=NOTEBOOK02_ROOT).output
     if isinstance(inputs, str) and inputs.strip().startswith("["):
         inputs = json.loads(inputs)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
@@ -129,7 +143,9 @@ def per_theorem_yields(records: pd.DataFrame) -> pd.DataFrame:
 
 def alternative_proofs(records: pd.DataFrame) -> pd.DataFrame:
     alt = records[records.record_kind == "alternative_proof"]
-    return alt[["theorem_name", "depth_from_root", "tactic_applied", "llm_log_prob", "open_prefix"]].reset_index(drop=True)
+    # llm_log_prob holds what the policy scored with: a log-probability (SGLang) or a similarity (retrieval)
+    return alt[["theorem_name", "depth_from_root", "tactic_applied", "llm_log_prob", "score_kind",
+                "open_prefix"]].reset_index(drop=True)
 
 
 def gt_replay_failures(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -195,22 +211,31 @@ def plot_outcomes(attempts: pd.DataFrame) -> Any:
 
 
 def plot_yields(records: pd.DataFrame) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _axes("per-theorem yield")
     y = per_theorem_yields(records)
     ax.hist([y.positives, y.negatives], bins=range(0, int(max(y.max().max(), 1)) + 2), label=["positives", "negatives"],
             color=["tab:green", "tab:red"])
     ax.set_xlabel("records per theorem")
     ax.set_ylabel("theorems")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no fractional ticks
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     fig.tight_layout()
     return fig
 
 
 def plot_gt_failures(attempts: pd.DataFrame) -> Any:
-    fig, ax = _axes("ground-truth replay failures by Lean error kind")
+    """Stacked bars per error kind; None when there are fewer than two kinds (the table says it all)."""
+    from matplotlib.ticker import MaxNLocator
+
     t = gt_replay_failures(attempts)
-    if len(t):
-        t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, stacked=True, color=["tab:blue", "tab:gray"])
+    if len(t) < 2:
+        return None
+    fig, ax = _axes("ground-truth replay failures by Lean error kind")
+    t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, stacked=True, color=["tab:blue", "tab:gray"])
     ax.set_xlabel("ground-truth steps")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
