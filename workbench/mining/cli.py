@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from workbench.mining.export import split_output
 from workbench.mining.flags import describe_plan, format_plan
 from workbench.mining.run import LeanNotConfigured, MineSettings, mine
 
@@ -23,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--tactic-pairs", "--traces", dest="traces", metavar="PATH",
                    help="tactic-pairs JSONL, LeanDojo JSON, or a LeanDojo folder (default: the bundled sample)")
-    p.add_argument("--output", required=True, metavar="DIR", help="output folder (trajectory parts, attempts, summary)")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder (trajectory parts, attempts, summary); NAME.parquet: mine into "
+                        "NAME.parquet.run and write all records to the one file NAME.parquet at the end")
     p.add_argument("--num-theorems", type=int, default=_D.num_theorems, metavar="N", help="sample N theorems (default: all)")
     p.add_argument("--min-steps", type=int, default=_D.min_steps, metavar="N", help="only theorems with >= N proof steps")
     p.add_argument("--seed", type=int, default=_D.seed, help="sampling seed")
@@ -68,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(result.text)
     print(f"output: {result.output} (summary.json, theorems.jsonl, attempts/)")
+    _, export_to = split_output(settings.output)
+    if export_to is not None:
+        print(f"records: {export_to} (one Parquet file; resume with --output {settings.output} --resume)")
     return 0

@@ -32,6 +32,7 @@ from workbench.mining.output import (
     manifest_metadata,
     read_status_lines,
 )
+from workbench.mining.export import export_records, split_output
 from workbench.mining.identity import (check_resume, declared_identity, legacy_identity, read_identity,
                                        run_identity, write_identity)
 from workbench.mining.summary import format_summary, summarize
@@ -290,7 +291,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     """
     from workbench.lean.pool import LeanPool
 
-    output = Path(settings.output)
+    output, export_to = split_output(settings.output)  # NAME.parquet: mine into NAME.parquet.run, then export
     config = lean_config(settings)  # fails fast, before any loading, when Lean is not configured
     if settings.mode == "new" and existing_output(output):
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
@@ -414,6 +415,9 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     log.info("mining finished: %d theorems in %.1f s -> %s", this_run["theorems"], this_run.get("wall_s", 0.0), output)
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)
+    if export_to is not None and not interrupted:
+        export_records(output, export_to)
+        log.info("records exported to %s (run folder, for --resume: %s)", export_to, output)
     return result
 
 
