@@ -71,3 +71,11 @@ def test_theorems_without_annotations_never_fail_by_default(theorems):
     s = Simulator(theorems, SimConfig())
     sid = s.handle("goal.start", {"copyFrom": "and_swap_foo"})["stateId"]
     assert "nextStateId" in s.handle("goal.tactic", {"stateId": sid, "tactic": "intro h"})
+
+
+def test_error_messages_name_the_wrapped_tactic_never_the_open_prefix():
+    from workbench.lean.simrules import digest, error_text
+
+    for i in range(60):
+        text = error_text("open Nat Nat.Prime in constructor", (), digest(i, "t"))
+        assert "'Nat'" not in text and "'open'" not in text and "unknown identifier" not in text, text
