@@ -64,7 +64,8 @@ def clean_notebook(nb: Any, repo: Path | None = None) -> Any:
                 out["text"] = _scrub(out.get("text", ""), paths)
             elif out.get("output_type") in ("display_data", "execute_result"):
                 data = out.get("data", {})
-                data.pop("application/vnd.jupyter.widget-view+json", None)  # no live kernel in a report
+                if "application/vnd.jupyter.widget-view+json" in data:
+                    continue  # a widget (progress bar, dropdown) needs a live kernel; its text/plain is a repr
                 for mime in ("text/plain", "text/html", "text/markdown"):
                     if mime in data:
                         value = data[mime]

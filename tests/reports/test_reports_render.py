@@ -61,11 +61,13 @@ def test_clean_notebook_scrubs_paths_and_drops_bars():
     import nbformat
 
     nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 3.2}})
-    cell = nbformat.v4.new_code_cell("x", metadata={"papermill": {"duration": 1.0}, "execution": {"a": 1}})
+    cell = nbformat.v4.new_code_cell("x", metadata={"papermill": {"duration": 1.0}, "execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"}})
     cell.outputs = [
         nbformat.v4.new_output("stream", name="stderr", text="mining:  40%|████      | 4/10 [00:01<00:02,  3.1thm/s]\r"),
         nbformat.v4.new_output("stream", name="stdout", text=f"output: {REPO}/notebooks/runs/x\n"),
         nbformat.v4.new_output("stream", name="stderr", text="WARNING something real\n"),
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "1"},
+                                                     "text/plain": "train:  10%|#  | 2/20"}),
     ]
     nb.cells.append(cell)
     clean_notebook(nb, REPO)
