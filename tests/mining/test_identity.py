@@ -99,3 +99,13 @@ def test_cli_resume_with_other_traces_names_the_fields_and_suggests_an_output(tm
                        env=env, timeout=300)
     assert r.returncode == 2
     assert "traces_sha256" in r.stderr and "--output" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_runtime_difference_in_the_identity_folder_suggests_another_name(tmp_path):
+    declared = {"traces": "x", "traces_sha256": "0", "lean_backend": "pantograph", "policy": "retrieval",
+                "prompt_format": None, "seed": 0, "candidates_per_step": 8, "imports": ["Mathlib"]}
+    folder = tmp_path / identity_slug(declared)
+    write_identity(folder, declared | {"lean_version": "0.3.1", "policy_model": "retrieval", "prompt_template": None})
+    with pytest.raises(IdentityMismatch) as e:
+        check_resume(folder, declared | {"lean_version": "0.3.2", "policy_model": "retrieval", "prompt_template": None})
+    assert set(e.value.diffs) == {"lean_version"} and e.value.suggestion != folder

@@ -124,7 +124,10 @@ def check_resume(output: Path, identity: Mapping[str, Any], *, legacy: Mapping[s
         old = dict(legacy or {})
     diffs = differences(old, identity)
     if diffs:
-        raise IdentityMismatch(output, diffs, output.parent / identity_slug(identity))
+        suggestion = output.parent / identity_slug(identity)
+        if suggestion.resolve() == output.resolve():  # same declared identity, other Lean version / model
+            suggestion = output.with_name(output.name + "-" + str(identity.get("lean_version") or "new").split()[0])
+        raise IdentityMismatch(output, diffs, suggestion)
 
 
 def legacy_identity(run_config: Mapping[str, Any]) -> dict[str, Any]:
