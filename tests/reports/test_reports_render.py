@@ -105,3 +105,20 @@ def test_each_report_renders_in_headless_chromium_with_every_figure(rendered):
             assert browser.find_elements("css selector", ".jp-Notebook, body"), name
     finally:
         browser.quit()
+
+
+def test_everything_make_demo_writes_is_ignored_by_git():
+    """`make demo` writes reports/*.{ipynb,html} and notebooks/runs/demo/**: none may dirty `git status`."""
+    import re
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^\trm -rf notebooks/\$\(DEMO_RUNS\)$", makefile, flags=re.M), "demo starts from a fresh folder"
+    written = ["reports/02_mine_negatives.html", "reports/02_mine_negatives.ipynb",
+               "notebooks/runs/demo/02/part-00000.parquet", "notebooks/runs/mine/x/identity.json"]
+    r = subprocess.run(["git", "check-ignore", *written], cwd=REPO, capture_output=True, text=True)
+    assert r.stdout.split() == written
+    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=REPO, capture_output=True, text=True).stdout
+    assert tracked == ""
