@@ -1,8 +1,9 @@
 """The simulator's namespace failures follow LeanDojo's annotated references (issue 12, item 4).
 
-Modelled on Lean 4 name resolution as Pantograph's ``goal.start {"copyFrom": name}`` meets it
-(Pantograph Repl.lean, ``goal_start``: the type is elaborated in a fresh context with no ``namespace``
-or ``open`` of the source file): a short name resolves only when its namespace is opened.
+Modelled on Pantograph's own context: Pantograph/Library.lean, ``createCoreContext`` (lenianiva/Pantograph
+at 013cb8bb) runs every command with ``currNamespace := Aniva`` and ``openDecls := []`` ("No 'open'
+directives needed"), so none of the source file's ``namespace`` / ``open`` is in effect; in Lean 4 a short
+name then resolves only when its namespace is opened (``open A.B in tac``).
 """
 
 from __future__ import annotations

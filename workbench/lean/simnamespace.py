@@ -1,7 +1,8 @@
 """The simulator's namespace rule, from LeanDojo's annotated references (pure; no I/O).
 
-Pantograph's ``copyFrom`` elaborates a theorem with none of its source file's ``namespace`` / ``open``
-directives, so a short name that Lean resolved through a namespace fails with
+Pantograph runs tactics with ``openDecls := []`` and ``currNamespace := Aniva`` (Pantograph/Library.lean,
+``createCoreContext``, lenianiva/Pantograph at 013cb8bb): none of the source file's ``namespace`` / ``open``
+directives apply, so a short name that Lean resolved through a namespace fails with
 ``unknown identifier '<short name>'`` unless the tactic opens that namespace (``open A.B in tac``).
 Field notation (``h.symm``), private and instance names are not namespace lookups and never fail here
 (:func:`workbench.namespaces.namespaced_references` drops them). Limitation: a name Mathlib
