@@ -199,7 +199,7 @@ def main() -> int:
     results: dict = {"traces": str(traces), "args": {k: str(v) for k, v in vars(args).items()}}
 
     # Part 1: zero-latency throughput and client CPU per request.
-    fast = list(simulator_command(traces, "--latency-scale", "0", "--namespace-mismatch-rate", "0"))
+    fast = list(simulator_command(traces, "--latency-scale", "0", "--no-namespace-references"))
     config = LeanConfig(command=tuple(fast), workers=1, memory_limit_bytes=None)
     # Alternate and take medians: the machine is shared, a single run measures the neighbours.
     loops = {
@@ -229,7 +229,7 @@ def main() -> int:
         return 0
 
     # Part 2: busy fraction under generation waits.
-    slow = simulator_command(traces, "--latency-scale", str(args.latency_scale), "--namespace-mismatch-rate", "0")
+    slow = simulator_command(traces, "--latency-scale", str(args.latency_scale), "--no-namespace-references")
     config = LeanConfig(command=slow, workers=args.workers, memory_limit_bytes=None, request_timeout_s=60)
     shared = asyncio.run(mining_like(config, theorems, args.theorems, args.gen_s, args.candidates, args.duration,
                                      args.warmup, args.gen_jitter))

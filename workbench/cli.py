@@ -15,6 +15,7 @@ COMMANDS = {
     "group": ("workbench.traces_cli", "group LeanDojo traces by theorem, split by theorem, write tactic pairs"),
     "encode": ("workbench.encode.cli", "encode trajectory states into the embedding cache"),
     "mine": ("workbench.mining.cli", "walk ground-truth proofs in Lean and mine labelled negatives"),
+    "export": ("workbench.mining.export", "write a mining run's records to one Parquet file"),
     "train-ebm": ("workbench.ebm.cli", "train and evaluate the energy head"),
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["NamespacedReference", "infer_open_namespace", "namespaced_references", "open_prefixes", "wrap_open"]
+__all__ = ["NamespacedReference", "infer_open_namespace", "is_notation_or_instance", "namespaced_references", "open_prefixes", "wrap_open"]
 
 
 def _segments(name: str) -> list[str]:
@@ -54,6 +54,16 @@ class NamespacedReference:
     fixed_by_open_retry: bool  # the namespace is one of the theorem's own prefixes
 
 
+def is_notation_or_instance(full_name: str) -> bool:
+    """Names no ``open`` decides: private declarations, instances, and names under a function's namespace
+    (``LE.le.trans``, ``LT.lt.le``: reached by field notation on a proof, never written after an ``open``)."""
+    parts = _segments(full_name)
+    if not parts or full_name.startswith("_private") or any(p.startswith("inst") and p[4:5].isupper() for p in parts):
+        return True
+    namespace = parts[:-1]
+    return bool(namespace) and namespace[-1][:1].islower()
+
+
 def namespaced_references(theorem_name: str, references: Iterable[tuple[str, str]]) -> list[NamespacedReference]:
     """Names a ground-truth tactic writes short because the source file had a namespace open.
 
@@ -64,7 +74,7 @@ def namespaced_references(theorem_name: str, references: Iterable[tuple[str, str
     prefixes = set(open_prefixes(theorem_name))
     out = []
     for written, full in references:
-        if written == full or not full.endswith("." + written):
+        if written == full or not full.endswith("." + written) or is_notation_or_instance(full):
             continue
         namespace = full[: -len(written) - 1]
         out.append(NamespacedReference(written, full, namespace, namespace in prefixes))

@@ -121,10 +121,13 @@ def _references(annotated: Any) -> tuple[tuple[str, str], ...]:
     """Pair each ``<a>name</a>`` of LeanDojo's annotated tactic with the definition it resolved to."""
     if not (isinstance(annotated, list) and len(annotated) == 2 and isinstance(annotated[0], str)):
         return ()
-    written = _ANNOTATION.findall(annotated[0])
+    text = annotated[0]
     provenance = annotated[1] if isinstance(annotated[1], list) else []
     return tuple(
-        (w, p["full_name"]) for w, p in zip(written, provenance) if isinstance(p, dict) and isinstance(p.get("full_name"), str)
+        (m.group(1), p["full_name"]) for m, p in zip(_ANNOTATION.finditer(text), provenance)
+        if isinstance(p, dict) and isinstance(p.get("full_name"), str)
+        # `h.symm`, `(foo).mp`: field notation resolves through the receiver's type, not an open namespace
+        and not text[: m.start()].endswith(".")
     )
 
 

@@ -17,7 +17,8 @@ def sim_config(sample_traces_path: Path) -> Callable[..., LeanConfig]:
     def make(*flags: str, **fields) -> LeanConfig:
         defaults = dict(workers=1, request_timeout_s=10.0, start_timeout_s=20.0, memory_limit_bytes=None)
         defaults.update(fields)
-        cmd = simulator_command(sample_traces_path, "--latency-scale", "0", "--namespace-mismatch-rate", "0", *flags)
+        cmd = simulator_command(sample_traces_path, "--latency-scale", "0", "--namespace-mismatch-rate", "0",
+                                "--no-namespace-references", *flags)  # ground truth replays as traced
         return LeanConfig(command=cmd, **defaults)
 
     return make

@@ -88,7 +88,7 @@ def test_small_rules():
 
 
 def test_ground_truth_walk_reaches_the_traced_states(theorems):
-    s = sim(theorems)
+    s = sim(theorems, namespace_references=False)  # namespace failures: tests/lean/test_simnamespace.py
     for thm in theorems.values():
         sid, text = start_at_trace(s, thm)
         assert text == canonical_state(thm.states[0])
@@ -220,7 +220,7 @@ def test_real_chain_traces_round_trip_through_goal_json(shared_traces_dir):
     checked = 0
     for split in ("val", "test"):
         theorems = load_theorems(str(shared_traces_dir / "random" / f"{split}.json"))
-        s = sim(theorems)
+        s = sim(theorems, namespace_references=False)
         for thm in theorems.values():
             sid, text = start_at_trace(s, thm)
             if text != canonical_state(thm.states[0]):

@@ -175,11 +175,14 @@ def first_identifier(tactic: str) -> str:
 
 def error_text(tactic: str, goals: Sequence[Goal], d: bytes) -> str:
     target = collapse(goals[0].target) if goals else "False"
+    _, tactic = split_open_prefix(tactic)  # Lean reports on the wrapped tactic, never on `open ... in`
     head = tactic.split()[0] if tactic.split() else tactic
+    named = any(m.group(0) not in _KEYWORDS for m in _IDENT.finditer(tactic))
     choices = (
-        f"unknown identifier '{first_identifier(tactic)}'",
-        f"type mismatch\n  {first_identifier(tactic)}\nhas type\n  ?m.{d[5] * 7 + 11} : Prop\n"
-        f"but is expected to have type\n  {target} : Prop",
+        # only a tactic that names something can fail on that name
+        *((f"unknown identifier '{first_identifier(tactic)}'",
+           f"type mismatch\n  {first_identifier(tactic)}\nhas type\n  ?m.{d[5] * 7 + 11} : Prop\n"
+           f"but is expected to have type\n  {target} : Prop") if named else ()),
         "linarith failed to find a contradiction",
         "simp made no progress",
         f"unsolved goals\n⊢ {target}",

@@ -10,8 +10,9 @@ keeps them: a ground-truth tactic (whitespace-insensitive, optionally wrapped in
 to the goal it was traced on (the main goal or ``goalId``) replaces that goal with the goals its traced
 ``state_after`` shows, the others stay after them in order; any other tactic gets a deterministic outcome from a
 hash of (seed, state, tactic): Lean error / divergent state / proof complete (70/27/3 % by default).
-``sorry`` answers ``hasSorry: true``. A fraction of theorems simulates the namespace mismatch: their
-ground-truth tactics fail with "unknown identifier" unless wrapped in ``open <namespace> in``.
+``sorry`` answers ``hasSorry: true``. The namespace mismatch follows LeanDojo's annotated references
+(:mod:`workbench.lean.simnamespace`): a ground-truth tactic writing a short name that resolves only in
+a namespace it does not ``open ... in`` fails with "unknown identifier '<short name>'".
 
 Goal JSON is built from the trace text via ``workbench.states`` so a ground-truth state reached here
 renders to the same canonical text as the trace. Faults (crash / hang / garbage line / slow start)
@@ -51,6 +52,7 @@ from workbench.lean.simrules import (
     split_open_prefix,
     unit,
 )
+from workbench.lean.simnamespace import unresolved_short_name
 from workbench.namespaces import infer_open_namespace
 from workbench.lean.protocol import goal_to_pantograph
 from workbench.states import Goal, collapse, parse_state, render_state
@@ -81,6 +83,8 @@ class TracedTheorem:
     states: tuple[str, ...]  # state_before of each step, then the final state text
     tactics: tuple[str, ...]  # normalised ground-truth tactics
     afters: tuple[str, ...] = ()  # state_after of each step (default: the next state_before)
+    # per step: (written, full name) of LeanDojo's annotated references (namespace failures)
+    references: tuple[tuple[tuple[str, str], ...], ...] = field(default=(), compare=False)
 
     @cached_property
     def by_goal(self) -> dict[tuple[str, str], int]:
@@ -134,7 +138,8 @@ class SimConfig:
     seed: int = 0
     rates: OutcomeRates = OutcomeRates()
     latency: LatencyModel = LatencyModel(scale=0.0)
-    namespace_mismatch_rate: float = 0.0
+    namespace_mismatch_rate: float = 0.0  # hash-chosen theorems, only for traces without annotations
+    namespace_references: bool = True  # fail short names of unopened namespaces (simnamespace)
     crash_rate: float = 0.0
     hang_rate: float = 0.0
     garbage_rate: float = 0.0
@@ -187,6 +192,15 @@ class Simulator:
         if rate <= 0 or infer_open_namespace(name) is None:
             return False
         return unit(digest(self.config.seed, "ns", name), 0) < rate
+
+    def unresolved(self, thm: TracedTheorem, depth: int, opened: Sequence[str], body: str) -> str | None:
+        """The short name a ground-truth tactic fails on in copyFrom's context, or None."""
+        annotated = any(thm.references)
+        if annotated and self.config.namespace_references:
+            return unresolved_short_name(thm.name, thm.references[depth], opened)
+        if not annotated and self.mismatched(thm.name) and infer_open_namespace(thm.name) not in opened:
+            return first_identifier(body)
+        return None
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -330,9 +344,9 @@ class Simulator:
             opened, body = split_open_prefix(tactic)
             k = thm.by_goal.get((render_state(state.goals[goal_id : goal_id + 1]), body))
             if k is not None:
-                ns = infer_open_namespace(thm.name)
-                if self.mismatched(thm.name) and ns not in opened:
-                    return {"messages": [_message(f"unknown identifier '{first_identifier(body)}'", tactic)], **flags}
+                unknown = self.unresolved(thm, k, opened, body)
+                if unknown is not None:
+                    return {"messages": [_message(f"unknown identifier '{unknown}'", tactic)], **flags}
                 gone = thm.closed_alongside(k)
                 kept = tuple(g for g in others if render_state((g,)) not in gone)
                 return self._advance(SimState(thm.produced(k) + kept, thm), flags)
@@ -416,7 +430,8 @@ def load_theorems(path: str) -> dict[str, TracedTheorem]:
         states.append(thm.steps[-1].state_after or "no goals")
         tactics = tuple(normalize_tactic(s.tactic) for s in thm.steps)
         afters = tuple(s.state_after or "no goals" for s in thm.steps)
-        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics, afters)
+        refs = tuple(s.references for s in thm.steps)
+        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics, afters, refs)
     return out
 
 
@@ -483,7 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error-rate", type=float, default=0.70)
     p.add_argument("--divergent-rate", type=float, default=0.27)
     p.add_argument("--complete-rate", type=float, default=0.03)
-    p.add_argument("--namespace-mismatch-rate", type=float, default=0.2, help="fraction of theorems")
+    p.add_argument("--namespace-mismatch-rate", type=float, default=0.0,
+                   help="traces without annotated tactics only: fraction of theorems whose ground truth fails")
+    p.add_argument("--no-namespace-references", dest="namespace_references", action="store_false",
+                   help="do not fail short names that resolve only in an unopened namespace (annotated traces)")
     p.add_argument("--crash-rate", type=float, default=0.0, help="per goal.tactic request")
     p.add_argument("--hang-rate", type=float, default=0.0, help="per goal.tactic request")
     p.add_argument("--garbage-rate", type=float, default=0.0, help="per goal.tactic request")
@@ -530,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rates=OutcomeRates(args.error_rate, args.divergent_rate, args.complete_rate),
         latency=LatencyModel(quantiles, args.latency_scale),
         namespace_mismatch_rate=args.namespace_mismatch_rate,
+        namespace_references=args.namespace_references,
         crash_rate=args.crash_rate,
         hang_rate=args.hang_rate,
         garbage_rate=args.garbage_rate,

@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 
+from workbench.mining.export import split_output
+from workbench.mining.flags import describe_plan, format_plan
 from workbench.mining.run import LeanNotConfigured, MineSettings, mine
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--tactic-pairs", "--traces", dest="traces", metavar="PATH",
                    help="tactic-pairs JSONL, LeanDojo JSON, or a LeanDojo folder (default: the bundled sample)")
-    p.add_argument("--output", required=True, metavar="DIR", help="output folder (trajectory parts, attempts, summary)")
+    p.add_argument("--output", required=True, metavar="DIR", help="output folder (trajectory parts, attempts, summary); NAME.parquet: mine into "
+                        "NAME.parquet.run and write all records to the one file NAME.parquet at the end")
     p.add_argument("--num-theorems", type=int, default=_D.num_theorems, metavar="N", help="sample N theorems (default: all)")
     p.add_argument("--min-steps", type=int, default=_D.min_steps, metavar="N", help="only theorems with >= N proof steps")
     p.add_argument("--seed", type=int, default=_D.seed, help="sampling seed")
@@ -40,40 +43,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="seconds per theorem (what it produced is kept)")
     p.add_argument("--server-url", metavar="URL", help="SGLang server (env SGLANG_URL); absent: offline retrieval policy")
     p.add_argument("--encode-url", metavar="URL", help="encoding sidecar (env ENCODE_URL): encode mined states afterwards")
-    p.add_argument("--lean", choices=("simulated",), default=None,
-                   help="'simulated': the Lean simulator, for dry runs (labels are not Lean's)")
+    p.add_argument("--lean", choices=("pantograph", "simulated", "auto"), default=_D.lean,
+                   help="'simulated': the Lean simulator, for dry runs (labels are not Lean's); "
+                        "'auto': the simulator when no Pantograph command is configured")
+    p.add_argument("--simulator-latency-scale", type=float, default=None, metavar="X",
+                   help="simulator only: multiplies its real-Lean latencies (0 = instant; default 1)")
+    p.add_argument("--progress-every", type=float, default=_D.progress_every_s, metavar="S",
+                   help="seconds between progress log lines when stderr is not a terminal")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     mode.add_argument("--overwrite", action="store_true", help="delete what --output holds first")
 
 
 def settings_from_args(args: argparse.Namespace, env: dict[str, str] | os._Environ) -> MineSettings:
-    settings = MineSettings(
-        traces=args.traces,
-        output=args.output,
-        num_theorems=args.num_theorems,
-        min_steps=args.min_steps,
-        seed=args.seed,
-        candidates_per_step=args.candidates_per_step,
-        target_negatives=args.target_negatives,
-        temperature=args.temperature,
-        pantograph_cmd=args.pantograph_cmd,
-        imports=tuple(i.strip() for i in args.imports.split(",") if i.strip()),
-        lean_workers=args.lean_workers,
-        concurrency=args.concurrency,
-        tactic_timeout_s=args.tactic_timeout,
-        theorem_timeout_s=args.theorem_timeout,
-        server_url=args.server_url,
-        encode_url=args.encode_url,
-        lean=args.lean or "pantograph",
-        mode="resume" if args.resume else "overwrite" if args.overwrite else "new",
-        progress=sys.stderr.isatty(),
-    )
-    return settings.with_env(env)
+    # The same translation notebook 02 uses: same flags, same run.
+    return MineSettings.from_flags(vars(args) | {"progress": sys.stderr.isatty()}, env=env)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, os.environ)
+    print(format_plan(describe_plan(settings)), file=sys.stderr, flush=True)
     try:
         result = mine(settings)
     except (LeanNotConfigured, FileExistsError) as e:
@@ -81,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(result.text)
     print(f"output: {result.output} (summary.json, theorems.jsonl, attempts/)")
+    _, export_to = split_output(settings.output)
+    if export_to is not None:
+        print(f"records: {export_to} (one Parquet file; resume with --output {settings.output} --resume)")
     return 0

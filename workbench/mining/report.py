@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -18,10 +18,13 @@ from workbench.mining.output import SUMMARY, read_attempts, read_status_lines
 from workbench.trajectory import read_trajectories
 
 __all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "outcome_counts", "per_theorem_yields",
-           "alternative_proofs", "gt_replay_failures", "start_and_step0", "banner", "plot_depth", "plot_survival", "plot_outcomes",
+           "alternative_proofs", "gt_replay_failures", "start_and_step0", "banner", "plan_table", "plot_depth",
+           "plot_survival", "plot_outcomes",
            "plot_yields", "plot_gt_failures"]
 
 log = logging.getLogger(__name__)
+
+NOTEBOOK02_ROOT = "runs/mine"  # notebook 02's default output root (relative to notebooks/)
 
 
 @dataclass
@@ -54,9 +57,21 @@ def load_mined(paths: str | Path | Sequence[str | Path]) -> Mined:
                  pd.concat(lines, ignore_index=True), summaries)
 
 
-def input_paths(inputs: str | Path | Sequence[str | Path], *, demo_if_missing: bool = True) -> list[str]:
+def input_paths(inputs: str | Path | Sequence[str | Path] | None, *, demo_if_missing: bool = True,
+                env: Mapping[str, str] | None = None) -> list[str]:
     """Normalise the notebook's ``inputs`` (a path, a list, or a JSON list from the command line); when
-    ``demo_if_missing`` and the first input has no mining output, run the quick offline simulated mining there."""
+    ``demo_if_missing`` and the first input has no mining output, run the quick offline simulated mining there.
+
+    ``None``: the folder notebook 02 mines into with its default parameters in this environment (``env``);
+    when that is missing, the offline simulated run's folder (never a simulated run under a Lean name).
+    """
+    if inputs is None:
+        from workbench.mining.output import existing_output
+        from workbench.mining.run import MineSettings
+
+        inputs = MineSettings.from_flags({"lean": "auto"}, env=env or {}, output_root=NOTEBOOK02_ROOT).output
+        if not existing_output(Path(inputs)) and demo_if_missing:
+            inputs = MineSettings.from_flags({"lean": "simulated"}, env={}, output_root=NOTEBOOK02_ROOT).output
     if isinstance(inputs, str) and inputs.strip().startswith("["):
         inputs = json.loads(inputs)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
@@ -67,6 +82,20 @@ def input_paths(inputs: str | Path | Sequence[str | Path], *, demo_if_missing: b
 
         paths[0] = str(ensure_demo_output(paths[0]))
     return paths
+
+
+def plan_table(plan: dict[str, Any]) -> Any:
+    """What a mining run will use (:func:`workbench.mining.flags.describe_plan`), fallbacks in red at the top."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    warn = "".join(f"<li>{escape(w)}</li>" for w in plan.get("warnings", []))
+    rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(str(v))}</td></tr>"
+                   for k, v in plan.items() if k != "warnings")
+    head = (f'<div style="background:#b00020;color:white;padding:8px;font-weight:bold">Fallbacks in use:<ul>{warn}</ul></div>'
+            if warn else "")
+    return HTML(f"{head}<table>{rows}</table>")
 
 
 def banner(simulated: bool) -> Any:
@@ -115,7 +144,9 @@ def per_theorem_yields(records: pd.DataFrame) -> pd.DataFrame:
 
 def alternative_proofs(records: pd.DataFrame) -> pd.DataFrame:
     alt = records[records.record_kind == "alternative_proof"]
-    return alt[["theorem_name", "depth_from_root", "tactic_applied", "llm_log_prob", "open_prefix"]].reset_index(drop=True)
+    # llm_log_prob holds what the policy scored with: a log-probability (SGLang) or a similarity (retrieval)
+    return alt[["theorem_name", "depth_from_root", "tactic_applied", "llm_log_prob", "score_kind",
+                "open_prefix"]].reset_index(drop=True)
 
 
 def gt_replay_failures(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -193,22 +224,31 @@ def plot_outcomes(attempts: pd.DataFrame) -> Any:
 
 
 def plot_yields(records: pd.DataFrame) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _axes("per-theorem yield")
     y = per_theorem_yields(records)
     ax.hist([y.positives, y.negatives], bins=range(0, int(max(y.max().max(), 1)) + 2), label=["positives", "negatives"],
             color=["tab:green", "tab:red"])
     ax.set_xlabel("records per theorem")
     ax.set_ylabel("theorems")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no fractional ticks
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     fig.tight_layout()
     return fig
 
 
 def plot_gt_failures(attempts: pd.DataFrame) -> Any:
-    fig, ax = _axes("ground-truth replay failures by Lean error kind")
+    """Stacked bars per error kind; None when there are fewer than two kinds (the table says it all)."""
+    from matplotlib.ticker import MaxNLocator
+
     t = gt_replay_failures(attempts)
-    if len(t):
-        t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, stacked=True, color=["tab:blue", "tab:gray"])
+    if len(t) < 2:
+        return None
+    fig, ax = _axes("ground-truth replay failures by Lean error kind")
+    t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, stacked=True, color=["tab:blue", "tab:gray"])
     ax.set_xlabel("ground-truth steps")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig

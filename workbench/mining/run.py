@@ -32,6 +32,9 @@ from workbench.mining.output import (
     manifest_metadata,
     read_status_lines,
 )
+from workbench.mining.export import export_records, split_output
+from workbench.mining.identity import (check_resume, declared_identity, legacy_identity, read_identity,
+                                       run_identity, write_identity)
 from workbench.mining.summary import format_summary, summarize
 from workbench.mining.walk import Status, TheoremResult, WalkParams, walk_theorem
 from workbench.traces import Theorem, TraceSet, bundled_sample_path, load_traces, select_theorems
@@ -84,7 +87,8 @@ class MineSettings:
     overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
     time_budget_s: float | None = None  # stop after this long: walks in flight are dropped (resume redoes them)
     flush_every_theorems: int = 20
-    progress: bool = True
+    progress: bool = True  # the live bar on a terminal; elsewhere a log line every progress_every_s
+    progress_every_s: float = 30.0
 
     def __post_init__(self) -> None:
         if isinstance(self.imports, str):
@@ -102,6 +106,14 @@ class MineSettings:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.target_negatives < 1 or self.tactic_timeout_s <= 0 or self.theorem_timeout_s <= 0:
             raise ValueError("target_negatives and the timeouts must be positive")
+
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                   output_root: str | Path = "runs") -> "MineSettings":
+        """Settings from CLI options / notebook parameters (see :mod:`workbench.mining.flags`)."""
+        from workbench.mining.flags import settings_from_flags
+
+        return settings_from_flags(cls, flags, env, output_root)
 
     def with_env(self, env: Mapping[str, str]) -> "MineSettings":
         """Fill unset URLs / the Pantograph command from PANTOGRAPH_REPL, SGLANG_URL, ENCODE_URL."""
@@ -197,13 +209,23 @@ class MineResult:
 
 
 class _Progress:
-    """Live bar: theorems done/skipped, positives, negatives, rate (updated as walks finish, any order)."""
+    """Live bar: theorems done/skipped, positives, negatives, rate (updated as walks finish, any order).
 
-    def __init__(self, total: int, enabled: bool, simulated: bool) -> None:
+    Without the bar (stderr not a terminal: logs, nohup, CI) a progress line is logged every
+    ``log_every_s`` instead, so a long run is never silent.
+    """
+
+    def __init__(self, total: int, enabled: bool, simulated: bool, log_every_s: float = 30.0,
+                 busy: Callable[[], float] | None = None) -> None:
         desc = "mining (SIMULATED)" if simulated else "mining"
         self.bar = progress_bar(total=total, unit="thm", desc=desc, disable=not enabled, dynamic_ncols=True)
+        self.total, self.enabled, self.log_every_s, self.busy = total, enabled, log_every_s, busy
         self.t0 = time.monotonic()
         self.done = self.skipped = self.timed_out = self.pos = self.neg = 0
+
+    def line(self) -> str:
+        return progress_line(self.done + self.skipped + self.timed_out, self.total, time.monotonic() - self.t0,
+                             self.pos + self.neg, self.busy() if self.busy else None)
 
     def update(self, result: TheoremResult) -> None:
         self.done += result.status == Status.COMPLETED
@@ -220,13 +242,29 @@ class _Progress:
         self.bar.update(1)
 
     async def tick(self, every_s: float = 1.0) -> None:
-        """Keep elapsed time and rate moving while long walks are still running."""
+        """Keep elapsed time and rate moving while long walks are still running (or log a line)."""
+        if not self.enabled:
+            if self.log_every_s <= 0:
+                return
+            while True:
+                await asyncio.sleep(self.log_every_s)
+                log.info("%s", self.line())
         while True:
             await asyncio.sleep(every_s)
             self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
+
+
+def progress_line(finished: int, total: int, elapsed_s: float, records: int, lean_busy: float | None) -> str:
+    """``done/total, rate, ETA, records, Lean busy`` as one log line (pure, for tests)."""
+    rate = finished / elapsed_s * 3600 if elapsed_s > 0 else 0.0
+    eta = (total - finished) / rate * 3600 if rate > 0 else None
+    eta_text = "?" if eta is None else str(dt.timedelta(seconds=round(eta)))
+    busy = "?" if lean_busy is None else f"{lean_busy:.0%}"
+    return (f"progress: {finished}/{total} theorems, {rate:.0f}/h, ETA {eta_text}, {records} records, "
+            f"Lean busy {busy}, elapsed {dt.timedelta(seconds=round(elapsed_s))}")
 
 
 async def _worker(queue: Iterator[Theorem], pool: Any, policy: Any, params: WalkParams, simulated: bool,
@@ -253,7 +291,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     """
     from workbench.lean.pool import LeanPool
 
-    output = Path(settings.output)
+    output, export_to = split_output(settings.output)  # NAME.parquet: mine into NAME.parquet.run, then export
     config = lean_config(settings)  # fails fast, before any loading, when Lean is not configured
     if settings.mode == "new" and existing_output(output):
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
@@ -268,15 +306,17 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     else:
         traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
                              seed=settings.seed, skip_bad=True)
+    if settings.num_theorems is not None and settings.num_theorems > len(traces.theorems):
+        log.warning("%d theorems requested, %d available in %s", settings.num_theorems, len(traces.theorems),
+                    "the bundled sample" if settings.traces is None else settings.traces)
     if not settings.simulated and settings.traces is None:
         # The bundled theorems are hand-written (names end in _foo): real Lean's copyFrom knows none of them.
         log.warning("mining the bundled sample with real Lean: its theorems do not exist in Mathlib, so every "
                     "goal.start will fail; pass --traces (or traces=) with LeanDojo Benchmark 4 traces")
-    if settings.mode == "resume":
-        previous = manifest_metadata(output) if output.exists() else {}
-        if previous and bool(previous.get("simulated")) != settings.simulated:
-            raise ValueError(f"{output} was mined with simulated={previous.get('simulated')}; resuming it with "
-                             f"simulated={settings.simulated} would mix simulated and Lean labels")
+    declared = declared_identity(settings)
+    legacy = legacy_identity(manifest_metadata(output)) if settings.mode == "resume" and output.exists() else {}
+    if settings.mode == "resume" and output.exists():
+        check_resume(output, declared, legacy=legacy)  # before any process starts
     done = finished_theorems(output) if settings.mode == "resume" and output.exists() else set()
     todo, already = _select(settings, traces, done)
     log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already, output, len(todo))
@@ -306,10 +346,16 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             "python": sys.version.split()[0],
             "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
+        identity = provenance["identity"] = run_identity(declared, pool.version, policy_provenance)
         sink = ResultSink(output, provenance, mode="overwrite" if settings.mode == "overwrite" else "resume",
                           simulated=settings.simulated, flush_every_theorems=settings.flush_every_theorems)
+        if settings.mode == "resume":
+            check_resume(output, identity, legacy=legacy)
+        if settings.mode != "resume" or read_identity(output) is None:
+            write_identity(output, identity)
         sink.write_json(RUN_CONFIG, provenance)
-        progress = _Progress(len(todo), settings.progress, settings.simulated)
+        progress = _Progress(len(todo), settings.progress, settings.simulated, settings.progress_every_s,
+                             busy=lambda: pool.stats().busy_fraction)
         t0 = time.monotonic()
         totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0, "walk_s": 0.0, "steps": 0}
 
@@ -369,6 +415,9 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     log.info("mining finished: %d theorems in %.1f s -> %s", this_run["theorems"], this_run.get("wall_s", 0.0), output)
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)
+    if export_to is not None and not interrupted:
+        export_records(output, export_to)
+        log.info("records exported to %s (run folder, for --resume: %s)", export_to, output)
     return result
 
 

@@ -1,0 +1,66 @@
+"""One translation of flags to MineSettings for the CLI and notebook 02 (issue 12, items 2 and 10)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.mining import cli
+from workbench.mining.flags import describe_plan, format_plan
+from workbench.mining.run import MineSettings
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_mine_negatives.ipynb"
+
+
+def notebook_defaults() -> dict:
+    cell = next(c for c in json.loads(NOTEBOOK.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {n.target.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.AnnAssign)}
+
+
+def cli_settings(argv: list[str], env: dict) -> MineSettings:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    return cli.settings_from_args(parser.parse_args(argv), env)
+
+
+def test_notebook_and_cli_give_the_same_settings_for_the_same_inputs():
+    nb = notebook_defaults()
+    env = {"PANTOGRAPH_REPL": "lake env repl"}
+    from_notebook = MineSettings.from_flags(nb | {"output": "out", "progress": False}, env=env)
+    # the notebook's visible choices, spelled as CLI flags
+    from_cli = cli_settings(["--output", "out", "--lean", nb["lean"], "--simulator-latency-scale",
+                             str(nb["simulator_latency_scale"]), "--resume"], env)
+    assert from_cli == from_notebook
+    assert from_cli.pantograph_cmd == "lake env repl" and not from_cli.simulated
+
+
+def test_every_notebook_parameter_is_a_flag_and_defaults_agree():
+    nb = notebook_defaults()
+    defaults = cli_settings(["--output", "x"], {})
+    for name, value in nb.items():
+        if name in ("output", "lean", "resume", "overwrite", "simulator_latency_scale", "progress"):
+            continue  # the notebook's documented choices (offline by default, resumable, fast simulator)
+        field = {"tactic_timeout": "tactic_timeout_s", "theorem_timeout": "theorem_timeout_s"}.get(name, name)
+        expected = tuple(value.split(",")) if name == "imports" else value
+        assert getattr(defaults, field) == expected, name
+
+
+def test_flags_refuse_contradictions_and_bad_values():
+    with pytest.raises(ValueError, match="exclusive"):
+        MineSettings.from_flags({"resume": True, "overwrite": True, "output": "o"})
+    with pytest.raises(ValueError, match="latency"):
+        MineSettings.from_flags({"simulator_latency_scale": -1, "output": "o"})
+
+
+def test_plan_says_every_fallback():
+    plan = describe_plan(MineSettings.from_flags({"lean": "auto", "num_theorems": 5000}, env={}, output_root="r"))
+    text = format_plan(plan)
+    assert text.startswith("WARNING:") and "SIMULATOR" in text and "5000 requested, 32 available" in text
+    assert "retrieval" in plan["policy"] and "bundled sample" in plan["traces"]
+    real = describe_plan(MineSettings.from_flags({"output": "o", "pantograph_cmd": "repl", "server_url": "http://h:1"}))
+    assert real["warnings"] == ["traces are the bundled 32-theorem sample"]

@@ -1,0 +1,103 @@
+"""Render an executed notebook to a shareable HTML report: no machine paths, no run metadata, no bar noise.
+
+    python -m workbench.render reports/02_mine_negatives.ipynb reports/02_mine_negatives.html
+
+What is removed: papermill/execution metadata (timings, kernel paths), progress-bar lines on stderr
+(tqdm's carriage-return refreshes), and absolute paths of this checkout, the Python environment and
+the home folder (replaced by ``<repo>``, ``<python>``, ``~``). Figures and tables are kept as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["clean_notebook", "render_report", "machine_paths", "main"]
+
+# a tqdm refresh: "  40%|████      | 4/10 [00:01<00:02, ...]" (with or without a description)
+_BAR = re.compile(r"^.*\d+%\|.*\|.*$|^.*\d+(?:\.\d+)?\w*/s\]\s*$")
+
+
+def machine_paths(repo: Path | None = None) -> list[tuple[str, str]]:
+    """(absolute prefix, placeholder), longest first, for this machine."""
+    pairs = {str(Path(sys.prefix).resolve()): "<python>", str(Path(sys.base_prefix).resolve()): "<python>",
+             str(Path.home().resolve()): "~"}
+    if repo is not None:
+        pairs[str(repo.resolve())] = "<repo>"
+        pairs[str(repo.resolve().parent)] = "<repo>/.."
+    for prefix in list(pairs):
+        if prefix in ("/", ""):
+            del pairs[prefix]
+    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+
+def _scrub(text: str, paths: Iterable[tuple[str, str]]) -> str:
+    for prefix, placeholder in paths:
+        text = text.replace(prefix, placeholder)
+    return text
+
+
+def _is_bar_noise(text: str) -> bool:
+    lines = [line for chunk in text.split("\n") for line in chunk.split("\r") if line.strip()]
+    return bool(lines) and all(_BAR.match(line) for line in lines)
+
+
+def clean_notebook(nb: Any, repo: Path | None = None) -> Any:
+    """``nb`` (nbformat node) without run metadata, progress-bar output and machine paths (in place)."""
+    paths = machine_paths(repo)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for key in ("papermill", "execution", "ExecuteTime"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out.get("name") == "stderr" and _is_bar_noise(out.get("text", "")):
+                    continue
+                out["text"] = _scrub(out.get("text", ""), paths)
+            elif out.get("output_type") in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                if "application/vnd.jupyter.widget-view+json" in data:
+                    continue  # a widget (progress bar, dropdown) needs a live kernel; its text/plain is a repr
+                for mime in ("text/plain", "text/html", "text/markdown"):
+                    if mime in data:
+                        value = data[mime]
+                        data[mime] = _scrub("".join(value) if isinstance(value, list) else value, paths)
+                if not data:
+                    continue
+            elif out.get("output_type") == "error":
+                out["traceback"] = [_scrub(line, paths) for line in out.get("traceback", [])]
+            kept.append(out)
+        cell["outputs"] = kept
+    return nb
+
+
+def render_report(executed: Path, html: Path, repo: Path | None = None) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = clean_notebook(nbformat.read(str(executed), as_version=4), repo)
+    body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m workbench.render", description=__doc__.splitlines()[0])
+    p.add_argument("executed", type=Path, help="executed notebook (papermill output)")
+    p.add_argument("html", type=Path, help="HTML report to write")
+    p.add_argument("--repo", type=Path, default=Path(os.getcwd()), help="checkout whose paths are hidden (default: .)")
+    args = p.parse_args(argv)
+    render_report(args.executed, args.html, args.repo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
