@@ -46,5 +46,6 @@ def test_notebook_04_and_train_ebm_share_one_set_of_defaults():
     nb = json.loads(NOTEBOOK.read_text())
     params = next("".join(c["source"]) for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
     # the notebook names only data paths and an explicit overrides dict: no second copy of any default
-    names = {line.split("=")[0].strip() for line in params.splitlines() if "=" in line and not line.startswith("#")}
+    names = {line.split("=")[0].split(":")[0].strip() for line in params.splitlines()
+             if "=" in line and not line.startswith("#")}
     assert names == {"traces", "trajectories", "eval_traces", "output_dir", "overrides"}

@@ -11,9 +11,11 @@ from __future__ import annotations
 import pytest
 
 from workbench.lean import protocol as P
+from workbench.lean.binders import intro_tactic
 from workbench.lean.simnamespace import unresolved_short_name
 from workbench.lean.simulator import SimConfig, Simulator, load_theorems
 from workbench.namespaces import is_notation_or_instance, namespaced_references, open_prefixes, wrap_open
+from workbench.states import parse_state
 from workbench.traces import _references
 
 
@@ -52,6 +54,10 @@ def test_simulator_fails_the_annotated_short_name_and_the_open_retry_fixes_own_n
             if short is None:
                 continue
             sid = s.handle("goal.start", {"copyFrom": thm.name})["stateId"]
+            first = parse_state(thm.states[0])
+            intro = intro_tactic(first[0]) if first else None
+            if intro is not None:  # the walk's setup: the trace's first-state binders into the context
+                sid = s.handle("goal.tactic", {"stateId": sid, "tactic": intro})["nextStateId"]
             for d in range(depth):  # walk the ground truth up to this step, every namespace it needs opened
                 opens = sorted(set(open_prefixes(thm.name)) | {r.namespace for r in namespaced_references(thm.name, thm.references[d])})
                 sid = s.handle("goal.tactic", {"stateId": sid, "tactic": wrap_open(thm.tactics[d], opens)})["nextStateId"]

