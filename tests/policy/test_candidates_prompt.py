@@ -1,19 +1,44 @@
 import pytest
 
 from workbench.encode.text import state_text
-from workbench.policy import Candidate, Completion, PromptFormat, build_prompt, candidates_from_completions
+from workbench.policy import (
+    PROMPT_FORMATS,
+    Candidate,
+    Completion,
+    PromptFormat,
+    build_prompt,
+    candidates_from_completions,
+)
 from workbench.policy.prompt import RAW_CHAT, state_from_prompt
 
 
-def test_prompt_is_state_text_in_the_chat_wrapper():
+def test_default_prompt_is_the_prefilled_turn_with_stops():
+    """SPEC §2: the reference's late-February form (assistant turn pre-filled, stopped on a fence or a blank line)."""
     state = "n : ℕ\n⊢ n + 0 = n"
     prompt = build_prompt(state)
+    assert prompt == ("<｜User｜>" + state_text(state) + "<｜Assistant｜>"
+                      + "```lean4\n/- tactic state:\n" + state + "\n-/\nexample := by\n  ")
+    assert "<｜begin▁of▁sentence｜>" not in prompt   # SGLang's tokenizer adds the BOS itself
+    assert PromptFormat().stop == ("```", "\n\n") and PromptFormat().answer_prefix == "  "
+    assert state_from_prompt(prompt) == state   # the first tactic-state comment, not both
+
+
+def test_chat_prompt_ends_at_the_assistant_marker_without_stops():
+    state = "n : ℕ\n⊢ n + 0 = n"
+    chat = PROMPT_FORMATS["deepseek-chat"]
+    prompt = build_prompt(state, chat)
     assert prompt == "<｜User｜>" + state_text(state) + "<｜Assistant｜>"
     assert "Complete the following Lean 4 code:\n\n```lean4\n/- tactic state:\n" in prompt
+    assert chat.stop == () and chat.answer_prefix == ""
     assert state_from_prompt(prompt) == state
     assert build_prompt(state, PromptFormat(chat=RAW_CHAT)) == state_text(state)
     with pytest.raises(ValueError):
         PromptFormat(chat="no placeholder")
+    with pytest.raises(ValueError):
+        PromptFormat(chat="{message}{message}")
+    # a state holding a placeholder's text is not substituted again
+    odd = "s : Set ℕ := {message}\n⊢ True"
+    assert build_prompt(odd, chat).count("{message}") == 1
 
 
 def test_candidates_dedupe_keep_best_filter_forbidden():
@@ -28,7 +53,15 @@ def test_candidates_dedupe_keep_best_filter_forbidden():
     assert [c.tactic for c in cands] == ["intro  n", "simp"]
     assert cands[0].tactics == ("intro  n", "ring") and cands[0].score == -1.0 and cands[0].num_tokens == 7
     assert cands[1].tactics == ("simp",)
-    assert (stats.completions, stats.no_tactic, stats.forbidden, stats.duplicates, stats.kept) == (5, 1, 1, 1, 2)
+    assert (stats.completions, stats.truncated, stats.no_tactic, stats.forbidden, stats.duplicates, stats.kept) == \
+        (5, 0, 1, 1, 1, 2)
+
+
+def test_truncated_completions_are_dropped_before_extraction():
+    comps = [Completion("nlinarith [sq_nonneg (a - b),\n  sq_nonn", -0.1, 128, "length"),
+             Completion("positivity", -2.0, 3, "stop")]
+    cands, stats = candidates_from_completions(comps, answer_prefix="  ")
+    assert [c.tactic for c in cands] == ["positivity"] and stats.truncated == 1
 
 
 def test_candidate_validation():

@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from workbench.policy import PolicyProtocolError, PolicyUnavailable, SGLangConfig, SGLangPolicy
+from workbench.policy import PROMPT_FORMATS, PolicyProtocolError, PolicyUnavailable, SGLangConfig, SGLangPolicy
 from workbench.policy.prompt import build_prompt
 from workbench.policy.sglang import parse_generate_response
 from workbench.policy.standin_server import GenerateFaults, ScriptedCompleter, StandinSGLang
@@ -17,8 +17,14 @@ def server():
         yield s
 
 
+CHAT = PROMPT_FORMATS["deepseek-chat"]
+
+
 def _config(url, **kw):
     kw.setdefault("backoff_s", 0.001)
+    kw.setdefault("startup_wait_s", 0.05)
+    kw.setdefault("startup_poll_s", 0.01)
+    kw.setdefault("prompt", CHAT)   # these scripts answer whole proofs (the chat shape)
     return SGLangConfig(url=url, **kw)
 
 
@@ -33,7 +39,7 @@ async def test_n_samples_in_one_request_with_logprobs(server):
     simp = next(c for c in cands if c.tactic == "simp")   # sample 0: -0.05 per token
     assert simp.score == pytest.approx(-0.05 * simp.num_tokens) and simp.raw_text == "```lean4\nsimp\n```"
     (payload,) = server.requests
-    assert payload["text"] == build_prompt(STATE) and payload["return_logprob"] is True
+    assert payload["text"] == build_prompt(STATE, CHAT) and payload["return_logprob"] is True
     assert payload["sampling_params"] == {"n": 5, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 128,
                                           "stop": ["\n\n"]}
     assert prov["model_info"]["model_path"] == "workbench-standin-sglang" and prov["stats"]["forbidden"] == 1
@@ -100,9 +106,12 @@ def test_bad_shapes_are_protocol_errors():
 
 async def test_health_failure_is_unavailable(server):
     server.faults.health_status = 503
-    with pytest.raises(PolicyUnavailable, match="/health answered HTTP 503"):
-        async with SGLangPolicy(_config(server.url)):
+    lines = []
+    with pytest.raises(PolicyUnavailable, match=rf"SGLang at {server.url} was not ready after 0.05s: "
+                                                r"/health last answered HTTP 503"):
+        async with SGLangPolicy(_config(server.url), notify=lines.append):
             pass
+    assert lines and "giving up in" in lines[0] and server.url in lines[0]   # the countdown
 
 
 async def test_circuit_breaker_on_sustained_connection_refused(server):
@@ -121,7 +130,7 @@ async def test_unreachable_server_at_start():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(PolicyUnavailable, match="not reachable"):
+    with pytest.raises(PolicyUnavailable, match=r"not ready after 0.05s: /health last answered no answer \(ConnectError"):
         async with SGLangPolicy(_config(f"http://127.0.0.1:{port}")):
             pass
 

@@ -8,11 +8,20 @@ from workbench.policy.extract import (
     normalize_tactic,
     tactic_name,
 )
-from workbench.policy.prompt import DEEPSEEK_CHAT, RAW_CHAT, PromptFormat, build_prompt
+from workbench.policy.prompt import (
+    DEEPSEEK_CHAT,
+    DEEPSEEK_PREFILL,
+    PROMPT_FORMATS,
+    RAW_CHAT,
+    PromptFormat,
+    build_prompt,
+    prompt_format,
+)
 from workbench.policy.retrieval import RetrievalPolicy, TacticPair, pairs_from_theorems
 from workbench.policy.sglang import (
     PolicyError,
     PolicyProtocolError,
+    PolicyRequestRejected,
     PolicyStats,
     PolicyUnavailable,
     SGLangConfig,
@@ -21,7 +30,7 @@ from workbench.policy.sglang import (
 
 __all__ = [
     "Candidate", "Completion", "Policy", "candidates_from_completions", "extract_first_tactic",
-    "extract_tactics", "has_forbidden", "normalize_tactic", "tactic_name", "DEEPSEEK_CHAT", "RAW_CHAT",
-    "PromptFormat", "build_prompt", "RetrievalPolicy", "TacticPair", "pairs_from_theorems", "PolicyError",
-    "PolicyProtocolError", "PolicyStats", "PolicyUnavailable", "SGLangConfig", "SGLangPolicy",
+    "extract_tactics", "has_forbidden", "normalize_tactic", "tactic_name", "DEEPSEEK_CHAT", "DEEPSEEK_PREFILL",
+    "PROMPT_FORMATS", "RAW_CHAT", "PromptFormat", "build_prompt", "prompt_format", "RetrievalPolicy", "TacticPair", "pairs_from_theorems", "PolicyError",
+    "PolicyProtocolError", "PolicyRequestRejected", "PolicyStats", "PolicyUnavailable", "SGLangConfig", "SGLangPolicy",
 ]

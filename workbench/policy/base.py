@@ -42,28 +42,35 @@ class Completion:
     text: str
     logprob: float
     num_tokens: int | None = None
+    finish_reason: str | None = None   # SGLang's meta_info.finish_reason.type: "stop" | "length" | "abort"
 
 
 @dataclass(frozen=True, slots=True)
 class CandidateFilterStats:
     completions: int
+    truncated: int      # cut by max_new_tokens (finish_reason "length"): not a tactic, never sent to Lean
     no_tactic: int      # nothing extractable
     forbidden: int      # first tactic uses sorry/admit/cheat
     duplicates: int     # same first tactic (after whitespace normalisation) as a better one
     kept: int
 
 
-def candidates_from_completions(completions: Iterable[Completion], *, score_kind: str = "logprob"
-                                ) -> tuple[list[Candidate], CandidateFilterStats]:
+def candidates_from_completions(completions: Iterable[Completion], *, score_kind: str = "logprob",
+                                answer_prefix: str = "") -> tuple[list[Candidate], CandidateFilterStats]:
     """Extract, filter and dedupe: one candidate per distinct first tactic, the best-scored one, best first.
 
-    A chain is cut before its first sorry/admit/cheat; a candidate whose first tactic uses one is dropped.
+    A completion cut by ``length`` is dropped (its last tactic is unfinished). A chain is cut before its
+    first sorry/admit/cheat; a candidate whose first tactic uses one is dropped. ``answer_prefix`` is
+    what the prompt left open on the answer's first line (see ``PromptFormat.answer_prefix``).
     """
     best: dict[str, Candidate] = {}
-    total = no_tactic = forbidden = duplicates = 0
+    total = truncated = no_tactic = forbidden = duplicates = 0
     for c in completions:
         total += 1
-        tactics = extract_tactics(c.text)
+        if c.finish_reason == "length":
+            truncated += 1
+            continue
+        tactics = extract_tactics(answer_prefix + c.text)
         if not tactics:
             no_tactic += 1
             continue
@@ -80,4 +87,4 @@ def candidates_from_completions(completions: Iterable[Completion], *, score_kind
                 continue
         best[key] = cand
     kept = sorted(best.values(), key=lambda c: -c.score)
-    return kept, CandidateFilterStats(total, no_tactic, forbidden, duplicates, len(kept))
+    return kept, CandidateFilterStats(total, truncated, no_tactic, forbidden, duplicates, len(kept))

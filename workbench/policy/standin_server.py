@@ -4,9 +4,13 @@ For tests, demos and benchmarks without a GPU. ``POST /generate`` answers one ob
 sample and a list for ``n`` > 1 or a list of prompts, with ``meta_info.output_token_logprobs``;
 ``GET /health`` and ``GET /get_model_info`` (which says ``"standin": true``) are served too.
 Completions come from a *completer*: scripted (``ScriptedCompleter``) or retrieval-backed
-(``RetrievalCompleter``: tactics of the most similar training states). Latency and faults are
-configurable, and so is a finite capacity (``capacity.py``: SGLang's running-request cap and waiting
-queue; ``--max-running-requests``). ``python -m workbench.policy.standin_server --port 30000 [--traces PATH]`` runs it.
+(``RetrievalCompleter``: tactics of the most similar training states). A completer's text is what
+the model would generate; :func:`finish_sample` then ends it as SGLang does (length, end of
+sentence, stop strings, trimmed), with a stand-in tokenisation of 4 characters per token. Latency,
+a loading phase (``/health`` 503), aborts and faults are configurable, and so is a finite capacity
+(``capacity.py``: SGLang's running-request cap and waiting queue; ``--max-running-requests``);
+prompts longer than ``context_len`` are refused with SGLang's 400 messages.
+``python -m workbench.policy.standin_server --port 30000 [--traces PATH]`` runs it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +31,9 @@ from workbench.standin_http import NOT_FOUND, LoopbackJsonServer
 logger = logging.getLogger(__name__)
 
 STANDIN_MODEL = "workbench-standin-sglang"
+STANDIN_EOS_TOKEN_ID = 100001   # the stand-in's end-of-sentence token id
+CHARS_PER_TOKEN = 4             # the stand-in's tokenisation
+STANDIN_CONTEXT_LEN = 32768
 
 # (state recovered from the prompt or None, the prompt, number of samples) -> completion texts
 Completer = Callable[[str | None, str, int], list[str]]
@@ -65,7 +73,13 @@ class RetrievalCompleter:
 
         idx, sims = self.index.query_sync(state or prompt, max(64, 4 * n))
         cands = rank_tactics(self.pairs, idx, sims, n, exclude_theorem=None)
-        texts = [f"```lean4\n{c.raw_text}\n```" for c in cands] or ["```lean4\nskip\n```"]
+        tails = [c.raw_text for c in cands] or ["skip"]
+        indent = prompt[prompt.rfind("\n") + 1:]
+        if "\n" in prompt and indent and not indent.strip():
+            # a pre-filled `example := by` turn: continue it, indented like it, then close the fence
+            texts = [t.replace("\n", "\n" + indent) + "\n```" for t in tails]
+        else:  # a chat turn: a whole fenced answer
+            texts = [f"```lean4\n{t}\n```" for t in tails]
         return [texts[i % len(texts)] for i in range(n)]
 
 
@@ -78,6 +92,8 @@ class GenerateFaults:
     hang_s: float = 2.0
     ignore_n: bool = False        # answer one sample whatever n says (a server that mishandles n)
     health_status: int = 200
+    loading_health_checks: int = 0  # answer /health 503 to the next N checks (still loading)
+    abort_next: int = 0           # answer the next N /generate with every sample finish_reason "abort"
 
 
 @dataclass
@@ -88,9 +104,8 @@ class GenerateCounters:
     max_in_flight: int = 0
 
 
-def _fake_logprobs(text: str, sample: int) -> list[list[Any]]:
+def _fake_logprobs(n_tokens: int, sample: int) -> list[list[Any]]:
     """Deterministic per-token log-probabilities: earlier samples score higher."""
-    n_tokens = max(1, (len(text) + 3) // 4)
     lp = -0.05 * (sample + 1)
     return [[lp, 1000 + i, None] for i in range(n_tokens)]
 
@@ -107,6 +122,52 @@ def _sequences(payload: Any, ignore_n: bool) -> int:
     return max(1, prompts * n)
 
 
+def num_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def finish_sample(text: str, *, stop: Sequence[str], max_new_tokens: int, no_stop_trim: bool = False
+                  ) -> tuple[str, int, dict[str, Any]]:
+    """Generate ``text`` token by token and end it as SGLang does: (answer text, completion tokens, finish_reason).
+
+    After each token, in ``Req.check_finished`` order (SGLang schedule_batch.py): ``max_new_tokens``
+    reached -> ``{"type": "length", "length": max_new_tokens}``; the end-of-sentence token (after the
+    whole text) -> ``{"type": "stop", "matched": <eos id>}``; a stop string anywhere in the text
+    decoded so far -> ``{"type": "stop", "matched": stop}``, the text cut before its first occurrence
+    (DetokenizerManager.trim_matched_stop) unless ``no_stop_trim``.
+    """
+    text_tokens = num_tokens(text)
+    for k in range(1, text_tokens + 2):   # the last token is the end-of-sentence token
+        decoded = text[:k * CHARS_PER_TOKEN]
+        if k >= max_new_tokens:
+            return decoded, k, {"type": "length", "length": max_new_tokens}
+        if k > text_tokens:
+            return text, k, {"type": "stop", "matched": STANDIN_EOS_TOKEN_ID}
+        for s in stop:
+            if s in decoded:
+                pos = decoded.find(s)
+                return (decoded[:pos + len(s)] if no_stop_trim else decoded[:pos]), k, {"type": "stop", "matched": s}
+    raise AssertionError("unreachable")
+
+
+def context_error(prompt_tokens: int, max_new_tokens: int, context_len: int) -> str | None:
+    """SGLang's 400 message for a prompt that does not fit (TokenizerManager._validate_one_request)."""
+    if prompt_tokens >= context_len:
+        return (f"The input ({prompt_tokens} tokens) is longer than the model's context length "
+                f"({context_len} tokens).")
+    if max_new_tokens + prompt_tokens > context_len:
+        return (f"Requested token count exceeds the model's maximum context length of {context_len} tokens. "
+                f"You requested a total of {max_new_tokens + prompt_tokens} tokens: {prompt_tokens} tokens from "
+                f"the input messages and {max_new_tokens} tokens for the completion. Please reduce the number "
+                f"of tokens in the input messages or the completion to fit within the limit.")
+    return None
+
+
+def _error_body(message: str) -> bytes:
+    """SGLang's /generate error body (http_server._create_error_response)."""
+    return json.dumps({"error": {"message": message}}).encode()
+
+
 @dataclass
 class StandinSGLang(LoopbackJsonServer):
     """Context manager: ``with StandinSGLang(ScriptedCompleter([...])) as server: server.url``."""
@@ -116,6 +177,7 @@ class StandinSGLang(LoopbackJsonServer):
     port: int = 0
     faults: GenerateFaults = field(default_factory=GenerateFaults)
     counters: GenerateCounters = field(default_factory=GenerateCounters)
+    context_len: int = STANDIN_CONTEXT_LEN   # in stand-in tokens
     requests: list[dict] = field(default_factory=list)   # payloads received, for assertions
     capacity: GenerationCapacity | None = None  # finite server: running cap + queue (None: unbounded)
 
@@ -131,6 +193,8 @@ class StandinSGLang(LoopbackJsonServer):
 
     def handle_get(self, path: str) -> tuple[int, bytes]:
         if path == "/health":
+            if self._take("loading_health_checks"):
+                return 503, b""   # SGLang: ServerStatus.Starting until the warm-up generation is done
             return self.faults.health_status, b""
         if path == "/get_model_info":
             return 200, json.dumps(self.model_info()).encode()
@@ -165,19 +229,34 @@ class StandinSGLang(LoopbackJsonServer):
             if self._take("malformed_next"):
                 return 200, b"{not json"
             if not isinstance(payload, dict) or "text" not in payload:
-                return 400, b'{"error": "expected {\\"text\\": ...}"}'
+                return 400, _error_body("Either text, input_ids or input_embeds should be provided.")
             params = payload.get("sampling_params") or {}
             n = int(params.get("n", 1))
+            max_new_tokens = int(params.get("max_new_tokens", 128))
+            stop = params.get("stop") or []
+            stop = [stop] if isinstance(stop, str) else list(stop)
             prompts = payload["text"] if isinstance(payload["text"], list) else [payload["text"]]
+            for prompt in prompts:
+                error = context_error(num_tokens(prompt), max_new_tokens, self.context_len)
+                if error:
+                    return 400, _error_body(error)
+            aborted = self._take("abort_next")
             items = []
             for p_idx, prompt in enumerate(prompts):
                 k = 1 if self.faults.ignore_n else n
-                for i, text in enumerate(self.completer(state_from_prompt(prompt), prompt, k)):
-                    meta: dict[str, Any] = {"id": f"standin-{p_idx}-{i}", "finish_reason": {"type": "stop"},
-                                            "prompt_tokens": len(prompt) // 4, "completion_tokens": 0}
+                for i, raw in enumerate(self.completer(state_from_prompt(prompt), prompt, k)):
+                    if aborted:  # FINISH_ABORT.to_json() with no status code: SGLang answers 200
+                        text, tokens = "", 0
+                        reason: dict[str, Any] = {"type": "abort", "message": "Aborted", "status_code": None,
+                                                  "err_type": None}
+                    else:
+                        text, tokens, reason = finish_sample(raw, stop=stop, max_new_tokens=max_new_tokens,
+                                                             no_stop_trim=bool(params.get("no_stop_trim")))
+                    meta: dict[str, Any] = {"id": f"standin-{p_idx}-{i}", "finish_reason": reason,
+                                            "prompt_tokens": num_tokens(prompt), "completion_tokens": tokens,
+                                            "cached_tokens": 0}
                     if payload.get("return_logprob"):
-                        meta["output_token_logprobs"] = _fake_logprobs(text, i)
-                        meta["completion_tokens"] = len(meta["output_token_logprobs"])
+                        meta["output_token_logprobs"] = _fake_logprobs(tokens, i)
                     items.append({"text": text, "meta_info": meta})
             with self._lock:
                 self.counters.samples += len(items)
@@ -200,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                         "FIFO queue, as SGLang's scheduler does (default: unbounded)")
     parser.add_argument("--max-queued-requests", type=int, default=None,
                         help="waiting sequences beyond this are refused with 503 (default: unbounded)")
+    parser.add_argument("--loading-health-checks", type=int, default=0, metavar="N",
+                        help="answer /health 503 (still loading) to the first N checks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if args.script:
@@ -211,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         completer = RetrievalCompleter(load_traces(args.traces or bundled_sample_path()).theorems)
     capacity = (GenerationCapacity(args.max_running_requests, args.max_queued_requests)
                 if args.max_running_requests is not None or args.max_queued_requests is not None else None)
-    StandinSGLang(completer=completer, port=args.port, faults=GenerateFaults(latency_s=args.latency_s),
-                  capacity=capacity).serve_until_interrupted()
+    StandinSGLang(completer=completer, port=args.port, capacity=capacity,
+                  faults=GenerateFaults(latency_s=args.latency_s, loading_health_checks=args.loading_health_checks)
+                  ).serve_until_interrupted()
     return 0
 
 
