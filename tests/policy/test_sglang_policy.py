@@ -142,3 +142,57 @@ async def test_concurrency_is_bounded(server):
     async with SGLangPolicy(_config(server.url, max_concurrency=2)) as policy:
         await asyncio.gather(*(policy.candidates(STATE, 2, theorem="t") for _ in range(6)))
     assert server.counters.max_in_flight <= 2
+
+
+async def test_waits_through_the_loading_phase(server):
+    server.faults.loading_health_checks = 3   # SGLang answers /health 503 until its warm-up generation is done
+    lines = []
+    async with SGLangPolicy(_config(server.url, startup_wait_s=5.0), notify=lines.append) as policy:
+        assert await policy.candidates(STATE, 2, theorem="t")
+    assert lines and all("HTTP 503" in line for line in lines)
+
+
+async def test_4xx_fails_the_call_with_the_servers_message_and_never_trips_the_breaker():
+    from workbench.policy import PolicyRequestRejected
+
+    with StandinSGLang(ScriptedCompleter(SCRIPT), context_len=20) as server:
+        async with SGLangPolicy(_config(server.url, breaker_window_s=0.0, breaker_min_failures=1)) as policy:
+            for _ in range(3):
+                with pytest.raises(PolicyRequestRejected, match="longer than the model's context length") as e:
+                    await policy.candidates(STATE, 2, theorem="t")   # the prompt alone is > 20 stand-in tokens
+                assert e.value.status == 400 and e.value.server_message.startswith("The input (")
+            stats = policy.provenance()["stats"]
+        assert server.counters.generate_requests == 3   # not retried
+    assert stats["http_4xx"] == {"400": 3} and stats["retries"] == 0 and stats["connection_errors"] == 0
+
+
+async def test_abort_is_a_failed_call_retried_then_skipped(server):
+    server.faults.abort_next = 1
+    async with SGLangPolicy(_config(server.url)) as policy:
+        assert len(await policy.candidates(STATE, 2, theorem="t")) == 2   # the retry was answered
+        server.faults.abort_next = 2
+        assert await policy.candidates(STATE, 2, theorem="t") == []
+        s = policy.stats
+    assert (s.aborts, s.retries, s.failed_requests, s.skipped_steps) == (3, 2, 1, 1)
+
+
+async def test_truncated_samples_never_become_candidates_and_tokens_are_counted():
+    long = "nlinarith [" + ", ".join(f"sq_nonneg (a - {i})" for i in range(40)) + "]"
+    with StandinSGLang(ScriptedCompleter({STATE: ["simp", long]})) as server:
+        async with SGLangPolicy(_config(server.url, max_new_tokens=16)) as policy:
+            cands = await policy.candidates(STATE, 2, theorem="t")
+            stats = policy.provenance()["stats"]
+    assert [c.tactic for c in cands] == ["simp"]
+    # "simp" + EOS = 2 tokens; the long one is cut at max_new_tokens = 16
+    assert (stats["truncated"], stats["completion_tokens"], stats["answered_requests"]) == (1, 18, 1)
+    assert stats["completion_tokens_per_candidate"] == 18.0 and stats["completion_tokens_per_request"] == 18.0
+
+
+async def test_breaker_raises_unavailable_exactly_when_it_trips(server):
+    policy = SGLangPolicy(_config(server.url, breaker_window_s=0.0, breaker_min_failures=4, n_mode="single"))
+    async with policy:
+        server.stop()
+        # 2 single requests x 2 attempts: the 4th refused connection trips it inside this call
+        with pytest.raises(PolicyUnavailable, match="circuit breaker open"):
+            await policy.candidates(STATE, 2, theorem="t")
+        assert policy.stats.connection_errors == 4

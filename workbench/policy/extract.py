@@ -72,8 +72,10 @@ def _fenced_body(lines: list[str]) -> list[str]:
         return lines
     first = fences[0]
     if any(line.strip() for line in lines[:first]):
-        # content before the first fence: the prompt left the fence open, this one closes it
-        return lines[:first]
+        if lines[first].strip() == "```":
+            # a bare fence after content: the prompt left the fence open (a pre-filled turn), this one closes it
+            return lines[:first]
+        # prose, then an opening ```lean4 fence (a chat answer): the code block is the proof
     end = fences[1] if len(fences) > 1 else len(lines)
     return lines[first + 1:end]
 
