@@ -42,6 +42,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--theorem-timeout", type=float, default=_D.theorem_timeout_s, metavar="S",
                    help="seconds per theorem (what it produced is kept)")
     p.add_argument("--server-url", metavar="URL", help="SGLang server (env SGLANG_URL); absent: offline retrieval policy")
+    p.add_argument("--prompt-format", default=_D.prompt_format, metavar="NAME|FILE",
+                   help="SGLang prompt: deepseek-prefill (pre-filled tactic turn, stops at ``` and blank line), "
+                        "deepseek-chat (whole-proof answers), or a template file (.txt, or .json with stop strings)")
+    p.add_argument("--server-wait", type=float, default=_D.server_wait_s, metavar="S",
+                   help="seconds to wait for SGLang to finish loading (/health 503) before giving up")
     p.add_argument("--encode-url", metavar="URL", help="encoding sidecar (env ENCODE_URL): encode mined states afterwards")
     p.add_argument("--lean", choices=("pantograph", "simulated", "auto"), default=_D.lean,
                    help="'simulated': the Lean simulator, for dry runs (labels are not Lean's); "

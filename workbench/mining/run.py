@@ -79,6 +79,8 @@ class MineSettings:
     tactic_timeout_s: float = 30.0
     theorem_timeout_s: float = 120.0
     server_url: str | None = None  # SGLang; None = the offline retrieval policy
+    prompt_format: str = "deepseek-prefill"  # SGLang prompt: deepseek-prefill | deepseek-chat | a template file
+    server_wait_s: float = 600.0  # wait this long for SGLang to finish loading (/health 503)
     encode_url: str | None = None  # encoding sidecar: encode the mined states afterwards
     lean: str = "pantograph"  # pantograph | simulated | auto (simulated when no Pantograph command)
     mode: str = "new"  # new | resume | overwrite
@@ -175,10 +177,12 @@ def lean_config(settings: MineSettings) -> "Any":
 @contextlib.asynccontextmanager
 async def open_policy(settings: MineSettings, theorems: Sequence[Theorem]) -> AsyncIterator[Any]:
     if settings.server_url:
+        from workbench.policy.prompt import prompt_format
         from workbench.policy.sglang import SGLangConfig, SGLangPolicy
 
         config = SGLangConfig(url=settings.server_url, temperature=settings.temperature,
-                              max_concurrency=max(4, settings.theorems_in_flight))
+                              max_concurrency=max(4, settings.theorems_in_flight),
+                              prompt=prompt_format(settings.prompt_format), startup_wait_s=settings.server_wait_s)
         async with SGLangPolicy(config) as policy:
             yield policy
     else:
@@ -406,6 +410,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 generation_wait_fraction=round(totals["generation_wait_s"] / totals["walk_s"], 4) if totals["walk_s"] else None,
                 lean_restarts=stats.restarts_by_cause,
                 interrupted=interrupted,
+                policy=policy.provenance().get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
                                 provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters")},

@@ -124,6 +124,14 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"{gt['rescued_by_open_retry']} steps rescued by `open ... in`",
         f"start state (copyFrom + intro vs the trace's first state): {gt['start']}; step 0: {gt['step0_outcome']}",
         f"theorems with negatives deeper than 2: {s['theorems_with_negatives_deeper_than_2']}",
+    ]
+    gen = (s.get("this_run") or {}).get("policy") or {}
+    if "completion_tokens" in gen:  # SGLang: what the prompt format costs per candidate
+        lines.append(f"generation (this run): {gen['completion_tokens']} tokens in {gen['answered_requests']} calls, "
+                     f"{gen['completion_tokens_per_candidate']} per candidate; {gen['truncated']} samples truncated "
+                     f"(dropped), {gen['aborts']} aborted calls, 4xx {gen['http_4xx']}, "
+                     f"{gen['skipped_steps']} steps skipped")
+    lines += [
         "depth | positives | negatives",
     ]
     lines += [f"{r['depth']:>5} | {r['positives']:>9} | {r['negatives']:>9}" for r in s["depth_table"]]
