@@ -2,6 +2,8 @@
 
 A command module exposes ``configure(parser)`` (add its arguments) and ``run(args) -> int``.
 Modules are imported only when their command runs, so ``workbench group`` never loads torch.
+Exit status: 2 for bad input, 3 for an environment failure (a few lines: what failed, what the
+server or process said, what to do; ``-v`` adds the traceback), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 COMMANDS = {
     "group": ("workbench.traces_cli", "group LeanDojo traces by theorem, split by theorem, write tactic pairs"),
@@ -45,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        from workbench.errors import EXIT_ENVIRONMENT, describe, format_problem
+
+        problem = describe(e)
+        if problem is None:
+            raise  # a bug: the whole traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(format_problem(problem, style="cli"), file=sys.stderr)
+        if not args.verbose:
+            print("(run with -v for the traceback)", file=sys.stderr)
+        return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

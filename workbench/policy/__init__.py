@@ -19,6 +19,7 @@ from workbench.policy.prompt import (
 )
 from workbench.policy.retrieval import RetrievalPolicy, TacticPair, pairs_from_theorems
 from workbench.policy.sglang import (
+    CircuitBreakerOpen,
     PolicyError,
     PolicyProtocolError,
     PolicyRequestRejected,
@@ -31,6 +32,7 @@ from workbench.policy.sglang import (
 __all__ = [
     "Candidate", "Completion", "Policy", "candidates_from_completions", "extract_first_tactic",
     "extract_tactics", "has_forbidden", "normalize_tactic", "tactic_name", "DEEPSEEK_CHAT", "DEEPSEEK_PREFILL",
-    "PROMPT_FORMATS", "RAW_CHAT", "PromptFormat", "build_prompt", "prompt_format", "RetrievalPolicy", "TacticPair", "pairs_from_theorems", "PolicyError",
-    "PolicyProtocolError", "PolicyRequestRejected", "PolicyStats", "PolicyUnavailable", "SGLangConfig", "SGLangPolicy",
+    "PROMPT_FORMATS", "RAW_CHAT", "PromptFormat", "build_prompt", "prompt_format", "RetrievalPolicy", "TacticPair",
+    "pairs_from_theorems", "CircuitBreakerOpen", "PolicyError", "PolicyProtocolError", "PolicyRequestRejected",
+    "PolicyStats", "PolicyUnavailable", "SGLangConfig", "SGLangPolicy",
 ]

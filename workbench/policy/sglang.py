@@ -48,6 +48,10 @@ class PolicyUnavailable(PolicyError):
     """The server cannot be used: it never became ready, or the circuit breaker tripped (stop the run)."""
 
 
+class CircuitBreakerOpen(PolicyUnavailable):
+    """Connections were refused for ``breaker_window_s``: the server is gone (raised from then on)."""
+
+
 class PolicyRequestRejected(PolicyError):
     """The server refused this one request with a 4xx (e.g. the prompt is longer than the context)."""
 
@@ -289,7 +293,7 @@ class SGLangPolicy:
     async def candidates(self, state_pp: str, n: int, *, theorem: str = "") -> list[Candidate]:
         """Up to ``n`` distinct candidates for ``state_pp`` (fewer after dedup/filtering; [] if the step failed)."""
         if self._tripped:
-            raise PolicyUnavailable(self._tripped)
+            raise CircuitBreakerOpen(self._tripped)
         self.stats.steps += 1
         prompt = self.config.prompt.build(state_pp)
         completions = await self._completions(prompt, n, theorem)
@@ -359,7 +363,7 @@ class SGLangPolicy:
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
         """The one HTTP chokepoint: classify faults, feed the circuit breaker."""
         if self._tripped:
-            raise PolicyUnavailable(self._tripped)
+            raise CircuitBreakerOpen(self._tripped)
         self.stats.requests += 1
         try:
             response = await self._client.post(path, json=payload)
@@ -402,4 +406,4 @@ class SGLangPolicy:
             self._tripped = (f"SGLang at {self.url} refused {self._refused_in_a_row} connections in a row over "
                              f"{span:.0f}s; circuit breaker open")
             logger.error("%s", self._tripped)
-            raise PolicyUnavailable(self._tripped)
+            raise CircuitBreakerOpen(self._tripped)
