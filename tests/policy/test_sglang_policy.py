@@ -160,7 +160,7 @@ async def test_4xx_fails_the_call_with_the_servers_message_and_never_trips_the_b
             for _ in range(3):
                 with pytest.raises(PolicyRequestRejected, match="longer than the model's context length") as e:
                     await policy.candidates(STATE, 2, theorem="t")   # the prompt alone is > 20 stand-in tokens
-                assert e.value.status == 400 and e.value.server_message.startswith("The input (")
+                assert e.value.status == 400 and e.value.server_message.startswith("The input (") and not e.value.retry_helps
             stats = policy.provenance()["stats"]
         assert server.counters.generate_requests == 3   # not retried
     assert stats["http_4xx"] == {"400": 3} and stats["retries"] == 0 and stats["connection_errors"] == 0

@@ -53,7 +53,12 @@ class CircuitBreakerOpen(PolicyUnavailable):
 
 
 class PolicyRequestRejected(PolicyError):
-    """The server refused this one request with a 4xx (e.g. the prompt is longer than the context)."""
+    """The server refused this one request with a 4xx (e.g. the prompt is longer than the context).
+
+    The same request gets the same answer: retrying the step, or redoing the theorem on resume, does not help.
+    """
+
+    retry_helps = False
 
     def __init__(self, message: str, *, status: int, server_message: str) -> None:
         super().__init__(message)
