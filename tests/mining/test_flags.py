@@ -45,7 +45,8 @@ def test_every_notebook_parameter_is_a_flag_and_defaults_agree():
     for name, value in nb.items():
         if name in ("output", "lean", "resume", "overwrite", "simulator_latency_scale", "progress"):
             continue  # the notebook's documented choices (offline by default, resumable, fast simulator)
-        field = {"tactic_timeout": "tactic_timeout_s", "theorem_timeout": "theorem_timeout_s"}.get(name, name)
+        field = {"tactic_timeout": "tactic_timeout_s", "theorem_timeout": "theorem_timeout_s",
+                 "server_wait": "server_wait_s"}.get(name, name)
         expected = tuple(value.split(",")) if name == "imports" else value
         assert getattr(defaults, field) == expected, name
 
