@@ -316,3 +316,19 @@ def test_policy_unavailable_propagates_and_transient_failures_mark_the_theorem_i
     line = result.status_line()
     assert line["incomplete"] is True and line["steps_without_candidates"] == 1
     assert run(THM, gt_script(), FakePolicy({}))[0].status_line()["incomplete"] is False
+
+
+def test_a_refused_generation_request_is_not_retried_and_does_not_mark_the_theorem_incomplete():
+    from workbench.policy.sglang import PolicyRequestRejected
+
+    class RefusingPolicy(FakePolicy):
+        calls = 0
+
+        async def candidates(self, state_pp, n, *, theorem):
+            RefusingPolicy.calls += 1
+            raise PolicyRequestRejected("400: prompt too long", status=400, server_message="too long")
+
+    result, _ = run(THM, gt_script(), RefusingPolicy({}))
+    assert RefusingPolicy.calls == result.steps_walked  # one call per step: the same request gets the same 4xx
+    assert result.counts["policy_rejected"] == RefusingPolicy.calls
+    assert result.status_line()["incomplete"] is False

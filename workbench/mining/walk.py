@@ -274,6 +274,12 @@ class _Walk:
                 except (asyncio.CancelledError, KeyboardInterrupt, PolicyUnavailable):
                     raise  # PolicyUnavailable: the server is down (breaker tripped); the run decides, not the walk
                 except Exception as e:  # noqa: BLE001 - any generation failure skips the step, logged
+                    if getattr(e, "retry_helps", True) is False:
+                        # The server refused this request (4xx, e.g. the state is too long for the context):
+                        # asking again gets the same answer, and nothing transient was lost.
+                        self.counts["policy_rejected"] += 1
+                        log.warning("%s: generation refused: %s", self.name, e)
+                        return []
                     self.counts["policy_errors"] += 1
                     log.warning("%s: generation failed (try %d): %s", self.name, attempt + 1, e)
             self.counts["steps_without_candidates"] += 1
