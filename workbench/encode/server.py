@@ -7,7 +7,7 @@
   from what they expect), the batching settings and the counters.
 
 Micro-batching: the texts of concurrent requests wait in one queue; a round starts ``linger_s`` after the
-first waiting text (or at once when ``token_budget`` tokens wait), takes every waiting text and runs them in
+first waiting text (or at once when ``max_batch`` texts or ``token_budget`` tokens wait), takes every waiting text and runs them in
 length-sorted batches planned by :func:`~workbench.encode.hf.plan_batches`, one forward at a time. A lone
 request is therefore batched exactly as in-process ``HFEncoder.encode`` batches it. One log line per forward.
 """
@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
+from pydantic import BaseModel
 
 from workbench.encode.hf import HFEncoder, plan_batches
 from workbench.encode.identity import EncodeError
@@ -62,6 +63,13 @@ class _Waiting:
     since: float = field(default_factory=time.perf_counter)
 
 
+class EncodeRequest(BaseModel):
+    """SPEC §2's /encode body (FastAPI answers 422 naming the field when it is not this)."""
+
+    text: str | list[str]
+    hidden_size: int | None = None
+
+
 class QueueFull(Exception):
     pass
 
@@ -91,8 +99,10 @@ class MicroBatcher:
         return np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, self.encoder.identity.dim),
                                                                                     dtype=np.float32)
 
-    def _waiting_tokens(self) -> int:
-        return sum(len(item.ids) for item in self._waiting)
+    def _forward_full(self) -> bool:
+        """Enough waiting to fill a forward: no point lingering longer."""
+        return (len(self._waiting) >= self.config.max_batch
+                or sum(len(item.ids) for item in self._waiting) >= self.config.token_budget)
 
     async def run(self) -> None:
         """The batching loop (a task for the server's lifetime)."""
@@ -102,7 +112,7 @@ class MicroBatcher:
             if not self._waiting:
                 continue
             deadline = self._waiting[0].since + self.config.linger_s
-            while self._waiting_tokens() < self.config.token_budget and (left := deadline - time.perf_counter()) > 0:
+            while not self._forward_full() and (left := deadline - time.perf_counter()) > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), timeout=left)
                 self._arrived.clear()
@@ -149,12 +159,6 @@ def create_app(encoder: HFEncoder, config: BatcherConfig = BatcherConfig()) -> A
     """The FastAPI app; the model loads and the batching loop starts in its lifespan."""
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, Response
-    from pydantic import BaseModel
-
-    class EncodeRequest(BaseModel):
-        text: str | list[str]
-        hidden_size: int | None = None
-
     batcher = MicroBatcher(encoder, config)
 
     @contextlib.asynccontextmanager
