@@ -170,8 +170,9 @@ class HFEncoder:
         self._local = Path(self._path).is_dir()
         self.device = resolve_device(self.config.device)
         self.compute_dtype = resolve_dtype(self.config.dtype, self.device)
-        if self.config.load_in_4bit and importlib.util.find_spec("bitsandbytes") is None:
-            raise EncodeError("4-bit loading needs bitsandbytes: pip install 'workbench[gpu]' "
+        missing = [p for p in ("bitsandbytes", "accelerate") if importlib.util.find_spec(p) is None]
+        if self.config.load_in_4bit and missing:
+            raise EncodeError(f"4-bit loading needs {' and '.join(missing)}: pip install 'workbench[gpu]' "
                               "(or pip install bitsandbytes accelerate)")
         try:
             model_config = AutoConfig.from_pretrained(self._path, **self._load_kwargs())
