@@ -1,11 +1,11 @@
 """States/s of the model-backed encoder in process vs through ``serve-encoder``, at several request sizes.
 
 Distinct ground-truth states of the traces (real LeanDojo sample when present, else the bundled sample)
-are wrapped in the DeepSeek-Prover template and encoded
+are wrapped in the DeepSeek-Prover template and encoded, for each of ``--batch-sizes``,
 
-1. in process: ``HFEncoder.encode_sync`` on chunks of ``--batch-sizes`` states (the baseline), then
+1. in process: ``HFEncoder.encode_sync`` on chunks of that many states (the baseline), then
 2. through the server (``workbench serve-encoder`` in its own process on a loopback port): a
-   ``SidecarEncoder`` sending requests of the same sizes with ``--concurrency`` in flight, so the
+   ``SidecarEncoder`` sending requests of that size with ``--concurrency`` in flight, so the
    server's micro-batcher can join them.
 
     .venv/bin/python bench/encode_hf.py                      # CPU: the bundled MiniLM, fp32
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -79,27 +78,21 @@ def server_process(args: argparse.Namespace) -> Iterator[str]:
         log_file.close()
 
 
-def in_process(texts: list[str], args: argparse.Namespace) -> tuple[list[dict], dict]:
-    """(states/s per batch size, the encoder's identity and token counts)."""
+def load_encoder(args: argparse.Namespace) -> HFEncoder:
     encoder = HFEncoder(HFEncoderConfig(model=args.model, device=args.device, dtype=args.dtype,
                                         load_in_4bit=args.load_in_4bit, max_length=args.max_length,
                                         max_batch=args.max_batch, token_budget=args.token_budget))
     encoder.load()
-    encoder.encode_sync(texts[:8])  # warm-up (allocator, kernels)
-    rows = []
-    for b in args.batch_sizes:
-        t0 = time.perf_counter()
-        for i in range(0, len(texts), b):
-            encoder.encode_sync(texts[i:i + b])
-        wall = time.perf_counter() - t0
-        rows.append({"batch_size": b, "in_process_states_per_s": round(len(texts) / wall, 1)})
-        log.info("in process, batch %d: %.1f states/s", b, len(texts) / wall)
-    result = {"identity": encoder.identity.to_dict(), "truncated": encoder.stats.truncated,
-              "mean_tokens": round(encoder.stats.tokens / max(encoder.stats.texts, 1), 1)}
-    asyncio.run(encoder.aclose())  # free the weights before the server loads its copy
-    del encoder
-    gc.collect()
-    return rows, result
+    encoder.encode_sync(["warm-up"] * 8)  # allocator, kernels
+    return encoder
+
+
+def in_process(encoder: HFEncoder, texts: list[str], batch_size: int) -> float:
+    """Seconds to encode ``texts`` in calls of ``batch_size``."""
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        encoder.encode_sync(texts[i:i + batch_size])
+    return time.perf_counter() - t0
 
 
 async def served(texts: list[str], url: str, dim: int, batch_size: int, args: argparse.Namespace) -> float:
@@ -118,7 +111,7 @@ def main() -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--load-in-4bit", action="store_true")
-    parser.add_argument("--states", type=int, default=None, help="distinct states (default 512 CPU, 4096 GPU)")
+    parser.add_argument("--states", type=int, default=None, help="distinct states (default 128 CPU, 4096 GPU)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--concurrency", type=int, default=4, help="client requests in flight to the server")
     parser.add_argument("--max-batch", type=int, default=64)
@@ -135,8 +128,9 @@ def main() -> int:
     args.model = args.model or (GPU_MODEL if args.gpu else "minilm")
     args.device = args.device or ("cuda" if args.gpu else "cpu")
     args.dtype = args.dtype or ("bf16" if args.gpu else "fp32")
-    args.states = args.states or (4096 if args.gpu else 512)
+    args.states = args.states or (4096 if args.gpu else 128)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     if args.threads:
         import torch
 
@@ -145,17 +139,25 @@ def main() -> int:
     source = Path(args.traces) if args.traces else (SHARED if (SHARED / "random").is_dir() else bundled_sample_path())
     states = list(dict.fromkeys(trace_states(source)))[: args.states]
     texts = [state_text(s, DEEPSEEK_PROVER_TEMPLATE) for s in states]
-    rows, meta = in_process(texts, args)
+    encoder = load_encoder(args)
+    rows = []
+    # Both run on the same machine at the same time of day: for each size, in process then served, so a
+    # shared machine's load drifts over both alike (a GPU needs room for two copies, or --load-in-4bit).
     with server_process(args) as url:
-        for row in rows:
-            wall = asyncio.run(served(texts, url, meta["identity"]["dim"], row["batch_size"], args))
-            row["served_states_per_s"] = round(len(texts) / wall, 1)
-            row["served_vs_in_process"] = round(row["served_states_per_s"] / row["in_process_states_per_s"], 2)
+        for b in args.batch_sizes:
+            local = in_process(encoder, texts, b)
+            wall = asyncio.run(served(texts, url, encoder.identity.dim, b, args))
+            row = {"batch_size": b, "in_process_states_per_s": round(len(texts) / local, 1),
+                   "served_states_per_s": round(len(texts) / wall, 1), "served_vs_in_process": round(local / wall, 2)}
+            rows.append(row)
             log.info("%s", row)
         info = httpx.get(f"{url}/info", timeout=10).json()
+    stats = encoder.stats
     result = {"source": str(source), "states": len(texts), "model": args.model, "device": args.device,
-              "dtype": args.dtype, "threads": args.threads, "concurrency": args.concurrency, **meta,
-              "server_stats": info["stats"], "server_oom_splits": info["encoder_stats"]["oom_splits"], "runs": rows}
+              "dtype": args.dtype, "threads": args.threads, "concurrency": args.concurrency,
+              "identity": encoder.identity.to_dict(), "mean_tokens": round(stats.tokens / max(stats.texts, 1), 1),
+              "in_process_padding": round(stats.padded_tokens / max(stats.tokens, 1), 2),
+              "server_stats": info["stats"], "server_encoder_stats": info["encoder_stats"], "runs": rows}
     print(json.dumps(result, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -186,3 +186,10 @@ def test_encode_command_with_hf_encoder(tmp_path, capsys, minilm_hf):
     assert run(parser.parse_args(["--trajectories", str(tmp_path / "traj"), "--cache", str(tmp_path / "cache"),
                                   "--encoder", "hf:minilm", "--device", "cpu", "--max-length", "64",
                                   "--no-progress"])) == 1
+
+
+def test_train_ebm_and_notebook_04_reach_hf_encoders_through_the_factory():
+    from workbench.ebm.pipeline import make_encoder as ebm_make_encoder
+
+    enc = ebm_make_encoder("hf:minilm", template=PLAIN_TEMPLATE)
+    assert isinstance(enc, HFEncoder) and enc.identity.template == PLAIN_TEMPLATE
