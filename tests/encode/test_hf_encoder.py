@@ -193,3 +193,9 @@ def test_train_ebm_and_notebook_04_reach_hf_encoders_through_the_factory():
 
     enc = ebm_make_encoder("hf:minilm", template=PLAIN_TEMPLATE)
     assert isinstance(enc, HFEncoder) and enc.identity.template == PLAIN_TEMPLATE
+
+
+def test_train_ebm_encodes_hf_models_in_the_prover_prompt_form():
+    from workbench.ebm.settings import EbmSettings
+
+    assert EbmSettings(encode="hf:deepseek-ai/DeepSeek-Prover-V2-7B").resolved_template() == "deepseek"
