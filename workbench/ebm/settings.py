@@ -38,7 +38,7 @@ class EbmSettings:
     trajectories: tuple[str, ...] = ()  # mined trajectory Parquet files/folders
     num_theorems: int | None = None  # sample this many theorems from `traces`
     embeddings: str | None = None  # embedding cache folder; None = <output>/embeddings
-    encode: str | None = "local"  # encode missing states: "local" (MiniLM), the sidecar URL, or None (cache only)
+    encode: str | None = "local"  # encode missing states: "local" (MiniLM), "hf:MODEL", the sidecar URL, or None
     template: str | None = None  # state-text template: "plain" / "deepseek"; None = by encoder (see module doc)
     eval_traces: tuple[str, ...] = ()  # after training, evaluate on these LeanDojo files -> eval_<stem>.json
     # -- model ---------------------------------------------------------------------------------------
@@ -90,7 +90,8 @@ class EbmSettings:
         """The template name: explicit, else by encoder."""
         if self.template is not None:
             return self.template
-        return "deepseek" if self.encode and self.encode.startswith(("http://", "https://")) else "plain"
+        # the prover's own states (sidecar or hf:MODEL) are encoded in its prompt form, as `workbench encode` does
+        return "deepseek" if self.encode and self.encode.startswith(("http://", "https://", "hf:")) else "plain"
 
     def template_text(self) -> str:
         from workbench.encode import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
@@ -163,8 +164,9 @@ class EbmSettings:
         g.add_argument("--trajectories", nargs="+", default=[], metavar="PATH", help="trajectory Parquet files or folders")
         g.add_argument("--num-theorems", type=int, help="sample this many theorems from --traces")
         g.add_argument("--embeddings", help="embedding cache folder (default OUTPUT/embeddings)")
-        g.add_argument("--encode", default=d.encode, metavar="local|URL|none",
-                       help="encode missing states: 'local' (MiniLM), the sidecar URL, or 'none' (cache only)")
+        g.add_argument("--encode", default=d.encode, metavar="local|hf:MODEL|URL|none",
+                       help="encode missing states: 'local' (MiniLM), 'hf:MODEL' (a transformers model), the sidecar "
+                            "URL, or 'none' (cache only)")
         g.add_argument("--template", choices=["plain", "deepseek"], help="state-text template (default: plain for local, deepseek for the sidecar)")
         g.add_argument("--eval-traces", nargs="+", default=[], metavar="PATH",
                        help="after training, evaluate on these LeanDojo files; writes OUTPUT/eval_<stem>.json")

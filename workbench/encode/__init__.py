@@ -1,4 +1,4 @@
-"""State encoders (encoding sidecar client, local MiniLM) and the embedding cache."""
+"""State encoders (encoding sidecar client, local MiniLM, transformers models via encode.hf) and the embedding cache."""
 
 from workbench.encode.cache import (
     CacheIdentityError,
@@ -13,6 +13,7 @@ from workbench.encode.identity import (
     EncodeError,
     Encoder,
     EncoderIdentity,
+    EncoderMismatchError,
     EncoderProtocolError,
     EncoderUnavailable,
     InvalidEmbeddingError,
@@ -23,7 +24,7 @@ from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, DEFAULT_TEMPLATE, PL
 
 __all__ = [
     "CacheIdentityError", "EmbeddingTable", "EncodeReport", "cache_identity", "encode_states",
-    "export_embeddings", "read_embeddings", "EncodeError", "Encoder", "EncoderIdentity",
+    "export_embeddings", "read_embeddings", "EncodeError", "Encoder", "EncoderIdentity", "EncoderMismatchError",
     "EncoderProtocolError", "EncoderUnavailable", "InvalidEmbeddingError", "LocalEncoder",
     "SidecarEncoder", "DEEPSEEK_PROVER_TEMPLATE", "DEFAULT_TEMPLATE", "PLAIN_TEMPLATE", "state_text",
 ]

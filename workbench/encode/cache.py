@@ -260,6 +260,9 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
     cache_dir = Path(cache_path)
     if cache_dir.exists() and not cache_dir.is_dir():
         raise NotADirectoryError(f"{cache_dir}: encode_states writes a cache folder of parts, not a single file")
+    connect = getattr(encoder, "connect", None)
+    if connect is not None:  # a served encoder reports its identity (and may be refused) before anything runs
+        await connect()
     identity = encoder.identity
     existing = cache_identity(cache_dir)
     if existing is not None and existing != identity:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
 
 from workbench.encode.cache import EncodeReport, encode_states, export_embeddings
+from workbench.encode.hf_args import add_hf_arguments, hf_config
 from workbench.encode.identity import EncodeError, Encoder
 from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
 
@@ -24,8 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="embedding cache folder (created; only states not already in it are encoded)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--encode-url", metavar="URL", help="encoding sidecar base URL (POST /encode)")
-    source.add_argument("--encoder", choices=["minilm"], default=None,
-                        help="local encoder (default when no --encode-url): minilm = all-MiniLM-L6-v2 on CPU")
+    source.add_argument("--encoder", type=_encoder_spec, default=None, metavar="minilm|hf:MODEL",
+                        help="in-process encoder (default when no --encode-url): minilm = all-MiniLM-L6-v2 on CPU "
+                             "(sentence-transformers); hf:MODEL = a transformers model's mean-pooled last layer "
+                             "(hub name or folder; hf:minilm = the bundled MiniLM)")
     parser.add_argument("--hidden-size", type=int, default=4096, help="sidecar embedding width (default 4096)")
     parser.add_argument("--encoder-model", default=None,
                         help="model name recorded for the sidecar (default: sidecar:<url>)")
@@ -38,13 +42,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", type=Path, default=None, metavar="FILE",
                         help="also write the whole cache as one Parquet file (SPEC §3 layout)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_hf_arguments(parser)
+
+
+def _encoder_spec(text: str) -> str:
+    if text == "minilm" or (text.startswith("hf:") and len(text) > 3):
+        return text
+    raise argparse.ArgumentTypeError(f"expected minilm or hf:MODEL, got {text!r}")
 
 
 def make_encoder(args: argparse.Namespace) -> Encoder:
     from workbench.encode.factory import make_encoder as build
 
-    return build(args.encode_url or "local", template=TEMPLATES[args.template], hidden_size=args.hidden_size,
-                 model=args.encoder_model, batch_size=args.batch_size, concurrency=args.concurrency)
+    spec = args.encode_url or (args.encoder if args.encoder and args.encoder.startswith("hf:") else "local")
+    hf = dataclasses.asdict(hf_config(args, spec[3:])) if spec.startswith("hf:") else {}
+    hf.pop("model", None)
+    return build(spec, template=TEMPLATES[args.template], hidden_size=args.hidden_size,
+                 model=args.encoder_model, batch_size=args.batch_size, concurrency=args.concurrency, **hf)
 
 
 def load_states(paths: list[Path]) -> list[str]:

@@ -20,6 +20,11 @@ class EncoderIdentity:
     pooling: str      # e.g. "mean+l2norm" (MiniLM) or "mean" (sidecar last hidden layer)
     dtype: str        # dtype of the stored vectors, "float32"
     template: str     # the state_text template the encoded strings were built with
+    # Set by model-backed encoders (workbench.encode.hf); None elsewhere, so identities recorded before
+    # these fields existed still compare equal.
+    revision: str | None = None       # model commit / version the weights came from
+    compute_dtype: str | None = None  # dtype the forward ran in ("bfloat16", "nf4/bfloat16", ...)
+    max_length: int | None = None     # token limit; longer texts were truncated
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -37,8 +42,11 @@ class EncoderIdentity:
         missing = [f for f in fields if f not in obj]
         if missing:
             raise ValueError(f"encoder identity is missing field(s) {missing}: {obj!r}")
+        max_length = obj.get("max_length")
         return cls(model=str(obj["model"]), dim=int(obj["dim"]), pooling=str(obj["pooling"]),
-                   dtype=str(obj["dtype"]), template=str(obj["template"]))
+                   dtype=str(obj["dtype"]), template=str(obj["template"]),
+                   revision=_opt_str(obj.get("revision")), compute_dtype=_opt_str(obj.get("compute_dtype")),
+                   max_length=None if max_length is None else int(max_length))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
@@ -51,6 +59,10 @@ class EncoderIdentity:
         """Human-readable list of fields that differ (for refusal messages)."""
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @runtime_checkable
@@ -71,6 +83,10 @@ class EncoderProtocolError(EncodeError):
 
 class EncoderUnavailable(EncodeError):
     """The encoder could not be reached (connection refused, timeouts) after retries."""
+
+
+class EncoderMismatchError(EncodeError):
+    """The encoder (e.g. a server's /info) is not the one the caller expects; nothing was encoded."""
 
 
 class InvalidEmbeddingError(EncodeError):
