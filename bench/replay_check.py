@@ -4,7 +4,7 @@
 
 Runs the ground-truth-only walk (workbench.mining.replay_check) twice over the same traces and
 simulator: with the `intro` setup (this walk) and without it (the reference's walk from copyFrom's
-∀-root). The simulator's namespace mismatch (20 % of namespaced theorems by default) stays on, so
+∀-root). The simulator's namespace rule (LeanDojo's annotated references) stays on, so
 the split shows binder-context failures next to namespace ones.
 """
 
