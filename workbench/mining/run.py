@@ -91,6 +91,7 @@ class MineSettings:
     flush_every_theorems: int = 20
     progress: bool = True  # the live bar on a terminal; elsewhere a log line every progress_every_s
     progress_every_s: float = 30.0
+    ray_address: str | None = None  # mine on a Ray cluster: an address, "auto" or "local" (workbench.mining.ray_backend)
 
     def __post_init__(self) -> None:
         if isinstance(self.imports, str):
@@ -271,16 +272,45 @@ def progress_line(finished: int, total: int, elapsed_s: float, records: int, lea
             f"Lean busy {busy}, elapsed {dt.timedelta(seconds=round(elapsed_s))}")
 
 
+async def walk_one(theorem: Theorem, pool: Any, policy: Any, params: WalkParams, simulated: bool) -> TheoremResult:
+    """One theorem's walk; an unexpected error skips that theorem (here and on Ray actors alike)."""
+    try:
+        return await walk_theorem(theorem, pool, policy, params, simulated=simulated)
+    except Exception as e:  # noqa: BLE001 - a bug on one theorem must not end a 5000-theorem run
+        log.exception("%s: walk failed", theorem.full_name)
+        return TheoremResult(theorem.full_name, Status.SKIPPED, "internal_error", f"{type(e).__name__}: {e}",
+                             num_steps=len(theorem.steps))
+
+
 async def _worker(queue: Iterator[Theorem], pool: Any, policy: Any, params: WalkParams, simulated: bool,
                   on_result: Callable[[TheoremResult], None]) -> None:
     for theorem in queue:  # a shared iterator: every worker takes the next theorem when it is free
-        try:
-            result = await walk_theorem(theorem, pool, policy, params, simulated=simulated)
-        except Exception as e:  # noqa: BLE001 - a bug on one theorem must not end a 5000-theorem run
-            log.exception("%s: walk failed", theorem.full_name)
-            result = TheoremResult(theorem.full_name, Status.SKIPPED, "internal_error", f"{type(e).__name__}: {e}",
-                                   num_steps=len(theorem.steps))
-        on_result(result)
+        on_result(await walk_one(theorem, pool, policy, params, simulated))
+
+
+class LocalExecutor:
+    """Walks theorems on this machine: one LeanPool, one policy, ``theorems_in_flight`` workers.
+
+    The driver only needs what every executor offers (``mining.ray_backend.RayExecutor`` is the other):
+    ``lean_version``, ``policy_provenance``, ``describe()``, ``start(todo, on_result) -> tasks``, ``stats()``.
+    """
+
+    def __init__(self, pool: Any, policy: Any, settings: MineSettings) -> None:
+        self.pool, self.policy, self.settings = pool, policy, settings
+        self.lean_version = pool.version
+        self.policy_provenance = {"policy": type(policy).__name__} | policy.provenance()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "local", "lean_workers": self.settings.lean_workers,
+                "theorems_in_flight": self.settings.theorems_in_flight}
+
+    def start(self, todo: Sequence[Theorem], on_result: Callable[[TheoremResult], None]) -> list[asyncio.Task]:
+        queue, params = iter(todo), self.settings.walk_params()
+        return [asyncio.create_task(_worker(queue, self.pool, self.policy, params, self.settings.simulated, on_result))
+                for _ in range(min(self.settings.theorems_in_flight, max(1, len(todo))))]  # the concurrency bound
+
+    def stats(self) -> Any:
+        return self.pool.stats()
 
 
 def _select(settings: MineSettings, traces: TraceSet, done: set[str]) -> tuple[list[Theorem], int]:
@@ -297,6 +327,10 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
 
     output, export_to = split_output(settings.output)  # NAME.parquet: mine into NAME.parquet.run, then export
     config = lean_config(settings)  # fails fast, before any loading, when Lean is not configured
+    if settings.ray_address:
+        from workbench.mining.ray_backend import RayExecutor, require_ray
+
+        require_ray()  # fails fast with the install command
     if settings.mode == "new" and existing_output(output):
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
     # The offline retrieval policy indexes every usable theorem: load them once and sample from them;
@@ -332,25 +366,31 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     interrupted = False
     pool_stats = None
     async with contextlib.AsyncExitStack() as stack:
-        if policy is None:
-            policy = await stack.enter_async_context(open_policy(settings, index_theorems or []))
-        pool = await stack.enter_async_context(LeanPool(config))
-        policy_provenance = policy.provenance()
+        if settings.ray_address:  # one actor per Lean node, each with its own pool and policy
+            if policy is not None:
+                raise ValueError("an open policy cannot be shipped to Ray actors: leave policy=None with ray_address")
+            executor: Any = await stack.enter_async_context(RayExecutor(settings, index_theorems or []))
+        else:
+            if policy is None:
+                policy = await stack.enter_async_context(open_policy(settings, index_theorems or []))
+            executor = LocalExecutor(await stack.enter_async_context(LeanPool(config)), policy, settings)
+        policy_provenance = executor.policy_provenance
         provenance = {
-            "lean_backend": "simulator" if settings.simulated else pool.version,
-            "lean_version": pool.version,
+            "lean_backend": "simulator" if settings.simulated else executor.lean_version,
+            "lean_version": executor.lean_version,
             "lean_command": list(config.argv()),
+            "executor": executor.describe(),
             "simulated": settings.simulated,
             "policy": policy_provenance,
             "policy_model": (policy_provenance.get("model_info") or {}).get("model_path")
-            or policy_provenance.get("policy", type(policy).__name__),
+            or policy_provenance["policy"],
             "parameters": settings.as_dict(),
             "traces": traces.summary(),
             "workbench_version": __version__,
             "python": sys.version.split()[0],
             "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        identity = provenance["identity"] = run_identity(declared, pool.version, policy_provenance)
+        identity = provenance["identity"] = run_identity(declared, executor.lean_version, policy_provenance)
         sink = ResultSink(output, provenance, mode="overwrite" if settings.mode == "overwrite" else "resume",
                           simulated=settings.simulated, flush_every_theorems=settings.flush_every_theorems)
         if settings.mode == "resume":
@@ -359,7 +399,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             write_identity(output, identity)
         sink.write_json(RUN_CONFIG, provenance)
         progress = _Progress(len(todo), settings.progress, settings.simulated, settings.progress_every_s,
-                             busy=lambda: pool.stats().busy_fraction)
+                             busy=lambda: executor.stats().busy_fraction)
         t0 = time.monotonic()
         totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0, "walk_s": 0.0, "steps": 0}
 
@@ -375,10 +415,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             if keep_results:
                 results.append(result)
 
-        queue = iter(todo)
-        params = settings.walk_params()
-        workers = [asyncio.create_task(_worker(queue, pool, policy, params, settings.simulated, on_result))
-                   for _ in range(min(settings.theorems_in_flight, max(1, len(todo))))]  # the concurrency bound
+        workers = executor.start(todo, on_result)
         ticker = asyncio.create_task(progress.tick())
         try:
             finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s)
@@ -395,7 +432,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             wall = time.monotonic() - t0
             progress.close()
             sink.close()  # every finished theorem is sealed, also on Ctrl-C
-            stats = pool.stats()
+            stats = executor.stats()
             pool_stats = stats.as_dict()
             this_run.update(
                 wall_s=round(wall, 3),
