@@ -55,6 +55,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="simulator only: multiplies its real-Lean latencies (0 = instant; default 1)")
     p.add_argument("--progress-every", type=float, default=_D.progress_every_s, metavar="S",
                    help="seconds between progress log lines when stderr is not a terminal")
+    p.add_argument("--ray", dest="ray_address", metavar="ADDRESS|auto|local", default=None,
+                   help="mine on a Ray cluster: one actor per node started with --resources='{\"lean\": 1}' "
+                        "(--lean-workers and --concurrency are per node); 'local' starts Ray on this machine")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     mode.add_argument("--overwrite", action="store_true", help="delete what --output holds first")
@@ -72,6 +75,13 @@ def run(args: argparse.Namespace) -> int:
         result = mine(settings)
     except (LeanNotConfigured, FileExistsError) as e:
         print(f"error: {e}" if isinstance(e, FileExistsError) else str(e), file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from workbench.mining.ray_backend import NoLeanActors, RayNotInstalled
+
+        if not isinstance(e, (RayNotInstalled, NoLeanActors)):
+            raise
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(result.text)
     print(f"output: {result.output} (summary.json, theorems.jsonl, attempts/)")
