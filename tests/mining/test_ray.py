@@ -160,16 +160,32 @@ def test_a_walk_error_ends_the_run_instead_of_waiting_forever():
 # --- a local multi-node cluster mining the real sample through the simulator ------------------------
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A head without the ``lean`` resource (the driver's node) plus NODES nodes declaring ``lean: 1``."""
-    ray = pytest.importorskip("ray")
+def start_cluster(nodes: int, attempts: int = 3):
+    """``nodes`` raylets on this machine, each declaring ``lean: 1`` (the head, where the driver connects, too).
+
+    Ray gives a raylet a fixed 30 s to register (ray/_private/node.py, ``raylet_start_wait_time_s``);
+    on a loaded 2-core machine that can pass, so a cluster that failed to start is started again.
+    """
     from ray.cluster_utils import Cluster
 
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    for _ in range(NODES):
-        c.add_node(num_cpus=1, resources={"lean": 1})
-    c.wait_for_nodes()
+    for attempt in range(attempts):
+        c = Cluster()
+        try:
+            for _ in range(nodes):
+                c.add_node(num_cpus=1, resources={"lean": 1}, include_dashboard=False)
+            c.wait_for_nodes()
+            return c
+        except Exception:
+            c.shutdown()
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray")
+    c = start_cluster(NODES)
     ray.init(address=c.address)
     try:
         yield c

@@ -37,6 +37,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -234,9 +235,11 @@ class RayExecutor:
 
     async def __aenter__(self) -> "RayExecutor":
         self._ray = require_ray()
+        t0 = time.monotonic()
         self._connect()
         try:
             await self._start_actors()
+            log.info("Ray actors ready after %.1f s", time.monotonic() - t0)
         except BaseException:
             await self._stop()
             raise
@@ -303,6 +306,7 @@ class RayExecutor:
                  self.settings.theorems_in_flight)
 
     async def _stop(self) -> None:
+        t0 = time.monotonic()
         alive = [a for a in self.actors if a.alive]
         try:  # let each node close its Lean processes; a node that does not answer is killed anyway
             closes = [asyncio.ensure_future(_await_ref(a.handle.close.remote())) for a in alive]
@@ -316,6 +320,7 @@ class RayExecutor:
             if self._owns_connection:
                 self._ray.shutdown()
                 self._owns_connection = False
+            log.info("Ray actors stopped after %.1f s", time.monotonic() - t0)
 
     def _kill(self, actor: _Actor) -> None:
         with contextlib.suppress(Exception):
