@@ -86,6 +86,8 @@ async def one_config(name: str, nodes: int, args: argparse.Namespace, url: str, 
         "theorems_per_hour": r["theorems_per_hour"],
         "theorems_per_hour_at_scale_1": round(r["theorems_per_hour"] * args.scale, 1),
         "tactics_per_s": r["tactics_per_s"],
+        "steps_per_theorem": round(r["steps"] / max(1, r["theorems"]), 2),  # one generation call each
+        "tactics_per_theorem": round(r["tactics"] / max(1, r["theorems"]), 1),
         "lean_busy_fraction": r["lean_busy_fraction"],
         "driver_cpu_share": round(cpu_s / wall, 3),
         "driver_cpu_ms_per_theorem": round(cpu_s / max(1, r["theorems"]) * 1000, 1),
