@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 import tempfile
 import time
@@ -61,6 +62,14 @@ class _MiningClock:
 
     def read(self) -> tuple[float, float]:
         return time.process_time() - self.cpu0, time.monotonic() - self.wall0
+
+
+def _free_port() -> int:
+    """A port for a node's metrics agent: given one, the raylet does not wait for the agent to report
+    a random port (which on a loaded machine can take longer than ray 2.60.0's raylet waits)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def one_config(name: str, nodes: int, args: argparse.Namespace, url: str, traces: Path, out: Path,
@@ -106,11 +115,12 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-mine-ray-") as tmp:
             rows = [await one_config("single-machine", 1, args, url, traces, Path(tmp), clock, None)]
-            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+            cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                                    "metrics_agent_port": _free_port()})
             ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
             for n in args.nodes:
                 while len(cluster.worker_nodes) < n:
-                    cluster.add_node(num_cpus=1, resources={ray_backend.RESOURCE: 1})
+                    cluster.add_node(num_cpus=1, resources={ray_backend.RESOURCE: 1}, metrics_agent_port=_free_port())
                 cluster.wait_for_nodes()
                 rows.append(await one_config(f"ray-{n}", n, args, url, traces, Path(tmp), clock, cluster.address))
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -160,11 +161,21 @@ def test_a_walk_error_ends_the_run_instead_of_waiting_forever():
 # --- a local multi-node cluster mining the real sample through the simulator ------------------------
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_cluster(nodes: int, attempts: int = 3):
     """``nodes`` raylets on this machine, each declaring ``lean: 1`` (the head, where the driver connects, too).
 
-    Ray gives a raylet a fixed 30 s to register (ray/_private/node.py, ``raylet_start_wait_time_s``);
-    on a loaded 2-core machine that can pass, so a cluster that failed to start is started again.
+    Without a given port, a node's metrics agent binds a random one and reports it through a file
+    the raylet waits for (Ray docs, "Port Service Discovery": bind-then-report); on a loaded 2-core
+    machine the agent can start later than the raylet waits (ray 2.60.0 aborts with "Timed out
+    waiting for file .../metrics_agent_port_*"), so each node is given its port. A node also has a
+    fixed 30 s to register (ray/_private/node.py, ``raylet_start_wait_time_s``): a cluster that
+    failed to start is started again.
     """
     from ray.cluster_utils import Cluster
 
@@ -172,7 +183,8 @@ def start_cluster(nodes: int, attempts: int = 3):
         c = Cluster()
         try:
             for _ in range(nodes):
-                c.add_node(num_cpus=1, resources={"lean": 1}, include_dashboard=False)
+                c.add_node(num_cpus=1, resources={"lean": 1}, include_dashboard=False,
+                           metrics_agent_port=_free_port())
             c.wait_for_nodes()
             return c
         except Exception:
