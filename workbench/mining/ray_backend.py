@@ -228,6 +228,7 @@ class RayExecutor:
         self.lean_version = ""
         self.policy_provenance: dict[str, Any] = {}
         self.requeued = self.duplicates = 0
+        self._last_lost: _Actor | None = None  # its places raise NoLeanActors when no actor is left
         self._owns_connection = False
         self._ray: Any = None
 
@@ -385,8 +386,6 @@ class RayExecutor:
         log.warning("Ray actor on %s lost (%s): its %d unfinished theorems go back to the queue; %d actors left",
                     actor.info.get("hostname", actor.node_id[:12]), _reason(error), len(actor.in_flight), alive)
         queue.wake()  # this actor's idle places stop waiting
-
-    _last_lost: _Actor | None = None
 
     def stats(self) -> ClusterStats:
         nodes = [{"hostname": a.info.get("hostname"), "node_id": a.node_id, "alive": a.alive,
