@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from mine import SHARED_VAL, start_standin  # noqa: E402  (bench/mine.py: the same stand-in SGLang set-up)
+from mine import SHARED_VAL, Standin  # noqa: E402  (bench/mine.py: the same stand-in SGLang set-up)
 
 from workbench.mining import ray_backend, run  # noqa: E402
 from workbench.mining.run import MineSettings, mine_async  # noqa: E402
@@ -110,7 +110,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     traces = Path(args.traces) if args.traces else (SHARED_VAL if SHARED_VAL.exists() else bundled_sample_path())
     clock = _MiningClock()
-    proc, url = start_standin(args.generation_s * args.scale, traces)
+    server = Standin(args.generation_s * args.scale, None, traces)  # no capacity cap: nodes are what is measured
+    url = server.url
     cluster = None
     try:
         with tempfile.TemporaryDirectory(prefix="bench-mine-ray-") as tmp:
@@ -124,8 +125,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 cluster.wait_for_nodes()
                 rows.append(await one_config(f"ray-{n}", n, args, url, traces, Path(tmp), clock, cluster.address))
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.close()
         if cluster is not None:
             ray.shutdown()
             cluster.shutdown()
