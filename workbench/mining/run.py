@@ -298,7 +298,11 @@ class LocalExecutor:
     def __init__(self, pool: Any, policy: Any, settings: MineSettings) -> None:
         self.pool, self.policy, self.settings = pool, policy, settings
         self.lean_version = pool.version
-        self.policy_provenance = {"policy": type(policy).__name__} | policy.provenance()
+
+    @property
+    def policy_provenance(self) -> dict[str, Any]:
+        """The policy's provenance now (its counters move during the run)."""
+        return {"policy": type(self.policy).__name__} | self.policy.provenance()
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "local", "lean_workers": self.settings.lean_workers,
