@@ -451,7 +451,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 generation_wait_fraction=round(totals["generation_wait_s"] / totals["walk_s"], 4) if totals["walk_s"] else None,
                 lean_restarts=stats.restarts_by_cause,
                 interrupted=interrupted,
-                policy=policy.provenance().get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
+                policy=executor.policy_provenance.get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
                                 provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters")},
