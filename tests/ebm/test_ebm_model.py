@@ -90,3 +90,13 @@ def test_input_standardization_uses_buffers_not_parameters():
     assert {"input_mean", "input_std"} <= set(model.state_dict())
     z = (x - x.mean(0)) / x.std(0, unbiased=False)
     torch.testing.assert_close(model(x), raw(z))
+
+
+def test_report_banner_never_calls_the_hand_written_sample_real():
+    from workbench.ebm.plots import simulated_banner
+    from workbench.traces import bundled_sample_path
+
+    assert "bundled sample" in simulated_banner(False, str(bundled_sample_path()))
+    assert "real" not in simulated_banner(False, str(bundled_sample_path())).split("Not simulated")[0]
+    assert "test.json" in simulated_banner(False, "/data/random/test.json")
+    assert "SIMULATED" in simulated_banner(True, str(bundled_sample_path()))
