@@ -23,6 +23,7 @@ FLAGS: dict[str, str | None] = {
     "theorem_timeout": "theorem_timeout_s", "server_url": "server_url", "encode_url": "encode_url",
     "lean": "lean", "resume": None, "overwrite": None, "simulator_latency_scale": None, "progress": "progress",
     "progress_every": "progress_every_s", "prompt_format": "prompt_format", "server_wait": "server_wait_s",
+    "retry_infra": "retry_infra", "retry_incomplete": "retry_incomplete", "strict": "strict",
 }
 
 
