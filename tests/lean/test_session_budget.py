@@ -24,9 +24,10 @@ async def test_rebinding_after_another_theorems_crash_runs_inside_the_pause(sim_
     async with LeanPool(sim_config(workers=1)) as pool:
         async with pool.theorem(a_thm.full_name) as a, pool.theorem(b_thm.full_name) as b:
             b.pause_budget = pause
-            b_node = (await b.tactic(await b.start(), b_thm.steps[0].tactic)).node
+            b_root = await b.start()
+            await b.tactic(b_root, "simp")
             assert pauses == [], "the first start and ordinary tactics are the theorem's own work"
             with pytest.raises(LeanProcessDied):
                 await a.tactic(await a.start(), "__sim_crash__")
-            await b.tactic(b_node, b_thm.steps[1].tactic)  # b re-pins and replays its path first
-            assert pauses == ["enter", "exit"] and b.replays == 1 and b.infra_wait_s > 0
+            await b.tactic(b_root, "simp")  # b re-pins (restart wait, root again) first
+            assert pauses == ["enter", "exit"] and b.infra_wait_s > 0

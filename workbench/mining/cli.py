@@ -13,7 +13,6 @@ import sys
 
 from workbench.mining.export import split_output
 from workbench.mining.flags import describe_plan, format_plan
-from workbench.lean.errors import LeanStartError
 from workbench.mining.run import LeanNotConfigured, MineSettings, RunStopped, mine
 
 log = logging.getLogger(__name__)
@@ -80,10 +79,6 @@ def run(args: argparse.Namespace) -> int:
         result = mine(settings)
     except (LeanNotConfigured, FileExistsError) as e:
         print(f"error: {e}" if isinstance(e, FileExistsError) else str(e), file=sys.stderr)
-        return 2
-    except LeanStartError as e:
-        print(f"error: the Lean REPL did not start: {e}\nCheck --pantograph-cmd (or PANTOGRAPH_REPL): run it by hand "
-              "in your Mathlib project; it must print 'ready.' within the start timeout.", file=sys.stderr)
         return 2
     except RunStopped as e:
         print(e.result.text)
