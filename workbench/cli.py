@@ -9,6 +9,7 @@ server or process said, what to do; ``-v`` adds the traceback), 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -46,11 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every finished result is on disk; re-run with --resume to continue", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
         from workbench.errors import EXIT_ENVIRONMENT, describe, format_problem
+
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            print(f"error: disk full writing {e.filename or 'the output'}: free space, then re-run with --resume "
+                  "(everything finished before is kept)", file=sys.stderr)
+            return 2
 
         problem = describe(e)
         if problem is None:

@@ -66,6 +66,7 @@ class TraceSet:
     bad_records: int = 0  # malformed lines/entries skipped (only with skip_bad=True)
     not_sampled: int = 0  # usable theorems left out by num_theorems
     source: str = ""
+    bad_examples: list[str] = field(default_factory=list)  # the first few skipped entries' reasons
 
     @property
     def num_steps(self) -> int:
@@ -78,6 +79,7 @@ class TraceSet:
             "steps": self.num_steps,
             "dropped": dict(self.dropped),
             "bad_records": self.bad_records,
+            "bad_examples": list(self.bad_examples),
             "not_sampled": self.not_sampled,
         }
 
@@ -154,6 +156,26 @@ def _leandojo_entry(entry: Any, where: str) -> _RawTheorem:
     return _RawTheorem(name, steps, entry.get("file_path"), statement if isinstance(statement, str) else None)
 
 
+MAX_BAD_EXAMPLES = 5  # skipped entries whose reasons are kept (file, entry/line, field)
+
+
+class _BadRecords(Counter):
+    """The skipped-entry counter, plus the first few reasons (for the run summary)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.examples: list[str] = []
+
+
+def _note_bad(bad: Counter | None, error: Exception) -> None:
+    if bad is None:
+        return
+    bad["bad_records"] += 1
+    examples = getattr(bad, "examples", None)
+    if examples is not None and len(examples) < MAX_BAD_EXAMPLES:
+        examples.append(str(error))
+
+
 def iter_leandojo_file(path: Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[_RawTheorem]:
     """Stream the theorem entries of one LeanDojo Benchmark 4 JSON file."""
     _check_top_level(path, "[")
@@ -163,11 +185,10 @@ def iter_leandojo_file(path: Path, *, skip_bad: bool = False, bad: Counter | Non
             for index, entry in enumerate(ijson.items(f, "item", use_float=True)):
                 try:
                     yield _leandojo_entry(entry, f"{path}: entry {index}")
-                except TraceError:
+                except TraceError as e:
                     if not skip_bad:
                         raise
-                    if bad is not None:
-                        bad["bad_records"] += 1
+                    _note_bad(bad, e)
         except ijson.JSONError as e:
             raise TraceError(f"{path}: malformed JSON after entry {index}: {e}") from e
 
@@ -175,12 +196,17 @@ def iter_leandojo_file(path: Path, *, skip_bad: bool = False, bad: Counter | Non
 def iter_tactic_pairs(path: Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[dict]:
     """Stream validated tactic-pair objects (``state``, ``tactic``, ``theorem``, ``depth``; extras kept)."""
     _check_top_level(path, "{")
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             where = f"{path}: line {lineno}"
             try:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise TraceError(f"{where}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                     "re-encode the file as UTF-8") from e
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
@@ -193,11 +219,10 @@ def iter_tactic_pairs(path: Path, *, skip_bad: bool = False, bad: Counter | None
                 depth = _require(obj, "depth", int, where)
                 if isinstance(depth, bool) or depth < 0:
                     raise TraceError(f"{where}: field 'depth' should be a non-negative integer, got {depth!r}")
-            except TraceError:
+            except TraceError as e:
                 if not skip_bad:
                     raise
-                if bad is not None:
-                    bad["bad_records"] += 1
+                _note_bad(bad, e)
                 continue
             yield obj
 
@@ -278,7 +303,7 @@ def load_traces(
 ) -> TraceSet:
     """Load, validate and group traces; sample ``num_theorems`` with ``seed`` (same seed, same sample)."""
     dropped: Counter[str] = Counter()
-    bad: Counter[str] = Counter()
+    bad = _BadRecords()
     seen: set[str] = set()
     theorems: list[Theorem] = []
     for raw in iter_raw_theorems(path, skip_bad=skip_bad, bad=bad):
@@ -291,7 +316,7 @@ def load_traces(
             dropped[reason] += 1
             continue
         theorems.append(_to_theorem(raw))
-    result = select_theorems(TraceSet(theorems, dict(dropped), bad["bad_records"], 0, str(path)),
+    result = select_theorems(TraceSet(theorems, dict(dropped), bad["bad_records"], 0, str(path), bad.examples),
                              min_steps=1, num_theorems=num_theorems, seed=seed)
     if result.not_sampled:
         del theorems
@@ -325,7 +350,7 @@ def select_theorems(traces: TraceSet, *, min_steps: int = 1, num_theorems: int |
         keep = sorted(random.Random(seed).sample(range(len(theorems)), num_theorems))
         not_sampled += len(theorems) - num_theorems
         theorems = [theorems[i] for i in keep]
-    return TraceSet(theorems, dropped, traces.bad_records, not_sampled, traces.source)
+    return TraceSet(theorems, dropped, traces.bad_records, not_sampled, traces.source, traces.bad_examples)
 
 
 def split_by_theorem(theorems: Sequence[Theorem], val_fraction: float, seed: int = 0) -> tuple[list[Theorem], list[Theorem]]:

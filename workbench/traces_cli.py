@@ -18,6 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--skip-bad", action="store_true", help="count and skip malformed entries instead of failing")
+    parser.add_argument("--overwrite", action="store_true", help="replace train.jsonl/val.jsonl/theorems.json already there")
 
 
 def group_and_split(traces: str | Path, output_dir: str | Path, *, min_steps: int = 1, num_theorems: int | None = None,
@@ -44,6 +45,10 @@ def group_and_split(traces: str | Path, output_dir: str | Path, *, min_steps: in
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.outputs import refuse_existing
+
+    refuse_existing(args.output_dir, ("train.jsonl", "val.jsonl", "theorems.json"), what="grouped traces",
+                    overwrite=args.overwrite)
     summary, _ = group_and_split(args.traces, args.output_dir, min_steps=args.min_steps, num_theorems=args.num_theorems,
                               seed=args.seed, val_fraction=args.val_fraction, skip_bad=args.skip_bad)
     print(json.dumps(summary, indent=1))

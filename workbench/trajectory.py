@@ -151,8 +151,12 @@ class TrajectoryWriter:
         manifest = self.path / MANIFEST
         if manifest.exists():
             listed = json.loads(manifest.read_text())["parts"]
-            names = {p.name for p in existing}
-            return [p for p in listed if p["file"] in names]
+            names = {p["file"] for p in listed}
+            for p in existing:
+                if p.name not in names:  # renamed by a flush killed before its manifest: never acknowledged
+                    p.unlink()
+            on_disk = {p.name for p in existing}
+            return [p for p in listed if p["file"] in on_disk]
         return [{"file": p.name, "rows": pq.ParquetFile(p).metadata.num_rows} for p in existing]
 
     def write(self, record: TrajectoryRecord) -> None:
@@ -199,6 +203,11 @@ class TrajectoryWriter:
 
 def _part_files(path: Path) -> list[Path]:
     if path.is_dir():
+        manifest = path / MANIFEST
+        if manifest.exists():
+            # The manifest is the commit: a part renamed into place by a flush that was killed before
+            # its manifest was written is not a result yet (workbench.mining.commit removes it on resume).
+            return [path / p["file"] for p in json.loads(manifest.read_text())["parts"]]
         parts = sorted(path.glob("part-*.parquet"))
         if not parts:
             parts = sorted(p for p in path.glob("*.parquet"))
@@ -216,7 +225,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     files = _part_files(path)
     if not files:
         return {}
-    raw = pq.read_schema(files[0]).metadata or {}
+    try:
+        raw = pq.read_schema(files[0]).metadata or {}
+    except Exception as e:  # noqa: BLE001 - name the file in whatever pyarrow raised
+        raise ValueError(f"{files[0]}: not a readable trajectory Parquet file ({e})") from e
     return json.loads(raw[METADATA_KEY]) if METADATA_KEY in raw else {}
 
 

@@ -148,3 +148,58 @@ def test_config_argv():
         LeanConfig(command=(), workers=1)
     with pytest.raises(ValueError):
         LeanConfig(command=("repl",), workers=0)
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for a reaper counts: it holds no memory and runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_a_hung_repl_dies_with_its_parent(sim_config, sig):
+    """Audit: a REPL hung when the workbench was killed stayed alive, reparented to init (PR_SET_PDEATHSIG)."""
+    import signal
+    import subprocess
+    import sys
+
+    cfg = sim_config()
+    code = (
+        "import asyncio, sys\n"
+        "from workbench.lean import LeanProcess, LeanConfig\n"
+        f"cfg = LeanConfig(command={tuple(cfg.command)!r}, workers=1, request_timeout_s=3600, start_timeout_s=20,"
+        " memory_limit_bytes=None)\n"
+        "async def main():\n"
+        "    proc = await LeanProcess.start(cfg)\n"
+        "    start = await proc.goal_start(copy_from='Nat.exists_gt_foo')\n"
+        "    hung = asyncio.ensure_future(proc.goal_tactic(start.state_id, '__sim_hang__'))\n"
+        "    await asyncio.sleep(0.2)\n"
+        "    print(proc.pid, flush=True)\n"
+        "    await hung\n"
+        "asyncio.run(main())\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        repl = int(parent.stdout.readline())
+        assert not _gone(repl)
+        parent.send_signal(getattr(signal, sig))
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while not _gone(repl) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the REPL is not our child: polling /proc is the only way to see it go
+        assert _gone(repl), f"REPL {repl} outlived its parent killed by {sig}"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+async def test_the_simulator_exits_when_its_stdin_closes(sim_config):
+    proc = await LeanProcess.start(sim_config())
+    pid = proc.pid
+    proc._proc.stdin.close()  # the parent went away: EOF, as Pantograph's REPL loop ends on it
+    assert await asyncio.wait_for(proc._proc.wait(), 10) == 0
+    await proc.close()
+    assert _gone(pid)

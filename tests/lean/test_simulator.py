@@ -83,6 +83,8 @@ def test_small_rules():
     assert split_open_prefix("open Nat Nat.Prime in\n  simp\n  ring") == (("Nat", "Nat.Prime"), "simp ring")
     assert split_open_prefix("simp  [foo]") == ((), "simp [foo]")
     assert is_sorry("exact sorry") and is_sorry("admit") and not is_sorry("exact sorry_lemma")
+    # Pantograph's hasSorry is `parentExpr.hasSorry` (Repl.lean, goal.tactic): the axiom by name counts too.
+    assert is_sorry("exact sorryAx _ false") and is_sorry("exact Lean.sorryAx _ true") and not is_sorry("exact sorryAx_x")
     assert parse_problem("exact (foo") and parse_problem("exact ⟨a, b⟩") is None
     assert first_identifier("exact succ_le_of_lt h") == "succ_le_of_lt"
 
@@ -121,6 +123,8 @@ def test_sorry_parse_error_and_errors(theorems):
     sid, _ = start(s, "Nat.exists_gt_foo")
     r = tactic(s, sid, "sorry")
     assert r.outcome is P.TacticOutcome.REJECTED and r.has_sorry and r.goals == ()
+    r = tactic(s, sid, "exact sorryAx _ false")  # the audit's positive: Lean flags it like `sorry`
+    assert r.outcome is P.TacticOutcome.REJECTED and r.has_sorry
     assert tactic(s, sid, "exact (foo").outcome is P.TacticOutcome.PARSE_ERROR
     bad_state = s.handle("goal.tactic", {"stateId": 99, "tactic": "simp"})
     assert bad_state == {"error": "index", "desc": "Invalid state index 99"}

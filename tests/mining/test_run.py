@@ -243,6 +243,10 @@ def test_sglang_policy_through_the_stand_in_server(tmp_path):
     assert len(candidates) and (candidates.score_kind == "logprob").all() and (candidates.llm_log_prob < 0).all()
     assert read_metadata(out)["policy_model"] == STANDIN_MODEL
     assert result.summary["attempted"] == 3
+    # The policy's stats are recorded as the run ended (they were a zero snapshot taken at start).
+    for name in ("run_config.json", "runs-000.json"):
+        stats = json.loads((out / name).read_text())["policy"]["stats"]
+        assert stats["requests"] == server.counters.generate_requests > 0, name
 
 
 @pytest.mark.parametrize("with_sglang", [False, True])

@@ -112,6 +112,15 @@ def test_forbidden_words():
     assert usable_chain(["intro n", "sorry", "simp"]) == ["intro n"]
 
 
+def test_the_whole_sorry_family_is_filtered_before_lean():
+    """Audit: `exact sorryAx _ false` passed the filter and became a positive."""
+    for tactic in ("exact sorryAx _ false", "exact Lean.sorryAx _ false", "exact @sorryAx Nat true",
+                   "refine ⟨sorryAx _, ?_⟩", "exact _root_.sorryAx _ false"):
+        assert has_forbidden(tactic), tactic
+    assert not has_forbidden("exact sorryAx_lemma") and not has_forbidden("exact Foo.sorryAx")
+    assert usable_chain(["intro n", "exact sorryAx _ false"]) == ["intro n"]
+
+
 def test_normalisation_and_names():
     assert normalize_tactic("rw  [a,\n   b]\tat h") == "rw [a, b] at h"
     assert tactic_name("  rw [foo] at h") == "rw" and tactic_name("") == ""

@@ -8,6 +8,10 @@ A checkpoint directory holds
 
 An energy head only means something for the encoder and state-text template it was trained on, so
 scoring embeddings from any other encoder raises ``EncoderMismatchError``.
+
+A checkpoint is written whole into a temporary sibling folder and renamed into place (the previous one
+is moved aside first and deleted last; a kill in between is undone by the next reader), and all three
+files carry the same ``checkpoint_id``: a resume refuses pieces that do not belong together.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig
@@ -36,6 +43,31 @@ IDENTITY_FIELDS = ("model", "dim", "pooling", "dtype", "template")
 
 class EncoderMismatchError(ValueError):
     """Embeddings come from an encoder (or state-text template) the head was not trained on."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's pieces do not belong together, or it cannot continue with the requested model."""
+
+
+def _aside(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".old")
+
+
+def _staging(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".tmp")
+
+
+def recover(directory: str | Path) -> Path:
+    """Undo what a kill during :func:`save_checkpoint` left: the previous checkpoint if the new one never landed."""
+    directory = Path(directory)
+    aside, staging = _aside(directory), _staging(directory)
+    if not directory.exists() and aside.exists():
+        os.replace(aside, directory)  # killed between moving the old one aside and renaming the new one in
+    if aside.exists():
+        shutil.rmtree(aside)  # the new one landed; the old one was not yet deleted
+    if staging.exists():
+        shutil.rmtree(staging)  # a checkpoint never completed
+    return directory
 
 
 def identity_to_dict(identity: Any) -> dict[str, Any]:
@@ -84,12 +116,6 @@ class CheckpointMeta:
         return str(self.encoder_identity["template"])
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     directory: str | Path,
     model: EnergyHead,
@@ -102,18 +128,21 @@ def save_checkpoint(
     train_config: Mapping[str, Any] | None = None,
     training_state: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write (or overwrite) a checkpoint directory; each file is replaced atomically."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write (or replace) a checkpoint directory as a whole: readers see the old one or the new one."""
+    final = recover(directory)
+    directory = _staging(final)
+    directory.mkdir(parents=True)
+    checkpoint_id = uuid.uuid4().hex
     identity = identity_to_dict(encoder_identity)
     if int(identity["dim"]) != model.config.d_encoder:
         raise ValueError(
             f"encoder identity dim {identity['dim']} != model d_encoder {model.config.d_encoder}"
         )
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _write_atomic(directory / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    save_file(tensors, str(directory / WEIGHTS), metadata={"format": FORMAT, "checkpoint_id": checkpoint_id})
     config = {
         "format": FORMAT,
+        "checkpoint_id": checkpoint_id,
         "model": model.config.to_dict(),
         "encoder_identity": identity,
         "state_text_template": identity["template"],
@@ -124,14 +153,21 @@ def save_checkpoint(
         "train": dict(train_config) if train_config is not None else None,
         "num_parameters": model.num_parameters(),
     }
-    _write_atomic(directory / CONFIG, lambda p: p.write_text(json.dumps(config, indent=2, default=str) + "\n"))
+    (directory / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
     if training_state is not None:
-        _write_atomic(directory / TRAINING_STATE, lambda p: torch.save(dict(training_state), p))
-    return directory
+        torch.save({**training_state, "checkpoint_id": checkpoint_id}, directory / TRAINING_STATE)
+    for f in directory.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        os.replace(final, _aside(final))
+    os.replace(directory, final)
+    shutil.rmtree(_aside(final), ignore_errors=True)
+    return final
 
 
 def read_meta(directory: str | Path) -> CheckpointMeta:
-    path = Path(directory) / CONFIG
+    path = recover(directory) / CONFIG
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
@@ -155,18 +191,47 @@ def load_model(directory: str | Path) -> tuple[EnergyHead, CheckpointMeta]:
     """Rebuild the head in eval mode from a checkpoint directory."""
     meta = read_meta(directory)
     model = EnergyHead(meta.model)
-    state = load_file(str(Path(directory) / WEIGHTS))
-    model.load_state_dict(state, strict=True)
+    path = Path(directory) / WEIGHTS
+    state = load_file(str(path))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointMismatchError(f"{path}: weights do not fit the model described in {CONFIG} ({e})") from e
     model.eval()
     return model, meta
 
 
 def load_training_state(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / TRAINING_STATE
+    """The optimiser/sampler/RNG state, checked to belong to the same save as the weights and config."""
+    directory = recover(directory)
+    path = directory / TRAINING_STATE
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: this checkpoint cannot be resumed (weights only)")
     # our own file: optimiser tensors plus numpy RNG state (plain Python objects)
-    return torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    ids = {"config.json": json.loads((directory / CONFIG).read_text()).get("checkpoint_id"),
+           "training_state.pt": state.pop("checkpoint_id", None)}
+    with safe_open(str(directory / WEIGHTS), framework="pt") as st:
+        ids["model.safetensors"] = (st.metadata() or {}).get("checkpoint_id")
+    if len(set(ids.values())) > 1:
+        raise CheckpointMismatchError(
+            f"{directory}: its files come from different saves ({ids}); a copy or an interrupted write mixed "
+            "them. Resume from another checkpoint (e.g. best/) or start a new --output")
+    return state
+
+
+def check_resumable(meta: CheckpointMeta, identity: Any, *, where: str | Path) -> None:
+    """Refuse to continue a run on embeddings from another encoder (width, model, template...), naming what differs.
+
+    (The architecture is the checkpoint's on resume: train() keeps it and warns about differing flags.)
+    """
+    got = identity_to_dict(identity)
+    diffs = [f"{'encoder width' if k == 'dim' else k}: checkpoint {meta.encoder_identity.get(k)!r}, "
+             f"these embeddings {got.get(k)!r}" for k in IDENTITY_FIELDS if meta.encoder_identity.get(k) != got.get(k)]
+    if diffs:
+        raise CheckpointMismatchError(
+            f"cannot --resume {where}: it was trained on another encoder ({'; '.join(diffs)}). Resume with the "
+            "embeddings it was trained on, or train into a new --output")
 
 
 class EnergyScorer:

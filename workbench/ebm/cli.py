@@ -22,13 +22,19 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     EbmSettings.add_flags(parser)
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last (architecture from the checkpoint)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from OUTPUT/last (architecture from the checkpoint)")
+    again.add_argument("--overwrite", action="store_true", help="replace a finished run already in OUTPUT")
 
 
 def run(args: argparse.Namespace) -> int:
     from workbench.ebm.pipeline import load_inputs, prepare_from_settings, train_from_settings
 
+    from workbench.outputs import refuse_existing
+
     settings = EbmSettings.from_flags(args)
+    refuse_existing(settings.output, ("last", "best", "summary.json"), what="a train-ebm run",
+                    overwrite=args.overwrite, resume=args.resume)
     if args.resume:
         settings = settings.pinned_to_checkpoint()
     if not settings.traces and not settings.trajectories:

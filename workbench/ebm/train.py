@@ -90,7 +90,11 @@ def as_tensor(embeddings: np.ndarray) -> torch.Tensor:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available here (torch.cuda.is_available() is False); "
+                         "use --device cpu or --device auto")
+    return device
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -178,8 +182,9 @@ def train(
     resuming = resume and (out / "last" / "training_state.pt").exists()
     if resuming:
         # the architecture is the checkpoint's, whatever the flags say now: the weights only fit it
-        from workbench.ebm.checkpoint import read_meta
+        from workbench.ebm.checkpoint import check_resumable, read_meta
 
+        check_resumable(read_meta(out / "last"), encoder_identity, where=out / "last")  # before any width error
         pinned = read_meta(out / "last").model
         if pinned != model_config:
             changed = {k: (v, getattr(model_config, k)) for k, v in pinned.to_dict().items() if v != model_config.to_dict()[k]}

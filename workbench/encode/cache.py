@@ -109,8 +109,16 @@ def _parts(path: Path) -> list[Path]:
     return []
 
 
+def _corrupt(path: Path, e: Exception) -> ValueError:
+    return ValueError(f"{path}: not a readable cache part ({type(e).__name__}: {e}); delete this file and re-run "
+                      "encode: only the states it held are encoded again")
+
+
 def _part_identity(path: Path, *, allow_unknown: bool) -> EncoderIdentity | None:
-    meta = pq.read_schema(path).metadata or {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as e:
+        raise _corrupt(path, e) from e
     raw = meta.get(IDENTITY_KEY)
     if raw is None:
         if allow_unknown:
@@ -139,7 +147,10 @@ def cache_identity(path: str | os.PathLike[str]) -> EncoderIdentity | None:
 
 
 def _read_part(path: Path) -> tuple[list[str], np.ndarray]:
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise _corrupt(path, e) from e
     names = table.column_names
     if names[:2] != ["state_pp", "embedding"]:
         raise ValueError(f"{path}: expected columns ['state_pp', 'embedding', ...], found {names}")
@@ -193,7 +204,10 @@ def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: boo
 def _cached_states(path: Path) -> set[str]:
     out: set[str] = set()
     for p in _parts(path):
-        out.update(pq.read_table(p, columns=["state_pp"]).column(0).to_pylist())
+        try:
+            out.update(pq.read_table(p, columns=["state_pp"]).column(0).to_pylist())
+        except (pa.ArrowException, OSError) as e:
+            raise _corrupt(p, e) from e
     return out
 
 

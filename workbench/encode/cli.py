@@ -84,6 +84,9 @@ async def _run(args: argparse.Namespace) -> EncodeReport:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.export is not None and args.export.is_dir():  # checked before encoding, not after an hour of it
+        logger.error("--export %s is a folder; give a file name (e.g. %s)", args.export, args.export / "embeddings.parquet")
+        return 1
     try:
         report = asyncio.run(_run(args))
     except (EncodeError, ValueError, FileNotFoundError, NotADirectoryError) as e:

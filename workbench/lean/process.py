@@ -1,6 +1,7 @@
 """One Pantograph REPL process.
 
-Spawned in its own process group with an address-space cap (RLIMIT_AS) and stderr going to an
+Spawned in its own process group with an address-space cap (RLIMIT_AS), a parent-death signal (it is
+SIGKILLed when the workbench process dies, however it dies) and stderr going to an
 anonymous temporary file (never a pipe nobody reads). :meth:`LeanProcess.request` is the single I/O
 chokepoint: it writes one line and reads one line under a deadline. Anything other than a JSON object
 in time — timeout, EOF, broken pipe, a garbage line, or the caller cancelling while the reply is
@@ -11,10 +12,12 @@ raised; there is no attempt to resync.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import resource
 import signal
+import sys
 import tempfile
 import time
 from typing import IO, Any, Callable, Sequence, TypeVar
@@ -37,12 +40,34 @@ STREAM_LIMIT = 64 * 1024 * 1024  # one reply line may hold large goal lists
 T = TypeVar("T")
 
 
-def _limit_memory(limit: int | None) -> Callable[[], None] | None:
-    if limit is None:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up in the parent (a child between fork and exec should not dlopen)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
         return None
 
+
+_PRCTL = _libc_prctl()
+
+
+def _child_setup(limit: int | None) -> Callable[[], None]:
+    parent = os.getpid()
+
     def apply() -> None:  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if _PRCTL is not None:
+            # The REPL dies with the workbench process, even when that is SIGKILLed while the REPL is busy or
+            # hung (a Mathlib REPL holds up to 12 GB). Linux ties this to the spawning thread: the event loop's.
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
 
     return apply
 
@@ -82,7 +107,7 @@ class LeanProcess:
                 cwd=config.cwd,
                 env=_env(config),
                 start_new_session=True,  # own process group: kill the group, not just `lake`
-                preexec_fn=_limit_memory(config.memory_limit_bytes),
+                preexec_fn=_child_setup(config.memory_limit_bytes),
                 limit=STREAM_LIMIT,
             )
         except OSError as e:

@@ -8,7 +8,9 @@ function on the bound process (``StaleBinding`` when the process changed underne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Awaitable, Callable, TypeVar
 
 from workbench.lean.errors import LeanBackendError, LeanProcessDied, LeanReplayError, LeanStartError
@@ -68,6 +70,10 @@ class TheoremSession:
         self._bound: dict[tuple[Step, ...], int] = {}  # path -> state id on (slot, generation)
         self._created: list[int] = []  # state ids to delete on the current binding
         self.replays = 0  # rebinds that replayed a path
+        # Re-pinning after a process died (waiting for a restart, replaying the path) is not this theorem's
+        # work: the caller may pause its budget meanwhile (a context manager factory; see mining/walk.py).
+        self.infra_wait_s = 0.0
+        self.pause_budget: Callable[[], contextlib.AbstractContextManager[None]] | None = None
 
     async def __aenter__(self) -> "TheoremSession":
         return self
@@ -190,6 +196,16 @@ class TheoremSession:
     async def _bind(self, path: tuple[Step, ...], slot: Slot, gen: int) -> int:
         if path in self._bound:
             return self._bound[path]
+        if () not in self._goals:
+            return await self._bind_path(path, slot, gen)  # the first start: the theorem's own work
+        t0 = time.monotonic()
+        try:
+            with self.pause_budget() if self.pause_budget is not None else contextlib.nullcontext():
+                return await self._bind_path(path, slot, gen)
+        finally:
+            self.infra_wait_s += time.monotonic() - t0
+
+    async def _bind_path(self, path: tuple[Step, ...], slot: Slot, gen: int) -> int:
         if () not in self._bound:
             await self._bind_root(slot, gen)
         # Deepest already-bound prefix, then one goal.tactic per missing step.

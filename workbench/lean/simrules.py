@@ -129,7 +129,9 @@ def classify(u: float, rates: OutcomeRates) -> Outcome:
     return Outcome.COMPLETE
 
 
-_SORRY = re.compile(r"(?<![\w.'])(sorry|admit)(?![\w'])")
+# Pantograph flags hasSorry when the new proof term contains sorryAx (Repl.lean, `parentExpr.hasSorry`); `sorry`
+# and `admit` elaborate to it, and a tactic may name the axiom itself (`exact sorryAx _ false`).
+_SORRY = re.compile(r"(?<![\w.'])(?:_root_\.)?(?:Lean\.)?(sorry|admit|sorryAx)(?![\w'])")
 
 
 def is_sorry(tactic: str) -> bool:

@@ -13,7 +13,7 @@ import sys
 
 from workbench.mining.export import split_output
 from workbench.mining.flags import describe_plan, format_plan
-from workbench.mining.run import LeanNotConfigured, MineSettings, mine
+from workbench.mining.run import LeanNotConfigured, MineSettings, RunStopped, mine
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
     mode.add_argument("--overwrite", action="store_true", help="delete what --output holds first")
+    p.add_argument("--retry-infra", type=int, default=_D.retry_infra, metavar="N",
+                   help="with --resume: mine theorems ended by infrastructure (Lean crashes, restarts) again, "
+                        "at most N times each; never those ended by Lean's verdict")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first malformed trace entry (default: skip it, count it, name it in the summary)")
+    p.add_argument("--retry-incomplete", action="store_true",
+                   help="with --resume: also redo theorems marked incomplete (candidates lost to transient failures)")
 
 
 def settings_from_args(args: argparse.Namespace, env: dict[str, str] | os._Environ) -> MineSettings:
@@ -76,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     except (LeanNotConfigured, FileExistsError) as e:
         print(f"error: {e}" if isinstance(e, FileExistsError) else str(e), file=sys.stderr)
         return 2
+    except RunStopped as e:
+        print(e.result.text)
+        print(f"stopped: {e}", file=sys.stderr)
+        return 3
     except RuntimeError as e:
         from workbench.mining.ray_backend import NoLeanActors, RayNotInstalled
 

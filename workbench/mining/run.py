@@ -9,12 +9,14 @@ does, when a caller passes it a mapping.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import logging
 import shlex
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,16 +33,18 @@ from workbench.mining.output import (
     finished_theorems,
     manifest_metadata,
     read_status_lines,
+    retry_counts,
 )
 from workbench.mining.export import export_records, split_output
 from workbench.mining.identity import (check_resume, declared_identity, legacy_identity, read_identity,
                                        run_identity, write_identity)
+from workbench.policy.sglang import PolicyUnavailable
 from workbench.mining.summary import format_summary, summarize
 from workbench.mining.walk import Status, TheoremResult, WalkParams, walk_theorem
 from workbench.traces import Theorem, TraceSet, bundled_sample_path, load_traces, select_theorems
 
-__all__ = ["MineSettings", "MineResult", "LeanNotConfigured", "PANTOGRAPH_HELP", "mine_async", "mine",
-           "run_sync", "offline_demo_settings", "ensure_demo_output"]
+__all__ = ["MineSettings", "MineResult", "LeanNotConfigured", "RunStopped", "PANTOGRAPH_HELP", "mine_async", "mine",
+           "run_sync", "offline_demo_settings", "ensure_demo_output", "retry_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,30 @@ No Lean backend configured. Mining needs Pantograph (the Lean 4 REPL) or, for a 
 
 class LeanNotConfigured(ValueError):
     """Neither a Pantograph command nor the simulator was chosen."""
+
+
+class RunStopped(RuntimeError):
+    """The run stopped early (the policy server went away); finished theorems are sealed, --resume continues."""
+
+    def __init__(self, message: str, result: "MineResult") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+# Walks ended by infrastructure, not by Lean's verdict: --resume mines them again (up to retry_infra times).
+_INFRA_REASONS = {"start_infra_error", "gt_infra_error"}
+
+
+def retry_reason(line: Mapping[str, Any], *, retry_incomplete: bool) -> str | None:
+    """Why a finished theorem's result should be redone by --resume, or None (pure; one status line)."""
+    if line.get("reason") in _INFRA_REASONS:
+        return str(line["reason"])
+    infra_events = sum(v for k, v in line.get("counts", {}).items() if k.startswith("infra."))
+    if line.get("status") == "timed_out" and infra_events:
+        return "timed_out_during_infra_errors"
+    if retry_incomplete and line.get("incomplete"):
+        return "incomplete"
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,10 @@ class MineSettings:
     overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
     time_budget_s: float | None = None  # stop after this long: walks in flight are dropped (resume redoes them)
     flush_every_theorems: int = 20
+    seal_every_s: float = 2.0  # a finished theorem is on disk (sealed) at most this long after it ends
+    retry_infra: int = 2  # --resume mines a theorem ended by infrastructure again, at most this many times
+    retry_incomplete: bool = False  # --resume also redoes theorems that lost candidates to transient failures
+    strict: bool = False  # a malformed trace entry stops the run (default: skipped, counted, named in the summary)
     progress: bool = True  # the live bar on a terminal; elsewhere a log line every progress_every_s
     progress_every_s: float = 30.0
     ray_address: str | None = None  # mine on a Ray cluster: an address, "auto" or "local" (workbench.mining.ray_backend)
@@ -105,6 +137,10 @@ class MineSettings:
         for name in ("candidates_per_step", "lean_workers", "min_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_theorems is not None and self.num_theorems < 1:
+            raise ValueError(f"num_theorems must be >= 1 (or None for all), got {self.num_theorems}")
+        if self.retry_infra < 0 or self.seal_every_s < 0:
+            raise ValueError("retry_infra and seal_every_s must be >= 0")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.target_negatives < 1 or self.tactic_timeout_s <= 0 or self.theorem_timeout_s <= 0:
@@ -276,6 +312,8 @@ async def walk_one(theorem: Theorem, pool: Any, policy: Any, params: WalkParams,
     """One theorem's walk; an unexpected error skips that theorem (here and on Ray actors alike)."""
     try:
         return await walk_theorem(theorem, pool, policy, params, simulated=simulated)
+    except PolicyUnavailable:
+        raise  # the server is gone: the run stops (this theorem stays unfinished for --resume)
     except Exception as e:  # noqa: BLE001 - a bug on one theorem must not end a 5000-theorem run
         log.exception("%s: walk failed", theorem.full_name)
         return TheoremResult(theorem.full_name, Status.SKIPPED, "internal_error", f"{type(e).__name__}: {e}",
@@ -322,10 +360,38 @@ def _select(settings: MineSettings, traces: TraceSet, done: set[str]) -> tuple[l
     return todo, len(traces.theorems) - len(todo)
 
 
+@contextlib.contextmanager
+def _sigterm_cancels(task: "asyncio.Task[Any]", received: list[int]) -> Iterator[None]:
+    """SIGTERM (kill, a batch scheduler, a notebook's stop) does what Ctrl-C does: cancel, seal, summarise."""
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm() -> None:
+        received.append(signal.SIGTERM)
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread / no Unix signals
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _history_path(output: Path) -> Path:
+    """The next free ``runs-NNN.json``: one per run, never overwritten."""
+    used = [int(p.stem.split("-")[1]) for p in output.glob("runs-*.json") if p.stem.split("-")[1].isdigit()]
+    return output / f"runs-{1 + max(used, default=-1):03d}.json"
+
+
 async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results: bool = False) -> MineResult:
     """Mine ``settings.num_theorems`` theorems into ``settings.output``; see the module docstring.
 
     ``policy``: an already open policy (tests, benchmarks); by default one is opened from the settings.
+    Ctrl-C and SIGTERM seal every finished theorem and raise KeyboardInterrupt; a policy server that goes
+    away raises :class:`RunStopped` after the same clean-up. Either way ``--resume`` continues.
     """
     from workbench.lean.pool import LeanPool
 
@@ -341,16 +407,19 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     # with SGLang (or a given policy) only the sample is kept.
     index_theorems: list[Theorem] | None = None
     if policy is None and not settings.server_url:
-        everything = load_traces(settings.traces_path, min_steps=1, skip_bad=True)
+        everything = load_traces(settings.traces_path, min_steps=1, skip_bad=not settings.strict)
         index_theorems = everything.theorems
         traces = select_theorems(everything, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
                                  seed=settings.seed)
     else:
         traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
-                             seed=settings.seed, skip_bad=True)
+                             seed=settings.seed, skip_bad=not settings.strict)
     if settings.num_theorems is not None and settings.num_theorems > len(traces.theorems):
         log.warning("%d theorems requested, %d available in %s", settings.num_theorems, len(traces.theorems),
                     "the bundled sample" if settings.traces is None else settings.traces)
+    if traces.bad_records:
+        log.warning("%d malformed trace entries skipped (--strict stops instead), e.g. %s", traces.bad_records,
+                    "; ".join(traces.bad_examples[:3]))
     if not settings.simulated and settings.traces is None:
         # The bundled theorems are hand-written (names end in _foo): real Lean's copyFrom knows none of them.
         log.warning("mining the bundled sample with real Lean: its theorems do not exist in Mathlib, so every "
@@ -359,15 +428,16 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     legacy = legacy_identity(manifest_metadata(output)) if settings.mode == "resume" and output.exists() else {}
     if settings.mode == "resume" and output.exists():
         check_resume(output, declared, legacy=legacy)  # before any process starts
-    done = finished_theorems(output) if settings.mode == "resume" and output.exists() else set()
-    todo, already = _select(settings, traces, done)
-    log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already, output, len(todo))
     if settings.simulated:
         log.warning("SIMULATED Lean backend: labels are not Lean's; never train a model on this output")
 
     results: list[TheoremResult] = []
-    this_run: dict[str, Any] = {"theorems": 0, "already_finished": already, "selected": len(traces.theorems)}
+    this_run: dict[str, Any] = {"theorems": 0, "selected": len(traces.theorems)}
+    if traces.bad_records:
+        this_run["malformed_trace_entries"] = {"count": traces.bad_records, "first": traces.bad_examples}
     interrupted = False
+    stopped: BaseException | None = None
+    sigterm: list[int] = []
     pool_stats = None
     async with contextlib.AsyncExitStack() as stack:
         if settings.ray_address:  # one actor per Lean node, each with its own pool and policy
@@ -396,12 +466,24 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         }
         identity = provenance["identity"] = run_identity(declared, executor.lean_version, policy_provenance)
         sink = ResultSink(output, provenance, mode="overwrite" if settings.mode == "overwrite" else "resume",
-                          simulated=settings.simulated, flush_every_theorems=settings.flush_every_theorems)
+                          simulated=settings.simulated, flush_every_theorems=settings.flush_every_theorems,
+                          seal_every_s=settings.seal_every_s)
         if settings.mode == "resume":
             check_resume(output, identity, legacy=legacy)
         if settings.mode != "resume" or read_identity(output) is None:
             write_identity(output, identity)
+        selected = {t.full_name for t in traces.theorems}
+        if settings.mode == "resume":
+            retries = _retries(output, selected, settings)
+            sink.retire(retries)
+            this_run["retried"] = dict(sorted(collections.Counter(retries.values()).items()))
+        todo, already = _select(settings, traces, finished_theorems(output))
+        this_run["already_finished"] = already
+        log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already,
+                 output, len(todo))
         sink.write_json(RUN_CONFIG, provenance)
+        history = _history_path(output)
+        sink.write_json(history.name, {"run": history.stem, "state": "running", **provenance})
         progress = _Progress(len(todo), settings.progress, settings.simulated, settings.progress_every_s,
                              busy=lambda: executor.stats().busy_fraction)
         t0 = time.monotonic()
@@ -419,23 +501,37 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             if keep_results:
                 results.append(result)
 
+        async def seal_ticker() -> None:
+            while True:  # a lone finished theorem is sealed within seal_every_s, without waiting for the next
+                await asyncio.sleep(min(0.5, max(0.05, settings.seal_every_s / 2)))
+                sink.tick()
+
         workers = executor.start(todo, on_result)
         ticker = asyncio.create_task(progress.tick())
+        sealer = asyncio.create_task(seal_ticker())
+        current = asyncio.current_task()
         try:
-            finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s)
-            this_run["stopped_by_time_budget"] = len(finished) < len(workers)
+            with _sigterm_cancels(current, sigterm) if current is not None else contextlib.nullcontext():
+                finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s,
+                                                 return_when=asyncio.FIRST_EXCEPTION)
+            this_run["stopped_by_time_budget"] = not finished or (
+                len(finished) < len(workers) and not any(w.exception() for w in finished))
             for w in finished:
-                w.result()  # re-raise a worker's unexpected error
+                if isinstance(w.exception(), PolicyUnavailable):
+                    stopped = w.exception()
+            for w in finished:
+                if stopped is None:
+                    w.result()  # re-raise a worker's unexpected error
         except (asyncio.CancelledError, KeyboardInterrupt):
             interrupted = True
             raise
         finally:
-            for task in (*workers, ticker):
+            for task in (*workers, ticker, sealer):
                 task.cancel()
-            await asyncio.gather(*workers, ticker, return_exceptions=True)
+            await asyncio.gather(*workers, ticker, sealer, return_exceptions=True)
             wall = time.monotonic() - t0
             progress.close()
-            sink.close()  # every finished theorem is sealed, also on Ctrl-C
+            sink.close()  # every finished theorem is sealed, also on Ctrl-C / SIGTERM / a dead policy server
             stats = executor.stats()
             pool_stats = stats.as_dict()
             this_run.update(
@@ -452,12 +548,26 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 lean_restarts=stats.restarts_by_cause,
                 interrupted=interrupted,
                 policy=executor.policy_provenance.get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
+                stopped_by=("SIGTERM" if sigterm else "interrupt" if interrupted
+                            else "policy_unavailable" if stopped is not None else None),
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
                                 provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters")},
                                 this_run=this_run)
             sink.write_json(SUMMARY, summary)
+            final = provenance | {"policy": executor.policy_provenance}  # the policy's stats as the run ended
+            sink.write_json(RUN_CONFIG, final)
+            sink.write_json(history.name, {"run": history.stem, "state": "stopped" if interrupted or stopped else "finished",
+                                           **final, "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                           "this_run": this_run, "lean_pool": pool_stats})
+            if sigterm and interrupted:
+                # A SIGTERM'd run ends as Ctrl-C does (the CLI prints how to resume, exit status 130).
+                raise KeyboardInterrupt("SIGTERM")
     result = MineResult(output, summary, this_run, interrupted, pool_stats, results)
+    if stopped is not None:
+        raise RunStopped(f"the policy server is unavailable ({stopped}); stopped after sealing {this_run['theorems']} "
+                         f"finished theorems in {output}. Unfinished theorems are mined by re-running the same "
+                         "command with --resume once the server is back.", result)
     log.info("mining finished: %d theorems in %.1f s -> %s", this_run["theorems"], this_run.get("wall_s", 0.0), output)
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)
@@ -465,6 +575,25 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         export_records(output, export_to)
         log.info("records exported to %s (run folder, for --resume: %s)", export_to, output)
     return result
+
+
+def _retries(output: Path, selected: set[str], settings: MineSettings) -> dict[str, str]:
+    """Finished theorems --resume mines again: ended by infrastructure, within the retry limit."""
+    done_before = retry_counts(output)
+    out = {}
+    for line in read_status_lines(output):
+        name = line["theorem"]
+        why = retry_reason(line, retry_incomplete=settings.retry_incomplete) if name in selected else None
+        if why is None:
+            continue
+        if done_before[name] >= settings.retry_infra:
+            log.info("%s: ended by %s again; not retried (limit --retry-infra %d)", name, why, settings.retry_infra)
+            continue
+        out[name] = why
+    if out:
+        log.warning("retrying %d theorems ended by infrastructure: %s", len(out),
+                    dict(collections.Counter(out.values())))
+    return out
 
 
 async def encode_mined_states(output: Path, encode_url: str) -> Any:

@@ -135,4 +135,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
         "depth | positives | negatives",
     ]
     lines += [f"{r['depth']:>5} | {r['positives']:>9} | {r['negatives']:>9}" for r in s["depth_table"]]
+    bad = (s.get("this_run") or {}).get("malformed_trace_entries")
+    if bad:
+        lines.append(f"skipped {bad['count']} malformed trace entries (--strict stops instead); first: "
+                     + " | ".join(bad["first"]))
     return "\n".join(lines)

@@ -19,11 +19,13 @@ Fixes over the reference implementation (SPEC §4):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 from workbench.lean.binders import intro_tactic
 from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError, LeanTimeout
@@ -67,6 +69,7 @@ class WalkParams:
     target_negatives: int = 15
     theorem_timeout_s: float = 120.0
     infra_retries: int = 1  # extra tries of a request whose process died / answered garbage
+    infra_grace_s: float = 120.0  # most a theorem's budget is extended by time spent waiting on restarts
     policy_retries: int = 1  # extra tries of a failed generation call before skipping the step
     wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
     overlap_generation: bool = True  # generate while Lean applies the ground-truth step (False: the
@@ -137,6 +140,8 @@ class _Walk:
         self.counts: Counter = Counter()
         self.steps_walked = 0
         self.generation_wait_s = 0.0
+        self.infra_granted_s = 0.0  # seconds the budget was paused for re-pinning (paused_budget)
+        self._pause_depth, self._paused_at, self._paused_when = 0, 0.0, None
         self.lean_wait_s = 0.0
         self.message = ""
         self.start: dict[str, Any] = {}
@@ -424,8 +429,30 @@ class _Walk:
 
     # -- the walk -------------------------------------------------------------------------------------
 
-    async def run(self, pool: PoolLike) -> str:
+    @contextlib.contextmanager
+    def paused_budget(self, budget: "asyncio.Timeout") -> Iterator[None]:
+        """The theorem's clock stops while its session re-pins after a crash (others' restarts and replays are
+        not its work), for at most ``infra_grace_s`` in all; past that it times out and --resume retries it."""
+        self.counts["infra.rebinds"] += 1  # a timed-out theorem with rebinds is retried by --resume
+        loop = asyncio.get_running_loop()
+        if self._pause_depth == 0:
+            self._paused_at, self._paused_when = loop.time(), budget.when()
+            if self._paused_when is not None and not budget.expired():
+                budget.reschedule(self._paused_when + self.params.infra_grace_s - self.infra_granted_s)
+        self._pause_depth += 1  # several candidates of one theorem may be re-pinning at once
+        try:
+            yield
+        finally:
+            self._pause_depth -= 1
+            if self._pause_depth == 0 and self._paused_when is not None and not budget.expired():
+                grant = min(loop.time() - self._paused_at, self.params.infra_grace_s - self.infra_granted_s)
+                self.infra_granted_s += grant
+                budget.reschedule(self._paused_when + grant)
+
+    async def run(self, pool: PoolLike, budget: "asyncio.Timeout | None" = None) -> str:
         async with pool.theorem(self.name) as session:
+            if budget is not None:
+                session.pause_budget = functools.partial(self.paused_budget, budget)
             try:
                 root = await session.start(copy_from=self.name)
             except LeanGarbage as e:
@@ -520,8 +547,8 @@ async def walk_theorem(theorem: Theorem, pool: PoolLike, policy: PolicyLike, par
         reason = EndReason.NO_STEPS
     else:
         try:
-            async with asyncio.timeout(params.theorem_timeout_s):
-                reason = EndReason(await walk.run(pool))
+            async with asyncio.timeout(params.theorem_timeout_s) as budget:
+                reason = EndReason(await walk.run(pool, budget))
         except TimeoutError:
             timed_out, reason = True, EndReason.THEOREM_TIMEOUT
             walk.message = f"timed out after {params.theorem_timeout_s:g} s at step {walk.steps_walked}"

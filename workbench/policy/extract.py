@@ -14,8 +14,10 @@ import re
 
 from workbench.tactics import normalize_tactic, tactic_name  # noqa: F401  (re-exported)
 
-FORBIDDEN = ("sorry", "admit", "cheat")
-_FORBIDDEN_RE = re.compile(r"(?<![\w.'])(sorry|admit|cheat)(?![\w'])")
+FORBIDDEN = ("sorry", "admit", "cheat", "sorryAx")
+# The sorry family: the `sorry` term/tactic, `admit`, and the axiom they elaborate to (`sorryAx`, also written
+# `Lean.sorryAx` / `@sorryAx`), which Pantograph reports as hasSorry (Repl.lean: `hasSorry := parentExpr.hasSorry`).
+_FORBIDDEN_RE = re.compile(r"(?<![\w.'])(?:_root_\.)?(?:Lean\.)?(sorry|admit|cheat|sorryAx)(?![\w'])")
 _FENCE_RE = re.compile(r"^\s*```")
 _HEADER_RE = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable|nonrec)\s+)*"
                         r"(?:theorem|lemma|example|def|instance)\b")
@@ -26,7 +28,7 @@ _CLOSE = {v: k for k, v in _OPEN.items()}
 
 
 def has_forbidden(tactic: str) -> bool:
-    """True if the tactic uses sorry, admit or cheat (never sent to Lean)."""
+    """True if the tactic uses sorry, admit, cheat or sorryAx (never sent to Lean)."""
     return _FORBIDDEN_RE.search(strip_comments(tactic)) is not None
 
 
