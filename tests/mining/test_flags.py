@@ -65,3 +65,20 @@ def test_plan_says_every_fallback():
     assert "retrieval" in plan["policy"] and "bundled sample" in plan["traces"]
     real = describe_plan(MineSettings.from_flags({"output": "o", "pantograph_cmd": "repl", "server_url": "http://h:1"}))
     assert real["warnings"] == ["traces are the bundled 32-theorem sample"]
+
+
+def test_mining_announces_the_plan_from_its_own_single_read_of_the_traces(tmp_path, monkeypatch):
+    """Issue 16: the traces are read once per run; the plan (issue 12) reuses that read's count."""
+    import workbench.mining.run as run_module
+    import workbench.traces as traces_module
+    from workbench.mining.run import mine, offline_demo_settings
+
+    reads = []
+    for module in (run_module, traces_module):
+        real = module.load_traces
+        monkeypatch.setattr(module, "load_traces", lambda *a, _real=real, **k: reads.append(a) or _real(*a, **k))
+    plans = []
+    mine(offline_demo_settings(tmp_path / "o", num_theorems=50, simulator_args=("--latency-scale", "0")),
+         on_plan=plans.append)
+    assert len(reads) == 1
+    assert len(plans) == 1 and "50 requested, 32 available" in format_plan(plans[0])

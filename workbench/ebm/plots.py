@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,19 +11,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from workbench.traces import bundled_sample_path
+
 
 def simulated_banner(simulated: bool, traces: str | None = None) -> str:
     """Markdown shouted at the top of a report when the training data came from the simulator; otherwise
     one line naming where it came from (the bundled sample is hand-written, never checked by Lean)."""
     if not simulated:
-        from pathlib import Path
-
-        from workbench.traces import bundled_sample_path
-
         if traces is not None and Path(traces).resolve() == bundled_sample_path().resolve():
             return ("Training data: the **bundled sample** (hand-written in the LeanDojo format, never checked "
                     "by Lean; its theorem names do not exist in Mathlib). Not simulated, but not real traces either.")
-        return f"Training data: LeanDojo traces{f' ({Path(traces).name})' if traces else ''} and mined trajectories; not simulated."
+        return f"Training data: not simulated (LeanDojo traces: {Path(traces).name if traces else 'none'})."
     return (
         "# ⚠️ SIMULATED TRAINING DATA ⚠️\n\n**These trajectories come from the Lean simulator, not from "
         "Lean. Nothing below measures how well the model judges real proof states.**"

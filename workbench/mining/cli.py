@@ -12,7 +12,7 @@ import os
 import sys
 
 from workbench.mining.export import split_output
-from workbench.mining.flags import describe_plan, format_plan
+from workbench.mining.flags import format_plan
 from workbench.mining.run import LeanNotConfigured, MineSettings, RunStopped, mine
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,8 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | os._Envir
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, os.environ)
-    print(format_plan(describe_plan(settings)), file=sys.stderr, flush=True)
     try:
-        result = mine(settings)
+        result = mine(settings, on_plan=lambda plan: print(format_plan(plan), file=sys.stderr, flush=True))
     except (LeanNotConfigured, FileExistsError) as e:
         print(f"error: {e}" if isinstance(e, FileExistsError) else str(e), file=sys.stderr)
         return 2

@@ -60,12 +60,16 @@ def settings_from_flags(cls: type, flags: Mapping[str, Any], env: Mapping[str, s
     return settings
 
 
-def describe_plan(settings: Any) -> dict[str, Any]:
-    """What a run will actually use, said up front: backend, policy, traces, requested vs available."""
+def describe_plan(settings: Any, available: int | None = None) -> dict[str, Any]:
+    """What a run will actually use, said up front: backend, policy, traces, requested vs available.
+
+    ``available``: usable theorems in the traces; mining passes the count from its own (single) read of
+    the traces (``mine(settings, on_plan=...)``); without it this preview reads them itself.
+    """
     from workbench.traces import bundled_sample_path, load_traces
 
-    traces = load_traces(settings.traces_path, min_steps=settings.min_steps, skip_bad=True)
-    available = len(traces.theorems)
+    if available is None:
+        available = len(load_traces(settings.traces_path, min_steps=settings.min_steps, skip_bad=True).theorems)
     bundled = settings.traces_path.resolve() == bundled_sample_path().resolve()
     if settings.simulated:
         why = " (no pantograph_cmd / PANTOGRAPH_REPL configured)" if settings.lean == "auto" else ""

@@ -386,10 +386,14 @@ def _history_path(output: Path) -> Path:
     return output / f"runs-{1 + max(used, default=-1):03d}.json"
 
 
-async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results: bool = False) -> MineResult:
+async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results: bool = False,
+                     on_plan: Callable[[dict[str, Any]], None] | None = None) -> MineResult:
     """Mine ``settings.num_theorems`` theorems into ``settings.output``; see the module docstring.
 
     ``policy``: an already open policy (tests, benchmarks); by default one is opened from the settings.
+    ``on_plan``: called once the traces are read with :func:`workbench.mining.flags.describe_plan`'s
+    plan (backend, policy, traces, requested vs available), so the CLI and notebook 02 announce every
+    fallback without reading the traces a second time.
     Ctrl-C and SIGTERM seal every finished theorem and raise KeyboardInterrupt; a policy server that goes
     away raises :class:`RunStopped` after the same clean-up. Either way ``--resume`` continues.
     """
@@ -414,6 +418,10 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     else:
         traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
                              seed=settings.seed, skip_bad=not settings.strict)
+    if on_plan is not None:
+        from workbench.mining.flags import describe_plan
+
+        on_plan(describe_plan(settings, available=len(traces.theorems) + traces.not_sampled))
     if settings.num_theorems is not None and settings.num_theorems > len(traces.theorems):
         log.warning("%d theorems requested, %d available in %s", settings.num_theorems, len(traces.theorems),
                     "the bundled sample" if settings.traces is None else settings.traces)
