@@ -76,10 +76,11 @@ def main() -> int:
     t0 = time.perf_counter()
     records, table = load_inputs(base)
     # the held-out states go into the cache once, so every run below only reads it
-    from workbench.ebm.pipeline import ensure_embeddings, load_records, make_encoder
+    from workbench.ebm.pipeline import load_records
+    from workbench.encode import ensure_embeddings
 
-    ensure_embeddings(load_records(traces=test_file)["state_pp"].tolist(), base.embeddings_path(),
-                      make_encoder("local", template=base.template_text()), progress=False)
+    ensure_embeddings(load_records(traces=test_file)["state_pp"].tolist(), base.embeddings_path(), base.encoder(),
+                      progress=False)
     results: dict[str, Any] = {"encode_s": round(time.perf_counter() - t0, 1), "train_file": str(train_file),
                                "test_file": str(test_file), "base_settings": base.to_dict(), "runs": []}
     first: ProgressReport | None = None

@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workbench.lean import LeanConfig, LeanPool, ProofComplete, simulator_command  # noqa: E402
+from workbench.lean import LeanConfig, LeanPool, ProofComplete, TheoremSession, simulator_command  # noqa: E402
 from workbench.lean.results import Advanced  # noqa: E402
 from workbench.traces import Theorem, bundled_sample_path, load_traces  # noqa: E402
 
@@ -98,7 +98,7 @@ def _rates(n: int, t0: float, c0: float) -> dict:
 
 async def client_loop(config: LeanConfig, n: int, theorem: str) -> dict:
     async with LeanPool(config) as pool:
-        async with pool.theorem(theorem) as s:
+        async with TheoremSession(pool, theorem) as s:
             root = await s.start()
             tactics = tactic_lines(n)
             t0, c0 = time.perf_counter(), time.process_time()
@@ -130,7 +130,7 @@ async def mining_like(
 
     async def one(thm: Theorem) -> None:
         nonlocal steps
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             node = await s.start()
             for step in thm.steps:
                 # The LLM call (Lean is idle for this theorem meanwhile); uniform in gen_s × (1 ± jitter).

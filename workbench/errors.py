@@ -66,7 +66,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _describe_one(e: BaseException) -> Problem | None:
     from workbench.encode.identity import EncoderUnavailable
     from workbench.lean.errors import LeanBackendError
-    from workbench.policy.sglang import CircuitBreakerOpen, PolicyProtocolError, PolicyUnavailable
+    from workbench.policy.errors import CircuitBreakerOpen, PolicyProtocolError, PolicyUnavailable
 
     if isinstance(e, CircuitBreakerOpen):
         return Problem("SGLang stopped answering during the run (circuit breaker open).", str(e),

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from workbench.lean.binders import first_state_names
 from workbench.states import parse_state, render_state
 from workbench.tactics import normalize_tactic
 from workbench.traces import Theorem
@@ -85,8 +86,6 @@ def break_counts(theorems: Sequence[Theorem]) -> dict[str, int]:
 
 def first_tactic_names_binder(theorem: Theorem) -> str | None:
     """The first-state hypothesis the first tactic names, if any (it is a ∀-binder on copyFrom's root)."""
-    from workbench.mining.labels import first_state_names  # deferred: keeps trace tools free of mining imports
-
     if not theorem.steps:
         return None
     names = first_state_names(theorem.steps[0].state_before)

@@ -242,7 +242,7 @@ def _group_pairs(pairs: Iterable[dict]) -> Iterator[_RawTheorem]:
         yield _RawTheorem(name, steps, objs[0].get("file_path"))
 
 
-def _input_files(path: Path) -> list[Path]:
+def input_files(path: Path) -> list[Path]:
     if not path.exists():
         raise FileNotFoundError(f"trace input not found: {path}")
     if path.is_file():
@@ -260,7 +260,7 @@ def _input_files(path: Path) -> list[Path]:
 
 
 def iter_raw_theorems(path: str | Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[_RawTheorem]:
-    for file in _input_files(Path(path)):
+    for file in input_files(Path(path)):
         if file.suffix == ".jsonl":
             yield from _group_pairs(iter_tactic_pairs(file, skip_bad=skip_bad, bad=bad))
         else:

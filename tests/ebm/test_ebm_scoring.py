@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.ebm.checkpoint import EncoderMismatchError, EnergyScorer, save_checkpoint
+from workbench.ebm.checkpoint import EncoderMismatchError, save_checkpoint
+from workbench.ebm.scorer import EnergyScorer
 from workbench.ebm.features import FEATURE_NAMES, state_features, with_features
 from workbench.ebm.losses import contrastive_loss, ranknet
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig

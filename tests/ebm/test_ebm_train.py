@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from workbench.ebm.scorer import EnergyScorer
 from workbench.ebm.checkpoint import (
     EncoderMismatchError,
-    EnergyScorer,
     load_model,
     load_training_state,
     read_meta,

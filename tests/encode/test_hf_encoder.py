@@ -189,9 +189,9 @@ def test_encode_command_with_hf_encoder(tmp_path, capsys, minilm_hf):
 
 
 def test_train_ebm_and_notebook_04_reach_hf_encoders_through_the_factory():
-    from workbench.ebm.pipeline import make_encoder as ebm_make_encoder
+    from workbench.ebm.settings import EbmSettings
 
-    enc = ebm_make_encoder("hf:minilm", template=PLAIN_TEMPLATE)
+    enc = EbmSettings(encode="hf:minilm", template="plain").encoder()  # what train-ebm and notebook 04 call
     assert isinstance(enc, HFEncoder) and enc.identity.template == PLAIN_TEMPLATE
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from workbench.errors import EXIT_ENVIRONMENT, EnvironmentFailure, describe, format_problem, notebook_errors
 from workbench.lean.errors import LeanStartError
-from workbench.policy.sglang import CircuitBreakerOpen, PolicyUnavailable
+from workbench.policy.errors import CircuitBreakerOpen, PolicyUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,6 +14,7 @@ import shlex
 import pytest
 
 from workbench.lean import (
+    TheoremSession,
     Advanced,
     LeanConfig,
     LeanError,
@@ -47,7 +48,7 @@ def config() -> LeanConfig:
 async def test_real_repl_outcomes(config):
     async with LeanPool(config) as pool:
         assert pool.version and "simulator" not in pool.version
-        async with pool.theorem("nat_refl") as s:
+        async with TheoremSession(pool, "nat_refl") as s:
             root = await s.start(expr="∀ (n : Nat), n = n")
             assert root.state_text == "⊢ ∀ (n : Nat), n = n"
             intro = await s.tactic(root, "intro n")
@@ -57,10 +58,10 @@ async def test_real_repl_outcomes(config):
             assert isinstance(await s.tactic(intro.node, "exact (foo"), ParseError)
             err = await s.tactic(intro.node, "exact foo_bar_baz")
             assert isinstance(err, LeanError) and "foo_bar_baz" in err.text
-        async with pool.theorem("Nat.add_comm") as s:
+        async with TheoremSession(pool, "Nat.add_comm") as s:
             root = await s.start()
             assert "∀ (n m : Nat), n + m = m + n" in root.state_text.replace("ℕ", "Nat")
-        async with pool.theorem("missing") as s:
+        async with TheoremSession(pool, "missing") as s:
             with pytest.raises(LeanProtocolError):
                 await s.start(copy_from="No.such_theorem_anywhere")
         proc = pool._slots[0].process
@@ -69,7 +70,7 @@ async def test_real_repl_outcomes(config):
 
 async def test_real_repl_recovers_from_a_kill(config):
     async with LeanPool(config) as pool:
-        async with pool.theorem("nat_refl") as s:
+        async with TheoremSession(pool, "nat_refl") as s:
             root = await s.start(expr="∀ (n : Nat), n = n")
             node = (await s.tactic(root, "intro n")).node
             pool._slots[0].process._kill_now("killed")  # as if the OOM killer struck

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from workbench.lean import (
+    TheoremSession,
     Advanced,
     LeanError,
     LeanPool,
@@ -48,7 +49,7 @@ async def test_full_ground_truth_walk(sim_config, traces):
     async with LeanPool(sim_config()) as pool:
         assert pool.version == SIMULATOR_VERSION
         for thm in traces.values():
-            async with pool.theorem(thm.full_name) as s:
+            async with TheoremSession(pool, thm.full_name) as s:
                 done = await walk(s, thm)
                 intro = "\n⊢" in thm.steps[0].state_before  # the setup intro is on the session's path
                 assert done.node.depth == len(thm.steps) + intro and done.node.is_complete
@@ -62,7 +63,7 @@ async def test_full_ground_truth_walk(sim_config, traces):
 
 async def test_outcome_kinds(sim_config, traces):
     async with LeanPool(sim_config()) as pool:
-        async with pool.theorem("Nat.even_iff_mod_two_foo") as s:
+        async with TheoremSession(pool, "Nat.even_iff_mod_two_foo") as s:
             root = await first_state(s, traces[s.name])
             assert isinstance(await s.tactic(root, "sorry"), Rejected)
             assert isinstance(await s.tactic(root, "exact (foo"), ParseError)
@@ -74,11 +75,11 @@ async def test_outcome_kinds(sim_config, traces):
                                      for r in divergent)
             # A divergent node is a real node: tactics can be applied to it.
             await s.tactic(divergent[0].node, "simp")
-        async with pool.theorem("unused") as s:
+        async with TheoremSession(pool, "unused") as s:
             with pytest.raises(LeanProtocolError) as e:
                 await s.start(copy_from="No.such_theorem")
             assert e.value.kind == "index"
-        async with pool.theorem("by_expr") as s:
+        async with TheoremSession(pool, "by_expr") as s:
             root = await s.start(expr="∀ (n : Nat), n = n")
             assert root.state_text == "⊢ ∀ (n : Nat), n = n"
 
@@ -86,7 +87,7 @@ async def test_outcome_kinds(sim_config, traces):
 async def test_concurrent_theorems_share_processes(sim_config, traces):
     names = sorted(traces)[:12]
     async with LeanPool(sim_config(workers=2)) as pool:
-        sessions = [pool.theorem(n) for n in names]
+        sessions = [TheoremSession(pool, n) for n in names]
         roots = [await first_state(s, traces[s.name]) for s in sessions]
         assert [p.sessions for p in pool.stats().processes] == [6, 6]  # many theorems per process
 
@@ -107,7 +108,7 @@ async def test_concurrent_theorems_share_processes(sim_config, traces):
 async def test_crash_mid_walk_recovered_by_replay_on_another_process(sim_config, traces):
     thm = traces["Nat.even_iff_mod_two_foo"]
     async with LeanPool(sim_config(workers=2)) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             root = await first_state(s, traces[s.name])
             node, produced = root, []
             for step in thm.steps[:4]:
@@ -131,7 +132,7 @@ async def test_crash_mid_walk_recovered_by_replay_on_another_process(sim_config,
 async def test_other_sessions_on_a_dead_process_replay_transparently(sim_config, traces):
     a_thm, b_thm = traces["Set.image_union_foo"], traces["Nat.succ_le_two_pow_foo"]
     async with LeanPool(sim_config(workers=1)) as pool:
-        async with pool.theorem(a_thm.full_name) as a, pool.theorem(b_thm.full_name) as b:
+        async with TheoremSession(pool, a_thm.full_name) as a, TheoremSession(pool, b_thm.full_name) as b:
             b_node = (await b.tactic(await first_state(b, traces[b.name]), b_thm.steps[0].tactic)).node
             a_root = await first_state(a, traces[a.name])
             with pytest.raises(LeanProcessDied):
@@ -144,7 +145,7 @@ async def test_other_sessions_on_a_dead_process_replay_transparently(sim_config,
 async def test_hang_caught_by_timeout(sim_config, traces):
     thm = traces["Set.inter_comm_foo"]
     async with LeanPool(sim_config(request_timeout_s=0.5)) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             node = (await s.tactic(await first_state(s, traces[s.name]), thm.steps[0].tactic)).node
             with pytest.raises(LeanTimeout):
                 await s.tactic(node, "__sim_hang__")
@@ -155,7 +156,7 @@ async def test_hang_caught_by_timeout(sim_config, traces):
 async def test_cancelled_tactic_does_not_poison_the_pool(sim_config, traces):
     thm = traces["Nat.Prime.two_le_foo"]
     async with LeanPool(sim_config()) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             root = await first_state(s, traces[s.name])
             task = asyncio.create_task(s.tactic(root, "__sim_hang__"))
             proc = pool._slots[0].process
@@ -171,7 +172,7 @@ async def test_goal_delete_frees_the_sessions_states(sim_config, traces):
     thm = traces["Nat.sum_range_odd_foo"]
     async with LeanPool(sim_config()) as pool:
         proc = pool._slots[0].process
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             root = await first_state(s, traces[s.name])
             for i in range(5):
                 await s.tactic(root, f"sorry_free_{i} x")
@@ -184,7 +185,7 @@ async def test_goal_delete_frees_the_sessions_states(sim_config, traces):
 async def test_recycling_after_n_requests(sim_config, traces):
     thm = traces["Nat.even_iff_mod_two_foo"]
     async with LeanPool(sim_config(max_requests_per_process=4)) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             await walk(s, thm)
         stats = pool.stats()
     assert stats.restarts_by_cause.get("recycle", 0) >= 1
@@ -204,7 +205,7 @@ async def test_process_killed_while_idle_is_replaced_transparently(sim_config, t
 
     thm = traces["Finset.card_insert_le_foo"]
     async with LeanPool(sim_config()) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             node = (await s.tactic(await first_state(s, traces[s.name]), thm.steps[0].tactic)).node
             proc = pool._slots[0].process
             os.killpg(proc.pid, signal.SIGKILL)  # as the OOM killer would
@@ -217,7 +218,7 @@ async def test_process_killed_while_idle_is_replaced_transparently(sim_config, t
 async def test_cancel_while_queued_keeps_the_binding(sim_config, traces):
     thm = traces["Nat.exists_gt_foo"]
     async with LeanPool(sim_config()) as pool:
-        async with pool.theorem(thm.full_name) as a, pool.theorem("Nat.Prime.two_le_foo") as b:
+        async with TheoremSession(pool, thm.full_name) as a, TheoremSession(pool, "Nat.Prime.two_le_foo") as b:
             a_root, b_root = await first_state(a, traces[a.name]), await first_state(b, traces[b.name])
             slow = asyncio.create_task(b.tactic(b_root, "__sim_hang__"))
             slot = pool._slots[0]
@@ -244,7 +245,7 @@ async def test_random_faults_never_hang_or_lose_work(sim_config, traces):
     async def run(pool, name):
         nonlocal infra_errors
         thm = traces[name]
-        async with pool.theorem(name) as s:
+        async with TheoremSession(pool, name) as s:
             node = await first_state(s, traces[s.name])
             produced = [node]
             for step in thm.steps:
@@ -272,7 +273,7 @@ async def test_random_faults_never_hang_or_lose_work(sim_config, traces):
 async def test_concurrent_tactics_in_one_session_survive_a_crash(sim_config, traces):
     thm = traces["Set.image_union_foo"]
     async with LeanPool(sim_config(workers=2)) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             root = await first_state(s, traces[s.name])
             node = (await s.tactic(root, thm.steps[0].tactic)).node
             tactics = [f"simp [c{i}]" for i in range(6)] + ["__sim_crash__"] + [f"simp [d{i}]" for i in range(6)]
@@ -295,7 +296,7 @@ async def test_version_failure_is_recorded_not_fatal(sim_config, traces):
     async with LeanPool(config) as pool:
         assert pool.version.startswith("unknown")
         thm = next(iter(traces.values()))
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             await walk(s, thm)
 
 
@@ -306,7 +307,7 @@ async def test_heartbeat_recursion_and_interrupt_are_verdicts_not_failures(sim_c
 
     thm = traces["Nat.even_iff_mod_two_foo"]
     async with LeanPool(sim_config()) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             root = await first_state(s, thm)
             heavy = await s.tactic(root, "__sim_heartbeat__")
             assert isinstance(heavy, LeanLimit) and heavy.kind == "heartbeats" and "maxHeartbeats" in heavy.text
@@ -323,7 +324,7 @@ async def test_injected_verdict_rates_are_deterministic(sim_config, traces):
     thm = traces["Nat.even_iff_mod_two_foo"]
     cfg = sim_config("--heartbeat-rate", "0.3", "--interrupt-rate", "0.3")
     async with LeanPool(cfg) as pool:
-        async with pool.theorem(thm.full_name) as s:
+        async with TheoremSession(pool, thm.full_name) as s:
             root = await s.start()
             first = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]
             again = [type(await s.tactic(root, f"simp [h{i}]")) for i in range(40)]

@@ -6,7 +6,7 @@ import contextlib
 
 import pytest
 
-from workbench.lean import LeanPool, LeanProcessDied
+from workbench.lean import TheoremSession, LeanPool, LeanProcessDied
 from workbench.traces import load_traces
 
 
@@ -22,7 +22,7 @@ async def test_rebinding_after_another_theorems_crash_runs_inside_the_pause(sim_
         pauses.append("exit")
 
     async with LeanPool(sim_config(workers=1)) as pool:
-        async with pool.theorem(a_thm.full_name) as a, pool.theorem(b_thm.full_name) as b:
+        async with TheoremSession(pool, a_thm.full_name) as a, TheoremSession(pool, b_thm.full_name) as b:
             b.pause_budget = pause
             b_root = await b.start()
             await b.tactic(b_root, "simp")

@@ -27,10 +27,10 @@ def real(shared_traces_dir):
 
 
 def _walk(theorems, config, params=WalkParams(candidates_per_step=0, overlap_generation=False)):
-    from workbench.lean import LeanPool
+    from workbench.lean import PantographBackend
 
     async def go():
-        async with LeanPool(config) as pool:
+        async with PantographBackend(config) as pool:
             return [await walk_theorem(t, pool, _NoCandidates(), params, simulated=True) for t in theorems]
 
     return asyncio.run(go())
@@ -47,9 +47,9 @@ def test_focus_and_nested_theorems_walk_to_qed(real):
     assert focus and nested
     results = _walk(focus + nested, config)
     assert [r.reason for r in results] == ["qed"] * len(results), [(r.theorem, r.message) for r in results]
-    assert sum(r.counts["align.other_goal"] for r in results[: len(focus)]) >= 1  # a step sent with goalId
+    assert sum(r.counts.align_other_goal for r in results[: len(focus)]) >= 1  # a step sent with goalId
     # Nested steps are never sent: their enclosing tactic ran them (skipped, or the proof was done first).
-    assert all(r.counts["gt.steps"] < len(t.steps) for t, r in zip(nested, results[len(focus):], strict=True))
+    assert all(r.counts.gt_steps < len(t.steps) for t, r in zip(nested, results[len(focus):], strict=True))
     for t, r in zip(focus + nested, results, strict=True):
         root = next(x for x in r.records if x.parent_state_id is None)
         assert root.state_pp == canonical_state(t.steps[0].state_before)  # the introduced state, not the ∀-root

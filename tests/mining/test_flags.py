@@ -11,6 +11,7 @@ import pytest
 
 from workbench.mining import cli
 from workbench.mining.flags import describe_plan, format_plan
+from workbench.mining.flags import settings_from_flags
 from workbench.mining.run import MineSettings
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_mine_negatives.ipynb"
@@ -31,7 +32,7 @@ def cli_settings(argv: list[str], env: dict) -> MineSettings:
 def test_notebook_and_cli_give_the_same_settings_for_the_same_inputs():
     nb = notebook_defaults()
     env = {"PANTOGRAPH_REPL": "lake env repl"}
-    from_notebook = MineSettings.from_flags(nb | {"output": "out", "progress": False}, env=env)
+    from_notebook = settings_from_flags(nb | {"output": "out", "progress": False}, env=env)
     # the notebook's visible choices, spelled as CLI flags
     from_cli = cli_settings(["--output", "out", "--lean", nb["lean"], "--simulator-latency-scale",
                              str(nb["simulator_latency_scale"]), "--resume"], env)
@@ -53,17 +54,17 @@ def test_every_notebook_parameter_is_a_flag_and_defaults_agree():
 
 def test_flags_refuse_contradictions_and_bad_values():
     with pytest.raises(ValueError, match="exclusive"):
-        MineSettings.from_flags({"resume": True, "overwrite": True, "output": "o"})
+        settings_from_flags({"resume": True, "overwrite": True, "output": "o"})
     with pytest.raises(ValueError, match="latency"):
-        MineSettings.from_flags({"simulator_latency_scale": -1, "output": "o"})
+        settings_from_flags({"simulator_latency_scale": -1, "output": "o"})
 
 
 def test_plan_says_every_fallback():
-    plan = describe_plan(MineSettings.from_flags({"lean": "auto", "num_theorems": 5000}, env={}, output_root="r"))
+    plan = describe_plan(settings_from_flags({"lean": "auto", "num_theorems": 5000}, env={}, output_root="r"))
     text = format_plan(plan)
     assert text.startswith("WARNING:") and "SIMULATOR" in text and "5000 requested, 32 available" in text
     assert "retrieval" in plan["policy"] and "bundled sample" in plan["traces"]
-    real = describe_plan(MineSettings.from_flags({"output": "o", "pantograph_cmd": "repl", "server_url": "http://h:1"}))
+    real = describe_plan(settings_from_flags({"output": "o", "pantograph_cmd": "repl", "server_url": "http://h:1"}))
     assert real["warnings"] == ["traces are the bundled 32-theorem sample"]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from workbench.mining.identity import (IDENTITY, IdentityMismatch, check_resume, differences, identity_slug,
                                        legacy_identity, traces_fingerprint, write_identity)
+from workbench.mining.flags import settings_from_flags
 from workbench.mining.run import MineSettings, mine
 from workbench.traces import bundled_sample_path
 
@@ -28,7 +29,7 @@ def _other_traces(tmp_path: Path) -> Path:
 def _settings(out: Path, **flags) -> MineSettings:
     base = {"output": str(out), "lean": "simulated", "num_theorems": 3, "simulator_latency_scale": 0.0,
             "candidates_per_step": 2, "progress": False}
-    return MineSettings.from_flags(base | flags, env={})
+    return settings_from_flags(base | flags, env={})
 
 
 def test_fingerprint_follows_content_not_name(tmp_path):
@@ -80,9 +81,9 @@ def test_legacy_folder_without_identity_compares_what_its_run_config_says(tmp_pa
 
 
 def test_default_output_follows_the_identity():
-    a = MineSettings.from_flags({"lean": "auto"}, env={}, output_root="runs/mine")
-    b = MineSettings.from_flags({"lean": "auto", "seed": 1}, env={}, output_root="runs/mine")
-    c = MineSettings.from_flags({"lean": "auto", "num_theorems": 5}, env={}, output_root="runs/mine")
+    a = settings_from_flags({"lean": "auto"}, env={}, output_root="runs/mine")
+    b = settings_from_flags({"lean": "auto", "seed": 1}, env={}, output_root="runs/mine")
+    c = settings_from_flags({"lean": "auto", "num_theorems": 5}, env={}, output_root="runs/mine")
     assert a.output != b.output and a.output == c.output and a.output.startswith("runs/mine/simulator-")
     assert identity_slug({"traces": "x", "traces_sha256": "0", "lean_backend": "simulator", "policy": "retrieval",
                           "prompt_format": None, "seed": 0, "candidates_per_step": 8, "imports": []}).startswith("simulator-x-")

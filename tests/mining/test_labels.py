@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from workbench.mining.labels import GroundTruthPath, lean_error_kind, same_tactic
+from workbench.lean.protocol import LimitKind
+from workbench.mining.labels import GroundTruthPath, Outcome, lean_error_kind, same_tactic
 from workbench.mining.walk import Status, WalkParams, walk_theorem
 from workbench.states import canonical_state
 
@@ -90,7 +91,7 @@ def test_reaching_the_next_or_a_later_ground_truth_state_is_positive():
     assert r["norm_num"].remaining_depth == 1
     # a no-op leaves a provable state: positive with the current state's remaining depth, never a negative
     assert (r["skip"].label, r["skip"].remaining_depth) == ("positive", 2)
-    assert result.counts["outcome.same_state"] == 3
+    assert result.counts.outcomes[Outcome.SAME_STATE] == 3
     check_tree(result.records)
 
 
@@ -115,7 +116,7 @@ def test_chain_that_completes_relabels_divergent_and_chain_nodes_positive():
     assert (r["simp_all"].label, r["simp_all"].remaining_depth, r["simp_all"].is_proof_complete) == ("positive", 0, True)
     assert r["intro h"].parent_state_id == r["exfalso"].state_id
     assert r["simp_all"].depth_from_root == 3
-    assert result.counts["chain.rescued"] == 1
+    assert result.counts.chain_rescued == 1
     check_tree(result.records)
 
 
@@ -134,7 +135,7 @@ def test_chain_that_fails_keeps_negatives():
     r = by_tactic(result)
     assert r["exfalso"].label == "negative" and r["intro h"].label == "negative"
     assert "linarith" not in r
-    assert result.counts["chain.failed"] == 1
+    assert result.counts.chain_failed == 1
     assert sum(1 for x in result.records if x.label == "negative") == 2
 
 
@@ -145,7 +146,7 @@ def test_lean_errors_parse_errors_and_sorry_make_no_node_but_are_counted_and_log
     result, _ = run(THM, script, policy)
     assert {r.tactic_applied for r in result.records} == {"", *TACTICS}
     c = result.counts
-    assert (c["outcome.lean_error"], c["outcome.parse_error"], c["outcome.rejected"]) == (1, 1, 1)
+    assert (c.outcomes[Outcome.LEAN_ERROR], c.outcomes[Outcome.PARSE_ERROR], c.outcomes[Outcome.REJECTED]) == (1, 1, 1)
     logged = {a.tactic: a for a in result.attempts if a.role == "candidate"}
     assert logged["bad"].error_kind == "unknown_identifier" and "unknown identifier" in logged["bad"].messages
     assert logged["exact foo"].outcome == "rejected" and "hasSorry" in logged["exact foo"].messages
@@ -154,7 +155,7 @@ def test_lean_errors_parse_errors_and_sorry_make_no_node_but_are_counted_and_log
 def test_candidate_equal_to_ground_truth_after_whitespace_normalisation_is_skipped():
     policy = FakePolicy({canonical_state(S0): [cand("rw  [Nat.add_comm] "), cand("rw [Nat.add_comm]\n")]})
     result, session = run(THM, gt_script(), policy)
-    assert result.counts["outcome.skipped_ground_truth"] == 2
+    assert result.counts.outcomes[Outcome.SKIPPED_GROUND_TRUTH] == 2
     assert session.calls.count((canonical_state(S0), TACTICS[0])) == 1  # only the ground-truth advance
     assert same_tactic("rw  [a]\n", "rw [a]") and not same_tactic("rw [a]", "rw [b]")
 
@@ -162,7 +163,7 @@ def test_candidate_equal_to_ground_truth_after_whitespace_normalisation_is_skipp
 def test_duplicate_candidates_are_tried_once():
     script = {**gt_script(), (S0, "exfalso"): ("advance", OFF)}
     result, session = run(THM, script, FakePolicy({canonical_state(S0): [cand("exfalso"), cand("exfalso ")]}))
-    assert result.counts["outcome.duplicate"] == 1
+    assert result.counts.outcomes[Outcome.DUPLICATE] == 1
     assert sum(1 for r in result.records if r.tactic_applied == "exfalso") == 1
 
 
@@ -177,7 +178,7 @@ def test_ground_truth_lean_failure_is_retried_inside_open_prefixes():
     gt1 = next(r for r in result.records if r.tactic_applied == TACTICS[0])
     assert gt1.open_prefix == "Foo Foo.Bar" and gt1.label == "positive" and gt1.remaining_depth == 2
     c = result.counts
-    assert (c["gt.failed_plain"], c["gt.step0_failed_plain"], c["gt.rescued_by_open"], c["gt.failed"]) == (1, 1, 1, 0)
+    assert (c.gt_failed_plain, c.gt_step0_failed_plain, c.gt_rescued_by_open, c.gt_failed) == (1, 1, 1, 0)
     roles = [(a.role, a.outcome) for a in result.attempts if a.step == 0]
     assert roles == [("intro", "intro"), ("ground_truth", "ground_truth_failed"), ("ground_truth_open", "ground_truth")]
     assert result.step0 == "namespace" and result.start == {"intro": "intro a b", "problem": None}
@@ -193,7 +194,7 @@ def test_ground_truth_failure_stops_the_walk_and_keeps_what_was_recorded():
     assert kinds == ["divergent", "ground_truth", "ground_truth"]
     neg = next(r for r in result.records if r.record_kind == "divergent")
     assert neg.open_prefix == "Foo Foo.Bar" and neg.tactic_applied == "exfalso"  # recorded unwrapped
-    assert result.counts["gt.failed"] == 1 and result.counts["gt.step0_failed"] == 0
+    assert result.counts.gt_failed == 1 and result.counts.gt_step0_failed == 0
 
 
 def test_walk_stops_early_at_target_negatives():
@@ -218,7 +219,7 @@ def test_infrastructure_errors_retry_or_skip_the_candidate_without_losing_record
     assert result.reason == "qed"
     assert by_tactic(result)["exfalso"].label == "negative"
     c = result.counts
-    assert (c["outcome.timeout"], c["outcome.infra_error"]) == (2, 1)
+    assert (c.outcomes[Outcome.TIMEOUT], c.outcomes[Outcome.INFRA_ERROR]) == (2, 1)
     assert session.calls.count((canonical_state(S0), "loop")) == 1
     assert session.calls.count((canonical_state(S0), "cursed")) == 2
 
@@ -226,9 +227,9 @@ def test_infrastructure_errors_retry_or_skip_the_candidate_without_losing_record
 def test_generation_failure_is_retried_then_the_step_is_skipped():
     script = {**gt_script(), (S0, "exfalso"): ("advance", OFF)}
     result, _ = run(THM, script, FakePolicy({canonical_state(S0): [cand("exfalso")]}, fail_times=1))
-    assert result.counts["policy_errors"] == 1 and "exfalso" in by_tactic(result)
+    assert result.counts.policy_errors == 1 and "exfalso" in by_tactic(result)
     result, _ = run(THM, script, FakePolicy({canonical_state(S0): [cand("exfalso")]}, fail_times=2))
-    assert result.counts["steps_without_candidates"] == 1 and result.reason == "qed"
+    assert result.counts.steps_without_candidates == 1 and result.reason == "qed"
 
 
 class BlockingPolicy(FakePolicy):
@@ -286,7 +287,7 @@ def test_heartbeat_and_interrupt_are_leans_verdicts_on_candidates():
     result, session = run(THM, script, policy)
     assert result.reason == "qed"
     c = result.counts
-    assert (c["outcome.heartbeat"], c["outcome.timeout"], c.get("infra.protocol_error", 0)) == (1, 1, 0)
+    assert (c.outcomes[Outcome.HEARTBEAT], c.outcomes[Outcome.TIMEOUT], c.infra_protocol_error) == (1, 1, 0)
     assert session.calls.count((canonical_state(S0), "heavy")) == 1
     assert {r.tactic_applied for r in result.records}.isdisjoint({"heavy", "slow"})
     kinds = {a.tactic: a.error_kind for a in result.attempts if a.role == "candidate"}
@@ -298,7 +299,7 @@ def test_heartbeat_on_a_ground_truth_step_fails_it_without_retry():
     result, session = run(NS, script, FakePolicy({}))
     assert (result.status, result.reason) == (Status.SKIPPED, "gt_failed")
     assert "[heartbeats]" in result.message and result.step0 == "heartbeats"
-    assert result.counts["gt.failed_limit.heartbeats"] == 1 and result.counts.get("gt.infra_failed", 0) == 0
+    assert result.counts.gt_failed_limit[LimitKind.HEARTBEATS] == 1 and result.counts.gt_infra_failed == 0
     # Neither re-sent nor retried inside `open … in`: Lean's verdict would be the same.
     assert [t for _, t in session.calls if TACTICS[0] in t] == [TACTICS[0]]
 
@@ -319,7 +320,7 @@ def test_policy_unavailable_propagates_and_transient_failures_mark_the_theorem_i
 
 
 def test_a_refused_generation_request_is_not_retried_and_does_not_mark_the_theorem_incomplete():
-    from workbench.policy.sglang import PolicyRequestRejected
+    from workbench.policy.errors import PolicyRequestRejected
 
     class RefusingPolicy(FakePolicy):
         calls = 0
@@ -330,5 +331,5 @@ def test_a_refused_generation_request_is_not_retried_and_does_not_mark_the_theor
 
     result, _ = run(THM, gt_script(), RefusingPolicy({}))
     assert RefusingPolicy.calls == result.steps_walked  # one call per step: the same request gets the same 4xx
-    assert result.counts["policy_rejected"] == RefusingPolicy.calls
+    assert result.counts.policy_rejected == RefusingPolicy.calls
     assert result.status_line()["incomplete"] is False

@@ -22,7 +22,7 @@ from .test_output_commit import snapshot
 from .test_run import check_output, expected_names
 from workbench.mining.output import ResultSink, read_status_lines, retry_counts
 from workbench.mining.run import RunStopped, mine, mine_async, offline_demo_settings, retry_reason
-from workbench.policy.sglang import PolicyUnavailable
+from workbench.policy.errors import PolicyUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = str(REPO / "workbench" / "data" / "sample_traces.json")

@@ -32,9 +32,9 @@ def run(params: WalkParams):
 def test_time_spent_re_pinning_does_not_count_against_the_theorem():
     result = run(WalkParams(theorem_timeout_s=0.25))  # 3 steps x 0.15 s of re-pinning > 0.25 s budget
     assert (result.status, result.reason) == (Status.COMPLETED, "qed")
-    assert result.counts["infra.rebinds"] >= 3
+    assert result.counts.infra_rebinds >= 3
 
 
 def test_the_pause_is_capped_so_a_dead_pool_still_ends_the_theorem():
     result = run(WalkParams(theorem_timeout_s=0.25, infra_grace_s=0.05))
-    assert result.status == Status.TIMED_OUT and result.counts["infra.rebinds"] >= 1
+    assert result.status == Status.TIMED_OUT and result.counts.infra_rebinds >= 1

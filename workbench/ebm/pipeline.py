@@ -6,8 +6,6 @@ paths in -> records -> embeddings (cached; encoded on demand) -> split by theore
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import logging
 from collections.abc import Sequence
@@ -18,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.ebm.checkpoint import EnergyScorer, load_model
+from workbench.ebm.checkpoint import load_model
 from workbench.ebm.data import (
     ContrastiveSampler,
     MissingEmbeddings,
@@ -32,7 +30,9 @@ from workbench.ebm.evaluate import (ProgressReport, SiblingReport, ground_truth_
 from workbench.ebm.features import with_features
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig
 from workbench.ebm.settings import EbmSettings
+from workbench.ebm.scorer import EnergyScorer
 from workbench.ebm.train import TrainConfig, TrainResult, as_tensor, batch_energies, train
+from workbench.encode import ensure_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -68,39 +68,6 @@ def load_records(
 
 def is_simulated(records: pd.DataFrame) -> bool:
     return "simulated" in records.columns and bool(records["simulated"].fillna(False).astype(bool).any())
-
-
-def _run_coroutine(coro: Any) -> Any:
-    """asyncio.run that also works under Jupyter's running loop (runs in a helper thread there)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def make_encoder(spec: str, *, template: str | None = None, hidden_size: int = 4096) -> Any:
-    """'local' -> MiniLM (384-d, offline); an http(s) URL -> the encoding sidecar."""
-    from workbench.encode import DEFAULT_TEMPLATE
-    from workbench.encode.factory import make_encoder as build
-
-    return build(spec, template=template or DEFAULT_TEMPLATE, hidden_size=hidden_size)
-
-
-def ensure_embeddings(states: Sequence[str], cache: str | Path, encoder: Any | None = None, *, progress: bool = True) -> Any:
-    """Read the embedding cache; with an encoder, first encode the states it lacks into it."""
-    from workbench.encode import encode_states, read_embeddings
-
-    if encoder is not None:
-        # shortest first: a batch is padded to its longest state, so mixed lengths waste most of the work
-        distinct = sorted(dict.fromkeys(states), key=len)
-        report = _run_coroutine(encode_states(distinct, encoder, cache, progress=progress))
-        log.info("encoding: %s", report)
-        close = getattr(encoder, "aclose", None)
-        if close is not None:
-            _run_coroutine(close())
-    return read_embeddings(cache)
 
 
 @dataclass(frozen=True)
@@ -228,8 +195,8 @@ def run_experiment(
 def load_inputs(settings: EbmSettings) -> tuple[pd.DataFrame, Any]:
     """(records, embedding table) for the settings' traces/trajectories, encoding missing states."""
     records = load_records(list(settings.trajectories), settings.traces, num_theorems=settings.num_theorems, seed=settings.seed)
-    encoder = make_encoder(settings.encode, template=settings.template_text()) if settings.encode else None
-    table = ensure_embeddings(records["state_pp"].tolist(), settings.embeddings_path(), encoder, progress=settings.progress)
+    table = ensure_embeddings(records["state_pp"].tolist(), settings.embeddings_path(), settings.encoder(),
+                              progress=settings.progress)
     return records, table
 
 
@@ -248,7 +215,7 @@ def train_from_settings(settings: EbmSettings, data: PreparedData, *, resume: bo
     for path in settings.eval_traces:
         evaluate_traces(exp.result.best_dir if (exp.result.best_dir / "config.json").exists() else exp.result.last_dir,
                         path, output_dir=out, cache=settings.embeddings_path(),
-                        encoder=make_encoder(settings.encode, template=settings.template_text()) if settings.encode else None,
+                        encoder=settings.encoder(),
                         seed=settings.seed, progress=settings.progress)
     return exp
 

@@ -1,5 +1,7 @@
 """``EbmSettings``: every knob of an energy-head run, with the one set of defaults that both
-``workbench train-ebm`` and notebook 04 use (the CLI flags are generated from the fields).
+``workbench train-ebm`` and notebook 04 use. The CLI flags are generated from the fields (their
+``help`` metadata), and the training, sampler and model defaults are those of ``TrainConfig``,
+``SamplerConfig`` and ``EnergyHeadConfig``: one source each.
 
 Two defaults depend on the encoder and are resolved once the embedding width is known:
   hidden    None -> the seed architecture 2048/1024/512 for wide encoders (the 4096-d sidecar);
@@ -14,7 +16,7 @@ import argparse
 import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,46 +32,67 @@ WIDE_ENCODER = 1024  # embedding widths from here on get the seed architecture
 log = logging.getLogger(__name__)
 
 
+def _from(cls: type, name: str) -> Any:
+    """The default of ``cls``'s field ``name`` (the one place that default is written)."""
+    return cls.__dataclass_fields__[name].default
+
+
+def _knob(default: Any, help: str, **flag: Any) -> Any:  # noqa: A002 - argparse's word
+    """A setting with its flag's help (and argparse extras: choices, metavar, nargs)."""
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass(frozen=True)
 class EbmSettings:
     # -- inputs and outputs ------------------------------------------------------------------------
-    output: str = "runs/ebm"  # run folder: best/, last/, history.jsonl, summary.json, eval_*.json
-    traces: str | None = None  # LeanDojo traces: ground-truth states with remaining depth
-    trajectories: tuple[str, ...] = ()  # mined trajectory Parquet files/folders
-    num_theorems: int | None = None  # sample this many theorems from `traces`
-    embeddings: str | None = None  # embedding cache folder; None = <output>/embeddings
-    encode: str | None = "local"  # encode missing states: "local" (MiniLM), "hf:MODEL", the sidecar URL, or None
-    template: str | None = None  # state-text template: "plain" / "deepseek"; None = by encoder (see module doc)
-    eval_traces: tuple[str, ...] = ()  # after training, evaluate on these LeanDojo files -> eval_<stem>.json
+    output: str = _knob("runs/ebm", "run folder: best/, last/, history.jsonl, summary.json, eval_*.json")
+    traces: str | None = _knob(None, "LeanDojo traces (file or folder): ground-truth states with remaining depth")
+    trajectories: tuple[str, ...] = _knob((), "mined trajectory Parquet files or folders", metavar="PATH")
+    num_theorems: int | None = _knob(None, "sample this many theorems from --traces")
+    embeddings: str | None = _knob(None, "embedding cache folder (default OUTPUT/embeddings)")
+    encode: str | None = _knob("local", "encode missing states: 'local' (MiniLM), 'hf:MODEL' (a transformers "
+                               "model), the sidecar URL, or 'none' (cache only)", metavar="local|hf:MODEL|URL|none")
+    template: str | None = _knob(None, "state-text template (default: plain for local, deepseek for the prover)",
+                                 choices=["plain", "deepseek"])
+    eval_traces: tuple[str, ...] = _knob((), "after training, evaluate on these LeanDojo files; writes "
+                                         "OUTPUT/eval_<stem>.json", metavar="PATH")
     # -- model ---------------------------------------------------------------------------------------
-    hidden: tuple[int, int, int] | None = None  # None = by encoder width (see module doc)
-    dropout: float = 0.1
-    spectral_norm: bool = False
-    standardize_inputs: bool = True
-    features: tuple[str, ...] = FEATURE_NAMES  # structural features appended to the embedding; () = none
+    hidden: tuple[int, int, int] | None = _knob(None, f"hidden widths (default {SEED_HIDDEN} for 4096-d encoders, "
+                                                f"{OFFLINE_HIDDEN} for MiniLM)", metavar=("H1", "H2", "H3"))
+    dropout: float = _knob(_from(EnergyHeadConfig, "dropout"), "dropout after every hidden layer")
+    spectral_norm: bool = _knob(_from(EnergyHeadConfig, "spectral_norm"), "Lipschitz-1 linear layers")
+    standardize_inputs: bool = _knob(_from(EnergyHeadConfig, "standardize_inputs"),
+                                     "standardise inputs with the training statistics")
+    features: tuple[str, ...] = _knob(FEATURE_NAMES, "structural features appended to the embedding (none: pass "
+                                      "--features with no value)", choices=list(FEATURE_NAMES), nargs="*")
     # -- sampler -------------------------------------------------------------------------------------
-    k_negatives: int = 7
-    ratios: tuple[float, float, float] = (0.5, 0.3, 0.2)  # hard (siblings), medium (same theorem), easy
-    easy_source: str = "auto"  # auto = other theorems' negatives if mined, else none (never their proof states)
-    progress_negatives: bool = True  # earlier states of the same proof are negatives
-    balance_theorems: bool = False  # every theorem equally likely to supply a positive
-    val_fraction: float = 0.1  # share of theorems held out for early stopping and the run's own evaluation
+    k_negatives: int = _knob(_from(SamplerConfig, "k_negatives"), "negatives per positive")
+    ratios: tuple[float, float, float] = _knob(
+        (_from(SamplerConfig, "hard_ratio"), _from(SamplerConfig, "medium_ratio"), _from(SamplerConfig, "easy_ratio")),
+        "shares of hard (siblings), medium (same theorem) and easy negatives", metavar=("HARD", "MEDIUM", "EASY"))
+    easy_source: str = _knob(_from(SamplerConfig, "easy_source"), "auto = other theorems' negatives if mined, else "
+                             "none (never their proof states)", choices=["auto", "negatives", "any", "none"])
+    progress_negatives: bool = _knob(_from(SamplerConfig, "progress_negatives"),
+                                     "earlier states of the same proof are negatives")
+    balance_theorems: bool = _knob(_from(SamplerConfig, "balance_theorems"),
+                                   "every theorem equally likely to supply a positive")
+    val_fraction: float = _knob(0.1, "share of theorems held out for early stopping and the run's own evaluation")
     # -- training ------------------------------------------------------------------------------------
-    loss: str = "ranknet"
-    depth_weight: float = 0.0  # remaining-depth regression (auxiliary; 0 = off)
-    margin: float = 1.0
-    steps: int = 600
-    batch_size: int = 128
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int | None = None  # None = steps // 20
-    grad_clip: float = 1.0
-    eval_every: int = 50
-    patience: int = 5
-    metric: str = "val_pairwise_acc"
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True  # progress bars
+    loss: str = _knob(_from(TrainConfig, "loss"), "training loss", choices=list(LOSS_KINDS))
+    depth_weight: float = _knob(_from(TrainConfig, "depth_weight"), "remaining-depth regression weight (0 = off)")
+    margin: float = _knob(_from(TrainConfig, "margin"), "margin of the margin ranking loss")
+    steps: int = _knob(_from(TrainConfig, "steps"), "optimiser steps")
+    batch_size: int = _knob(_from(TrainConfig, "batch_size"), "positives per step")
+    lr: float = _knob(_from(TrainConfig, "lr"), "peak learning rate")
+    weight_decay: float = _knob(_from(TrainConfig, "weight_decay"), "AdamW weight decay")
+    warmup_steps: int | None = _knob(_from(TrainConfig, "warmup_steps"), "linear warmup steps (default steps // 20)")
+    grad_clip: float = _knob(_from(TrainConfig, "grad_clip"), "max global gradient norm (0 = off)")
+    eval_every: int = _knob(_from(TrainConfig, "eval_every"), "steps between validation passes")
+    patience: int = _knob(_from(TrainConfig, "patience"), "evaluations without improvement before stopping (0 = off)")
+    metric: str = _knob(_from(TrainConfig, "metric"), "early-stopping metric", choices=sorted(METRICS))
+    seed: int = _knob(_from(TrainConfig, "seed"), "seed of the split, sampler and initialisation")
+    device: str = _knob(_from(TrainConfig, "device"), "auto (GPU when torch sees one), cpu, cuda, ...")
+    progress: bool = _knob(True, "progress bars")
 
     def __post_init__(self) -> None:
         check_feature_names(self.features)
@@ -97,6 +120,15 @@ class EbmSettings:
         from workbench.encode import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
 
         return PLAIN_TEMPLATE if self.resolved_template() == "plain" else DEEPSEEK_PROVER_TEMPLATE
+
+    def encoder(self) -> Any:
+        """The encoder ``encode`` names, with this run's template (``workbench.encode.factory``); None for
+        ``encode=None`` (cache only)."""
+        if not self.encode:
+            return None
+        from workbench.encode.factory import make_encoder
+
+        return make_encoder(self.encode, template=self.template_text())
 
     def embeddings_path(self) -> Path:
         return Path(self.embeddings) if self.embeddings else Path(self.output) / "embeddings"
@@ -156,48 +188,11 @@ class EbmSettings:
 
     @classmethod
     def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        """One --flag per field, defaults from the dataclass (so the CLI cannot drift from notebook 04)."""
-        d = cls()
+        """One --flag per field, generated from the fields (defaults and help): the CLI cannot drift from
+        notebook 04, and a new setting gets its flag by being declared."""
         g = parser.add_argument_group("energy-head settings (defaults shared with notebook 04)")
-        g.add_argument("--output", default=d.output, help="run folder")
-        g.add_argument("--traces", help="LeanDojo traces (file or folder)")
-        g.add_argument("--trajectories", nargs="+", default=[], metavar="PATH", help="trajectory Parquet files or folders")
-        g.add_argument("--num-theorems", type=int, help="sample this many theorems from --traces")
-        g.add_argument("--embeddings", help="embedding cache folder (default OUTPUT/embeddings)")
-        g.add_argument("--encode", default=d.encode, metavar="local|hf:MODEL|URL|none",
-                       help="encode missing states: 'local' (MiniLM), 'hf:MODEL' (a transformers model), the sidecar "
-                            "URL, or 'none' (cache only)")
-        g.add_argument("--template", choices=["plain", "deepseek"], help="state-text template (default: plain for local, deepseek for the sidecar)")
-        g.add_argument("--eval-traces", nargs="+", default=[], metavar="PATH",
-                       help="after training, evaluate on these LeanDojo files; writes OUTPUT/eval_<stem>.json")
-        g.add_argument("--hidden", type=int, nargs=3, metavar=("H1", "H2", "H3"),
-                       help=f"hidden widths (default {SEED_HIDDEN} for 4096-d encoders, {OFFLINE_HIDDEN} for MiniLM)")
-        g.add_argument("--dropout", type=float, default=d.dropout)
-        g.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=d.spectral_norm)
-        g.add_argument("--standardize-inputs", action=argparse.BooleanOptionalAction, default=d.standardize_inputs)
-        g.add_argument("--features", nargs="*", default=list(d.features), choices=list(FEATURE_NAMES),
-                       help="structural features appended to the embedding (none: pass --features with no value)")
-        g.add_argument("--k-negatives", type=int, default=d.k_negatives)
-        g.add_argument("--ratios", type=float, nargs=3, default=list(d.ratios), metavar=("HARD", "MEDIUM", "EASY"))
-        g.add_argument("--easy-source", choices=["auto", "negatives", "any", "none"], default=d.easy_source)
-        g.add_argument("--progress-negatives", action=argparse.BooleanOptionalAction, default=d.progress_negatives)
-        g.add_argument("--balance-theorems", action=argparse.BooleanOptionalAction, default=d.balance_theorems)
-        g.add_argument("--val-fraction", type=float, default=d.val_fraction)
-        g.add_argument("--loss", choices=list(LOSS_KINDS), default=d.loss)
-        g.add_argument("--depth-weight", type=float, default=d.depth_weight)
-        g.add_argument("--margin", type=float, default=d.margin)
-        g.add_argument("--steps", type=int, default=d.steps)
-        g.add_argument("--batch-size", type=int, default=d.batch_size)
-        g.add_argument("--lr", type=float, default=d.lr)
-        g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-        g.add_argument("--warmup-steps", type=int, help="default steps // 20")
-        g.add_argument("--grad-clip", type=float, default=d.grad_clip)
-        g.add_argument("--eval-every", type=int, default=d.eval_every)
-        g.add_argument("--patience", type=int, default=d.patience)
-        g.add_argument("--metric", choices=sorted(METRICS), default=d.metric)
-        g.add_argument("--seed", type=int, default=d.seed)
-        g.add_argument("--device", default=d.device)
-        g.add_argument("--no-progress", dest="progress", action="store_false")
+        for f in dataclasses.fields(cls):
+            g.add_argument("--" + f.name.replace("_", "-"), **_flag_options(f))
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace) -> EbmSettings:
@@ -206,6 +201,22 @@ class EbmSettings:
         if values.get("encode") == "none":
             values["encode"] = None
         return cls.from_dict(values)
+
+
+def _flag_options(f: dataclasses.Field) -> dict[str, Any]:
+    """argparse options for one field, from its type and metadata."""
+    meta = dict(f.metadata)
+    opts: dict[str, Any] = {"help": meta.pop("help"), "default": f.default}
+    kind = str(f.type).replace(" | None", "")
+    if kind == "bool":
+        return opts | {"action": argparse.BooleanOptionalAction}
+    if kind.startswith("tuple["):
+        item = kind[len("tuple["):].split(",")[0].strip("] ")
+        opts |= {"nargs": "+" if kind.endswith(", ...]") else kind.count(",") + 1, "type": {"int": int, "float": float}.get(item, str)}
+        opts["default"] = list(f.default) if f.default is not None else None
+    else:
+        opts["type"] = {"int": int, "float": float}.get(kind, str)
+    return opts | meta  # metadata overrides (nargs="*", choices, metavar)
 
 
 def _normalise(values: dict[str, Any]) -> dict[str, Any]:

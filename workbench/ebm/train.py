@@ -34,19 +34,22 @@ METRICS: dict[str, bool] = {"val_loss": False, "val_rank_acc": True, "val_auroc"
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    steps: int = 2000
-    batch_size: int = 256  # positives per step; each brings k negatives
+    """The training knobs and their one set of defaults (``EbmSettings`` takes its defaults from here; the
+    checkpoint saves the config it trained with)."""
+
+    steps: int = 600
+    batch_size: int = 128  # positives per step; each brings k negatives
     lr: float = 3e-4
     weight_decay: float = 0.01  # not applied to biases and the log-temperature
-    warmup_steps: int = 100  # linear warmup, then cosine to min_lr_ratio * lr
+    warmup_steps: int | None = None  # linear warmup, then cosine to min_lr_ratio * lr; None = steps // 20
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # max global grad norm; 0 disables
-    loss: LossKind = "infonce"
-    depth_weight: float = 0.3  # remaining-depth regression on positives; 0 disables
+    loss: LossKind = "ranknet"
+    depth_weight: float = 0.0  # remaining-depth regression on positives; 0 disables (it cost ~1 point, README)
     margin: float = 1.0  # margin ranking loss only
-    eval_every: int = 100
+    eval_every: int = 50
     patience: int = 5  # evaluations without improvement before stopping; 0 disables
-    metric: Literal["val_loss", "val_rank_acc", "val_auroc", "val_pairwise_acc"] = "val_loss"
+    metric: Literal["val_loss", "val_rank_acc", "val_auroc", "val_pairwise_acc"] = "val_pairwise_acc"
     seed: int = 0
     device: str = "auto"  # "auto" = the GPU when torch sees one, else the CPU; or any torch device name
 
@@ -55,6 +58,8 @@ class TrainConfig:
             raise ValueError(f"metric must be one of {sorted(METRICS)}, got {self.metric!r}")
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
             raise ValueError("steps, batch_size and eval_every must be >= 1")
+        if self.warmup_steps is None:
+            object.__setattr__(self, "warmup_steps", max(1, self.steps // 20))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ from workbench.encode.cache import (
     EncodeReport,
     cache_identity,
     encode_states,
+    ensure_embeddings,
     export_embeddings,
     read_embeddings,
 )
@@ -23,7 +24,7 @@ from workbench.encode.sidecar import SidecarEncoder
 from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, DEFAULT_TEMPLATE, PLAIN_TEMPLATE, state_text
 
 __all__ = [
-    "CacheIdentityError", "EmbeddingTable", "EncodeReport", "cache_identity", "encode_states",
+    "CacheIdentityError", "EmbeddingTable", "EncodeReport", "cache_identity", "encode_states", "ensure_embeddings",
     "export_embeddings", "read_embeddings", "EncodeError", "Encoder", "EncoderIdentity", "EncoderMismatchError",
     "EncoderProtocolError", "EncoderUnavailable", "InvalidEmbeddingError", "LocalEncoder",
     "SidecarEncoder", "DEEPSEEK_PROVER_TEMPLATE", "DEFAULT_TEMPLATE", "PLAIN_TEMPLATE", "state_text",

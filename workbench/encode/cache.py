@@ -359,3 +359,21 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
                           seconds=time.perf_counter() - started)
     logger.info("encode report: %s", report)
     return report
+
+
+def ensure_embeddings(states: Sequence[str], cache: str | os.PathLike[str], encoder: Encoder | None = None, *,
+                      progress: bool = True) -> EmbeddingTable:
+    """Read the embedding cache; with an encoder, first encode the states it lacks into it (then close it).
+
+    Synchronous (notebooks, ``train-ebm``); works inside Jupyter's running loop (``workbench.aio``)."""
+    from workbench.aio import run_sync
+
+    if encoder is not None:
+        # shortest first: a batch is padded to its longest state, so mixed lengths waste most of the work
+        distinct = sorted(dict.fromkeys(states), key=len)
+        report = run_sync(encode_states(distinct, encoder, cache, progress=progress))
+        logger.info("encoding: %s", report)
+        close = getattr(encoder, "aclose", None)
+        if close is not None:
+            run_sync(close())
+    return read_embeddings(cache)

@@ -51,7 +51,7 @@ def _encoder_spec(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected minilm or hf:MODEL, got {text!r}")
 
 
-def make_encoder(args: argparse.Namespace) -> Encoder:
+def encoder_from_args(args: argparse.Namespace) -> Encoder:
     from workbench.encode.factory import make_encoder as build
 
     spec = args.encode_url or (args.encoder if args.encoder and args.encoder.startswith("hf:") else "local")
@@ -72,7 +72,7 @@ def load_states(paths: list[Path]) -> list[str]:
 
 async def _run(args: argparse.Namespace) -> EncodeReport:
     states = load_states(args.trajectories)
-    encoder = make_encoder(args)
+    encoder = encoder_from_args(args)
     try:
         return await encode_states(states, encoder, args.cache, batch_size=args.batch_size,
                                    concurrency=args.concurrency, checkpoint_every=args.checkpoint_every,

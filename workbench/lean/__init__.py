@@ -1,10 +1,12 @@
 """Lean backend: Pantograph wire protocol, one REPL process, a shared pool, and a simulator.
 
 Layers: ``protocol`` (typed JSON) → ``process`` (one REPL, one request chokepoint) → ``pool``
-(``LeanPool``, slots of processes) → ``session`` (``TheoremSession``, one theorem's states).
+(``LeanPool``, slots of processes) → ``session`` (``TheoremSession``, one theorem's states) →
+``backend`` (``LeanBackend``: what mining needs; ``PantographBackend`` = pool + sessions).
 ``simulator`` is a separate program speaking the same protocol.
 """
 
+from workbench.lean.backend import LeanBackend, LeanSession, PantographBackend
 from workbench.lean.config import DEFAULT_MEMORY_LIMIT_BYTES, LeanConfig, simulator_command
 from workbench.lean.errors import (
     LeanBackendError,
@@ -32,6 +34,9 @@ from workbench.lean.results import (
 )
 
 __all__ = [
+    "LeanBackend",
+    "LeanSession",
+    "PantographBackend",
     "DEFAULT_MEMORY_LIMIT_BYTES",
     "LeanConfig",
     "simulator_command",

@@ -20,9 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, collapse
+from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, collapse, parse_state
 
-__all__ = ["Binder", "binders_of", "base_name", "forall_target", "intro_tactic", "introduce", "sanitize_names"]
+__all__ = ["Binder", "binders_of", "base_name", "first_state_names", "forall_target", "intro_tactic", "introduce",
+           "sanitize_names"]
 
 _SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 _SORT = re.compile(r"^(Type|Sort)\b")
@@ -40,6 +41,16 @@ class Binder:
 
 def base_name(name: str) -> str:
     return name.rstrip(_SUPERSCRIPTS).removesuffix(INACCESSIBLE_MARK)
+
+
+def first_state_names(state_text: str) -> frozenset[str]:
+    """Hypothesis names of a trace's first state, with and without the inaccessible mark."""
+    try:
+        goals = parse_state(state_text)
+    except ValueError:
+        return frozenset()
+    names = {h.name for g in goals for h in g.hypotheses if h.name}
+    return frozenset(names | {base_name(n) for n in names})
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence, TypeVar
+from typing import Awaitable, Callable, Sequence, TypeVar
 
 from workbench.lean.config import LeanConfig
 from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProcessDied, LeanStartError, LeanTimeout
@@ -32,9 +32,6 @@ from workbench.lean.process import LeanProcess, repl_version
 from workbench.lean.protocol import check_version
 
 __all__ = ["LeanPool", "PoolStats", "ProcessStats", "Slot", "StaleBinding", "FATAL"]
-
-if TYPE_CHECKING:
-    from workbench.lean.session import TheoremSession
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +96,8 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float | None:
 
 
 class LeanPool:
-    """``async with LeanPool(config) as pool: async with pool.theorem(name) as s: ...``
+    """``async with LeanPool(config) as pool``: processes in slots, handed to whoever binds to them
+    (``workbench.lean.session.TheoremSession``; the pool never imports its users).
 
     The pool does not bound how many sessions run at once; callers do (a semaphore at the call site).
     """
@@ -156,12 +154,6 @@ class LeanPool:
                 slot.busy_s += slot.process.busy_s
                 await slot.process.close()
                 slot.process = None
-
-    def theorem(self, name: str) -> "TheoremSession":
-        """A session for one theorem (async context manager; its states are deleted on exit)."""
-        from workbench.lean.session import TheoremSession  # session.py builds on this module's slot API
-
-        return TheoremSession(self, name)
 
     # -- slots --------------------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 
+from workbench.mining.executor import LEAN_BACKENDS
 from workbench.mining.export import split_output
-from workbench.mining.flags import format_plan
+from workbench.mining.flags import format_plan, settings_from_flags
 from workbench.mining.run import LeanNotConfigured, MineSettings, RunStopped, mine
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--server-wait", type=float, default=_D.server_wait_s, metavar="S",
                    help="seconds to wait for SGLang to finish loading (/health 503) before giving up")
     p.add_argument("--encode-url", metavar="URL", help="encoding sidecar (env ENCODE_URL): encode mined states afterwards")
-    p.add_argument("--lean", choices=("pantograph", "simulated", "auto"), default=_D.lean,
+    p.add_argument("--lean", choices=(*LEAN_BACKENDS, "auto"), default=_D.lean,
                    help="'simulated': the Lean simulator, for dry runs (labels are not Lean's); "
                         "'auto': the simulator when no Pantograph command is configured")
     p.add_argument("--simulator-latency-scale", type=float, default=None, metavar="X",
@@ -72,7 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, env: dict[str, str] | os._Environ) -> MineSettings:
     # The same translation notebook 02 uses: same flags, same run.
-    return MineSettings.from_flags(vars(args) | {"progress": sys.stderr.isatty()}, env=env)
+    return settings_from_flags(vars(args) | {"progress": sys.stderr.isatty()}, env=env)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""From user-facing flags (``workbench mine`` options, notebook 02 parameters) to one :class:`MineSettings`.
+"""From user-facing flags (``workbench mine`` options, notebook 02 parameters) to one :class:`MineSettings`,
+and the plan a run announces before it starts.
 
 The CLI and the notebook pass the same names with the same meaning, so the same inputs give the same
 run: renames (``tactic_timeout`` -> ``tactic_timeout_s``), the comma-separated imports, the mode from
@@ -11,6 +12,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
+
+from workbench.mining.identity import declared_identity, identity_slug
+from workbench.mining.settings import MineSettings
+from workbench.traces import bundled_sample_path, load_traces
 
 __all__ = ["FLAGS", "settings_from_flags", "describe_plan", "format_plan"]
 
@@ -28,11 +33,12 @@ FLAGS: dict[str, str | None] = {
 }
 
 
-def settings_from_flags(cls: type, flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                        output_root: str | Path = "runs") -> Any:
-    """``cls`` (MineSettings) from the flags present in ``flags``; other keys of the mapping are ignored
-    (a notebook passes ``globals()``), absent flags keep the dataclass defaults."""
-    fields = {f.name for f in dataclasses.fields(cls)}
+def settings_from_flags(flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                        output_root: str | Path = "runs") -> MineSettings:
+    """Settings from the flags present in ``flags``; other keys of the mapping are ignored (a notebook
+    passes ``globals()``), absent flags keep the dataclass defaults. ``env`` fills unset URLs and the
+    Pantograph command; without ``output`` the folder is named after the run's identity."""
+    fields = {f.name for f in dataclasses.fields(MineSettings)}
     kw: dict[str, Any] = {}
     for flag, field in FLAGS.items():
         if field and field in fields and flag in flags and flags[flag] is not None:
@@ -49,25 +55,21 @@ def settings_from_flags(cls: type, flags: Mapping[str, Any], env: Mapping[str, s
             raise ValueError(f"simulator_latency_scale must be >= 0, got {scale}")
         kw["simulator_args"] = ("--latency-scale", str(float(scale)))
     kw.setdefault("output", "")
-    settings = cls(**kw)
+    settings = MineSettings(**kw)
     if env is not None:
         settings = settings.with_env(env)
     if not settings.output:
-        from workbench.mining.identity import declared_identity, identity_slug
-
         # Same identity, same folder: a second command with other traces/backend/policy never lands here.
         settings = dataclasses.replace(settings, output=str(Path(output_root) / identity_slug(declared_identity(settings))))
     return settings
 
 
-def describe_plan(settings: Any, available: int | None = None) -> dict[str, Any]:
+def describe_plan(settings: MineSettings, available: int | None = None) -> dict[str, Any]:
     """What a run will actually use, said up front: backend, policy, traces, requested vs available.
 
     ``available``: usable theorems in the traces; mining passes the count from its own (single) read of
     the traces (``mine(settings, on_plan=...)``); without it this preview reads them itself.
     """
-    from workbench.traces import bundled_sample_path, load_traces
-
     if available is None:
         available = len(load_traces(settings.traces_path, min_steps=settings.min_steps, skip_bad=True).theorems)
     bundled = settings.traces_path.resolve() == bundled_sample_path().resolve()

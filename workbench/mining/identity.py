@@ -15,6 +15,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from workbench.mining.settings import MineSettings
+from workbench.traces import bundled_sample_path, input_files
+
 __all__ = ["IDENTITY", "IdentityMismatch", "traces_fingerprint", "declared_identity", "run_identity",
            "identity_slug", "differences", "check_resume", "legacy_identity", "read_identity", "write_identity"]
 
@@ -42,10 +45,8 @@ class IdentityMismatch(ValueError):
 
 def traces_fingerprint(path: Path) -> tuple[str, str]:
     """(display name, sha256 over the contents of the trace files the loader reads, in order)."""
-    from workbench.traces import _input_files, bundled_sample_path
-
     digest = hashlib.sha256()
-    files = _input_files(path)
+    files = input_files(path)
     for file in files:
         if len(files) > 1:  # which split is which; a single file's name is the "traces" field
             digest.update(file.name.encode() + b"\0")
@@ -57,8 +58,8 @@ def traces_fingerprint(path: Path) -> tuple[str, str]:
     return name, digest.hexdigest()
 
 
-def declared_identity(settings: Any) -> dict[str, Any]:
-    """The identity fields known from ``settings`` alone (a :class:`MineSettings`)."""
+def declared_identity(settings: MineSettings) -> dict[str, Any]:
+    """The identity fields known from ``settings`` alone."""
     name, sha = traces_fingerprint(settings.traces_path)
     if settings.simulated:
         backend = "simulator"
@@ -69,7 +70,7 @@ def declared_identity(settings: Any) -> dict[str, Any]:
         "traces_sha256": sha,
         "lean_backend": backend,
         "policy": "sglang" if settings.server_url else "retrieval",  # the URL may change between sessions
-        "prompt_format": getattr(settings, "prompt_format", None) if settings.server_url else None,
+        "prompt_format": settings.prompt_format if settings.server_url else None,
         "seed": settings.seed,
         "candidates_per_step": settings.candidates_per_step,
         "imports": list(settings.imports) if not settings.simulated else [],

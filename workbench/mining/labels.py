@@ -51,7 +51,6 @@ __all__ = [
     "TreeNode",
     "TheoremTree",
     "lean_error_kind",
-    "first_state_names",
     "step0_cause",
 ]
 
@@ -201,19 +200,6 @@ _ERROR_KINDS = (
 
 
 _UNKNOWN_NAME = re.compile(r"unknown (?:identifier|constant) '([^']+)'")
-
-
-def first_state_names(state_text: str) -> frozenset[str]:
-    """Hypothesis names of a trace's first state, with and without the inaccessible mark."""
-    from workbench.lean.binders import base_name
-    from workbench.states import parse_state
-
-    try:
-        goals = parse_state(state_text)
-    except ValueError:
-        return frozenset()
-    names = {h.name for g in goals for h in g.hypotheses if h.name}
-    return frozenset(names | {base_name(n) for n in names})
 
 
 def step0_cause(error_text: str, binder_names: frozenset[str], *, rescued_by_open: bool) -> str:

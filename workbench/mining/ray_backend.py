@@ -10,10 +10,10 @@ Every node that can run Lean declares the custom resource ``lean`` when it joins
 ``--ray local`` starts a one-node Ray instance on this machine offering ``lean: 1`` (dry runs, tests).
 
 The driver (``mining.run.mine_async``) samples theorems, writes every output file and handles resume,
-exactly as in a local run; :class:`RayExecutor` replaces the local LeanPool + workers. It places one
-:class:`NodeMiner` actor on each alive node offering ``lean`` (hard node affinity, ``lean: 1``); each
-actor builds its own LeanPool (``lean_workers`` processes) and policy client from the
-:class:`~workbench.mining.run.MineSettings` the driver ships, so worker nodes need no environment
+exactly as in a local run; :class:`RayExecutor` implements ``mining.executor.Executor`` in place of the
+local one. It places one :class:`NodeMiner` actor on each alive node offering ``lean`` (hard node
+affinity, ``lean: 1``); each actor builds its own Lean backend (``lean_workers`` processes) and policy
+client from the :class:`~workbench.mining.settings.MineSettings` the driver ships, so worker nodes need no environment
 variables beyond what Lean itself needs. The retrieval policy's index theorems travel once through the
 object store; the simulator reads ``--traces`` on each node (a path every node must see).
 
@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from workbench import __version__
-from workbench.mining.walk import TheoremResult
+from workbench.mining.executor import open_lean, open_policy, walk_one
+from workbench.mining.records import TheoremResult
+from workbench.mining.settings import MineSettings
 from workbench.traces import Theorem
 
 __all__ = ["RESOURCE", "INSTALL_HELP", "RayNotInstalled", "NoLeanActors", "NodeMiner", "RayExecutor",
@@ -85,20 +87,17 @@ def lean_nodes(nodes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 class NodeMiner:
     """Runs on one node: that node's LeanPool and policy client; walks the theorems the driver sends."""
 
-    def __init__(self, settings: Any, index_theorems: Sequence[Theorem], driver_version: str) -> None:
+    def __init__(self, settings: MineSettings, index_theorems: Sequence[Theorem], driver_version: str) -> None:
         self.settings = settings
         self.index_theorems = index_theorems
         self.driver_version = driver_version
         self.stack = contextlib.AsyncExitStack()
-        self.pool: Any = None
+        self.lean: Any = None
         self.policy: Any = None
         self.walks: set[asyncio.Task] = set()
 
     async def start(self) -> dict[str, Any]:
-        """Open the pool and the policy; what the driver records about this node."""
-        from workbench.lean.pool import LeanPool
-        from workbench.mining.run import lean_config, open_policy
-
+        """Open Lean and the policy; what the driver records about this node."""
         host = socket.gethostname()
         if self.driver_version != __version__:
             raise RuntimeError(f"{host}: workbench {__version__} here, {self.driver_version} on the driver: "
@@ -106,30 +105,29 @@ class NodeMiner:
         if self.settings.simulated and not self.settings.traces_path.exists():
             raise FileNotFoundError(f"{host}: {self.settings.traces_path} not found; the simulator reads the "
                                     "traces on every node (use a path all nodes share)")
-        config = lean_config(self.settings)
+        lean = open_lean(self.settings)
         self.policy = await self.stack.enter_async_context(open_policy(self.settings, self.index_theorems))
         self.index_theorems = ()  # the policy holds its index; free the copy
-        self.pool = await self.stack.enter_async_context(LeanPool(config))
-        return {"hostname": host, "pid": os.getpid(), "lean_version": self.pool.version,
-                "lean_command": list(config.argv()), "lean_workers": config.workers,
+        self.lean = await self.stack.enter_async_context(lean)
+        described = self.lean.describe()
+        return {"hostname": host, "pid": os.getpid(), "lean_version": self.lean.version,
+                "lean_command": described.get("command"), "lean_workers": described.get("workers"),
                 "policy": {"policy": type(self.policy).__name__} | self.policy.provenance()}
 
     async def walk(self, theorem: Theorem) -> tuple[TheoremResult, dict[str, Any]]:
         """One theorem's result and this node's pool counters (the driver keeps the latest)."""
-        from workbench.mining.run import walk_one
-
         task = asyncio.current_task()
         assert task is not None
         self.walks.add(task)
         try:
-            result = await walk_one(theorem, self.pool, self.policy, self.settings.walk_params(),
+            result = await walk_one(theorem, self.lean, self.policy, self.settings.walk_params(),
                                     self.settings.simulated)
         finally:
             self.walks.discard(task)
         return result, self.pool_stats()
 
     def pool_stats(self) -> dict[str, Any]:
-        s = self.pool.stats()
+        s = self.lean.stats()
         return {"busy_fraction": s.busy_fraction, "restarts_by_cause": dict(s.restarts_by_cause),
                 "tactic_requests": s.tactic_requests, "wall_s": s.wall_s, "replayed_steps": s.replayed_steps,
                 "tactic_p50_s": s.tactic_p50_s, "tactic_p95_s": s.tactic_p95_s}
@@ -215,10 +213,10 @@ class _Queue:
 class RayExecutor:
     """``async with RayExecutor(settings, index_theorems) as ex: tasks = ex.start(todo, on_result)``.
 
-    Same driver-facing surface as ``mining.run.LocalExecutor``.
+    Implements ``mining.executor.Executor`` (as ``LocalExecutor`` does).
     """
 
-    def __init__(self, settings: Any, index_theorems: Sequence[Theorem]) -> None:
+    def __init__(self, settings: MineSettings, index_theorems: Sequence[Theorem]) -> None:
         if not settings.ray_address:
             raise ValueError("RayExecutor needs settings.ray_address (an address, 'auto' or 'local')")
         # Workers may run in another directory: ship absolute paths.

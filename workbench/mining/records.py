@@ -1,18 +1,22 @@
-"""Mining's typed vocabulary: one tactic attempt, one theorem's result, its status line.
+"""Mining's typed vocabulary: one tactic attempt, one theorem's counters and result, its status line.
 
 ``output.py`` (writing, resume) and ``summary.py`` (aggregation) depend on this module, not on the walk.
+The counters' on-disk spelling (``"gt.steps"``, ``"outcome.divergent"``, ...) lives here and nowhere
+else: the walk increments typed fields, readers go through :meth:`WalkCounts.from_dict`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from workbench.trajectory import TrajectoryRecord
 
-__all__ = ["Status", "EndReason", "SKIP_REASONS", "Attempt", "TheoremResult", "status_of"]
+__all__ = ["Status", "EndReason", "SKIP_REASONS", "INFRA_REASONS", "Attempt", "WalkCounts", "TheoremResult",
+           "status_of"]
 
 
 class Status(StrEnum):
@@ -40,9 +44,11 @@ class EndReason(StrEnum):
 SKIP_REASONS = frozenset({EndReason.START_FAILED, EndReason.START_INFRA_ERROR, EndReason.GT_FAILED,
                           EndReason.GT_INFRA_ERROR, EndReason.NO_STEPS, EndReason.UNALIGNED,
                           EndReason.INTERNAL_ERROR})
+# Walks ended by infrastructure, not by Lean's verdict: --resume mines them again (up to --retry-infra times).
+INFRA_REASONS = frozenset({EndReason.START_INFRA_ERROR, EndReason.GT_INFRA_ERROR})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
     """One tactic sent to Lean (a row of the attempts log)."""
 
@@ -61,15 +67,136 @@ class Attempt:
     timestamp_ms: int = 0
 
 
+def _count(key: str) -> Any:
+    return field(default=0, metadata={"key": key})
+
+
+def _family(prefix: str) -> Any:
+    return field(default_factory=Counter, metadata={"prefix": prefix})
+
+
+@dataclass
+class WalkCounts:
+    """What one walk (or, summed, a run) counted. Fields are typed; ``to_dict``/``from_dict`` are the only
+    places the status line's spelling appears. Families (``Counter``) hold open-ended kinds: candidate
+    outcomes, Lean limits, start problems."""
+
+    # ground truth
+    gt_steps: int = _count("gt.steps")
+    gt_failed_plain: int = _count("gt.failed_plain")  # failed as written (before the `open … in` retry)
+    gt_step0_failed_plain: int = _count("gt.step0_failed_plain")
+    gt_rescued_by_open: int = _count("gt.rescued_by_open")
+    gt_failed: int = _count("gt.failed")  # failed after the retry: the walk left the ground-truth path
+    gt_step0_failed: int = _count("gt.step0_failed")
+    gt_infra_failed: int = _count("gt.infra_failed")
+    gt_failed_limit: Counter = _family("gt.failed_limit.")  # LimitKind -> ground-truth steps Lean gave up on
+    # how the walk reached the trace's first state
+    start: Counter = _family("start.")  # matched | intro_failed | mismatch | unparseable_first_state
+    # goal alignment
+    align_matched_without_case_tag: int = _count("align.matched_without_case_tag")
+    align_after_mismatch: int = _count("align.after_mismatch")
+    align_nested_skipped: int = _count("align.nested_skipped")
+    align_goal_not_found: int = _count("align.unaligned.goal_not_found")
+    align_other_goal: int = _count("align.other_goal")
+    # infrastructure (processes that died, hung or answered garbage)
+    infra_garbage: int = _count("infra.garbage")
+    infra_protocol_error: int = _count("infra.protocol_error")
+    infra_timeout: int = _count("infra.timeout")
+    infra_process_error: int = _count("infra.process_error")
+    infra_rebinds: int = _count("infra.rebinds")
+    # the policy
+    policy_rejected: int = _count("policy_rejected")  # 4xx: the server refused the request (not transient)
+    policy_errors: int = _count("policy_errors")  # failed generation calls (each retry counts)
+    steps_without_candidates: int = _count("steps_without_candidates")
+    # candidates and their chains
+    outcomes: Counter = _family("outcome.")  # Outcome -> candidates
+    chain_interrupted: int = _count("chain.interrupted")
+    chain_failed: int = _count("chain.failed")
+    chain_rescued: int = _count("chain.rescued")
+    chain_rescued_nodes: int = _count("chain.rescued_nodes")
+    chain_incomplete: int = _count("chain.incomplete")
+    # keys this version does not know (a status line written by another version): kept, never dropped
+    other: Counter = field(default_factory=Counter)
+
+    # -- the on-disk spelling ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, int]:
+        """Non-zero counters by their status-line key."""
+        out: dict[str, int] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "key" in f.metadata:
+                if value:
+                    out[f.metadata["key"]] = value
+            else:
+                prefix = f.metadata.get("prefix", "")
+                out.update({f"{prefix}{k}": v for k, v in sorted(value.items()) if v})
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, int] | None) -> "WalkCounts":
+        counts = cls()
+        for key, value in (raw or {}).items():
+            name, family_key = _SPELLING[key] if key in _SPELLING else _family_of(key)
+            if name is None:
+                counts.other[key] += int(value)
+            elif family_key is None:
+                setattr(counts, name, getattr(counts, name) + int(value))
+            else:
+                getattr(counts, name)[family_key] += int(value)
+        return counts
+
+    def __iadd__(self, other: "WalkCounts") -> "WalkCounts":
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                setattr(self, f.name, mine + theirs)
+        return self
+
+    @classmethod
+    def total(cls, many: "Iterable[WalkCounts]") -> "WalkCounts":
+        out = cls()
+        for c in many:
+            out += c
+        return out
+
+    # -- views the summary and resume use ----------------------------------------------------------
+
+    @property
+    def infra_events(self) -> int:
+        return (self.infra_garbage + self.infra_protocol_error + self.infra_timeout + self.infra_process_error
+                + self.infra_rebinds)
+
+    def group(self, prefix: str) -> dict[str, int]:
+        """One group of counters by its name after ``prefix`` (``"align."`` -> ``{"other_goal": 2, ...}``)."""
+        return {k.removeprefix(prefix): v for k, v in sorted(self.to_dict().items()) if k.startswith(prefix)}
+
+
+_SPELLING: dict[str, tuple[str, None]] = {
+    f.metadata["key"]: (f.name, None) for f in dataclasses.fields(WalkCounts) if "key" in f.metadata}
+_FAMILIES: list[tuple[str, str]] = sorted(
+    ((f.metadata["prefix"], f.name) for f in dataclasses.fields(WalkCounts) if "prefix" in f.metadata),
+    key=lambda p: -len(p[0]))  # the longest prefix first: "gt.failed_limit." before any "gt."
+
+
+def _family_of(key: str) -> tuple[str | None, str | None]:
+    for prefix, name in _FAMILIES:
+        if key.startswith(prefix):
+            return name, key[len(prefix):]
+    return None, None
+
+
 @dataclass
 class TheoremResult:
     theorem: str
-    status: str  # Status.*
-    reason: str  # why the walk ended: qed, target_negatives, gt_failed, start_failed, infra_error, ...
+    status: Status
+    reason: EndReason  # why the walk ended
     message: str = ""
     records: list[TrajectoryRecord] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
+    counts: WalkCounts = field(default_factory=WalkCounts)
     num_steps: int = 0
     steps_walked: int = 0
     duration_s: float = 0.0
@@ -97,18 +224,18 @@ class TheoremResult:
             "duration_s": round(self.duration_s, 4),
             "generation_wait_s": round(self.generation_wait_s, 4),
             "lean_wait_s": round(self.lean_wait_s, 4),
-            "counts": dict(self.counts),
+            "counts": self.counts.to_dict(),
             "record_kinds": dict(kinds),
             "depth": {str(k): v for k, v in sorted(depth.items())},
             "start": dict(self.start),
             "step0": self.step0,
             # Steps whose generation failed every retry got no candidates: the theorem's negatives are incomplete.
-            "incomplete": self.counts["steps_without_candidates"] > 0,
-            "steps_without_candidates": self.counts["steps_without_candidates"],
+            "incomplete": self.counts.steps_without_candidates > 0,
+            "steps_without_candidates": self.counts.steps_without_candidates,
         }
 
 
-def status_of(reason: str, *, timed_out: bool = False) -> Status:
+def status_of(reason: EndReason, *, timed_out: bool = False) -> Status:
     """A theorem's status from why its walk ended."""
     if timed_out:
         return Status.TIMED_OUT

@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
-from workbench.lean import LeanConfig, LeanPool
+from workbench.lean import LeanConfig, PantographBackend
+from workbench.mining.records import EndReason
 from workbench.mining.walk import WalkParams, walk_theorem
 from workbench.traces import Theorem
 
@@ -50,16 +51,16 @@ async def replay_ground_truth(theorems: Iterable[Theorem], config: LeanConfig, *
                      overlap_generation=False)
     tally = ReplayTally()
     gate = asyncio.Semaphore(concurrency)
-    async with LeanPool(config) as pool:
+    async with PantographBackend(config) as lean:
         async def one(thm: Theorem) -> None:
             async with gate:
-                result = await walk_theorem(thm, pool, _NoCandidates(), params, simulated=simulated)
+                result = await walk_theorem(thm, lean, _NoCandidates(), params, simulated=simulated)
             tally.theorems += 1
             tally.start[result.start.get("problem") or "matched"] += 1
             tally.step0[result.step0 or "not_reached"] += 1
             tally.ended[result.reason] += 1
-            tally.align.update({k.split(".", 1)[1]: v for k, v in result.counts.items() if k.startswith("align.")})
-            tally.without_unaligned += result.reason in ("qed", "trace_exhausted")
+            tally.align.update(result.counts.group("align."))
+            tally.without_unaligned += result.reason in (EndReason.QED, EndReason.TRACE_EXHAUSTED)
 
         await asyncio.gather(*(one(t) for t in theorems if t.steps))
     return tally

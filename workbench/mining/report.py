@@ -66,12 +66,12 @@ def input_paths(inputs: str | Path | Sequence[str | Path] | None, *, demo_if_mis
     when that is missing, the offline simulated run's folder (never a simulated run under a Lean name).
     """
     if inputs is None:
+        from workbench.mining.flags import settings_from_flags
         from workbench.mining.output import existing_output
-        from workbench.mining.run import MineSettings
 
-        inputs = MineSettings.from_flags({"lean": "auto"}, env=env or {}, output_root=NOTEBOOK02_ROOT).output
+        inputs = settings_from_flags({"lean": "auto"}, env=env or {}, output_root=NOTEBOOK02_ROOT).output
         if not existing_output(Path(inputs)) and demo_if_missing:
-            inputs = MineSettings.from_flags({"lean": "simulated"}, env={}, output_root=NOTEBOOK02_ROOT).output
+            inputs = settings_from_flags({"lean": "simulated"}, env={}, output_root=NOTEBOOK02_ROOT).output
     if isinstance(inputs, str) and inputs.strip().startswith("["):
         inputs = json.loads(inputs)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]

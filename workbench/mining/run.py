@@ -1,9 +1,9 @@
-"""Mining runs: settings, Lean backend and policy set-up, bounded concurrent walk, output, summary.
+"""Mining runs: the driver. Select theorems, start an executor, write every result, summarise.
 
 ``await mine_async(settings)`` is the core; ``mine(settings)`` is its synchronous twin (same
 signature, same defaults) that also works inside Jupyter's running loop. ``settings`` is the one
 :class:`MineSettings` object; nothing here reads the environment — :meth:`MineSettings.with_env`
-does, when a caller passes it a mapping.
+does, when a caller passes it a mapping. Walking happens in an executor (``mining/executor.py``).
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import datetime as dt
-import functools
 import logging
-import shlex
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping
 
 from workbench import __version__
+from workbench.aio import sync_twin
 from workbench.progress import progress_bar
+from workbench.mining.executor import Executor, LeanNotConfigured, LocalExecutor, open_lean, open_policy
 from workbench.mining.output import (
     RUN_CONFIG,
     SUMMARY,
@@ -38,30 +37,16 @@ from workbench.mining.output import (
 from workbench.mining.export import export_records, split_output
 from workbench.mining.identity import (check_resume, declared_identity, legacy_identity, read_identity,
                                        run_identity, write_identity)
-from workbench.policy.sglang import PolicyUnavailable
+from workbench.mining.records import INFRA_REASONS, Status, TheoremResult, WalkCounts
+from workbench.mining.settings import MineSettings, offline_demo_settings
 from workbench.mining.summary import format_summary, summarize
-from workbench.mining.walk import Status, TheoremResult, WalkParams, walk_theorem
-from workbench.traces import Theorem, TraceSet, bundled_sample_path, load_traces, select_theorems
+from workbench.policy.errors import PolicyUnavailable
+from workbench.traces import Theorem, TraceSet, load_traces, select_theorems
 
-__all__ = ["MineSettings", "MineResult", "LeanNotConfigured", "RunStopped", "PANTOGRAPH_HELP", "mine_async", "mine",
-           "run_sync", "offline_demo_settings", "ensure_demo_output", "retry_reason"]
+__all__ = ["MineSettings", "MineResult", "LeanNotConfigured", "RunStopped", "mine_async", "mine",
+           "offline_demo_settings", "ensure_demo_output", "retry_reason", "progress_line"]
 
 log = logging.getLogger(__name__)
-
-PANTOGRAPH_HELP = """\
-No Lean backend configured. Mining needs Pantograph (the Lean 4 REPL) or, for a dry run, the simulator.
-
-  * Install Pantograph: git clone https://github.com/lenianiva/Pantograph, check out the release matching
-    your project's Lean toolchain (e.g. Pantograph 0.3.x for Lean v4.21.0), run `lake build repl`.
-  * Point the workbench at it, e.g. from your Mathlib project folder:
-        --pantograph-cmd "lake env /path/to/Pantograph/.lake/build/bin/repl"
-    or set PANTOGRAPH_REPL to the same command (the binary also works with LEAN_PATH set to
-    `lake env printenv LEAN_PATH`). Imports are added from --imports (default Init,Mathlib).
-  * Or run a dry run with the simulator: --lean simulated (labels are SIMULATED, never train on them)."""
-
-
-class LeanNotConfigured(ValueError):
-    """Neither a Pantograph command nor the simulator was chosen."""
 
 
 class RunStopped(RuntimeError):
@@ -72,164 +57,16 @@ class RunStopped(RuntimeError):
         self.result = result
 
 
-# Walks ended by infrastructure, not by Lean's verdict: --resume mines them again (up to retry_infra times).
-_INFRA_REASONS = {"start_infra_error", "gt_infra_error"}
-
-
 def retry_reason(line: Mapping[str, Any], *, retry_incomplete: bool) -> str | None:
     """Why a finished theorem's result should be redone by --resume, or None (pure; one status line)."""
-    if line.get("reason") in _INFRA_REASONS:
+    if line.get("reason") in INFRA_REASONS:
         return str(line["reason"])
-    infra_events = sum(v for k, v in line.get("counts", {}).items() if k.startswith("infra."))
-    if line.get("status") == "timed_out" and infra_events:
+    infra_events = WalkCounts.from_dict(line.get("counts")).infra_events
+    if line.get("status") == Status.TIMED_OUT and infra_events:
         return "timed_out_during_infra_errors"
     if retry_incomplete and line.get("incomplete"):
         return "incomplete"
     return None
-
-
-@dataclass(frozen=True)
-class MineSettings:
-    """Every parameter of a mining run (the CLI options, one to one, plus a few simulator knobs)."""
-
-    traces: str | None = None  # LeanDojo JSON / tactic-pairs JSONL / folder; None = bundled sample
-    output: str = "runs/mine"
-    num_theorems: int | None = None
-    min_steps: int = 1
-    seed: int = 0
-    candidates_per_step: int = 8
-    target_negatives: int = 15
-    temperature: float = 1.0
-    pantograph_cmd: str | None = None
-    imports: tuple[str, ...] = ("Init", "Mathlib")
-    lean_workers: int = 2
-    concurrency: int | None = None  # theorems in flight; None = 8 per Lean worker
-    tactic_timeout_s: float = 30.0
-    theorem_timeout_s: float = 120.0
-    server_url: str | None = None  # SGLang; None = the offline retrieval policy
-    prompt_format: str = "deepseek-prefill"  # SGLang prompt: deepseek-prefill | deepseek-chat | a template file
-    server_wait_s: float = 600.0  # wait this long for SGLang to finish loading (/health 503)
-    encode_url: str | None = None  # encoding sidecar: encode the mined states afterwards
-    lean: str = "pantograph"  # pantograph | simulated | auto (simulated when no Pantograph command)
-    mode: str = "new"  # new | resume | overwrite
-    simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
-    wrap_candidates: bool = True
-    overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
-    time_budget_s: float | None = None  # stop after this long: walks in flight are dropped (resume redoes them)
-    flush_every_theorems: int = 20
-    seal_every_s: float = 2.0  # a finished theorem is on disk (sealed) at most this long after it ends
-    retry_infra: int = 2  # --resume mines a theorem ended by infrastructure again, at most this many times
-    retry_incomplete: bool = False  # --resume also redoes theorems that lost candidates to transient failures
-    strict: bool = False  # a malformed trace entry stops the run (default: skipped, counted, named in the summary)
-    progress: bool = True  # the live bar on a terminal; elsewhere a log line every progress_every_s
-    progress_every_s: float = 30.0
-    ray_address: str | None = None  # mine on a Ray cluster: an address, "auto" or "local" (workbench.mining.ray_backend)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.imports, str):
-            object.__setattr__(self, "imports", tuple(i for i in self.imports.split(",") if i))
-        object.__setattr__(self, "imports", tuple(self.imports))
-        object.__setattr__(self, "simulator_args", tuple(self.simulator_args))
-        if self.lean not in ("pantograph", "simulated", "auto"):
-            raise ValueError(f"lean must be pantograph, simulated or auto, got {self.lean!r}")
-        if self.mode not in ("new", "resume", "overwrite"):
-            raise ValueError(f"mode must be new, resume or overwrite, got {self.mode!r}")
-        for name in ("candidates_per_step", "lean_workers", "min_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_theorems is not None and self.num_theorems < 1:
-            raise ValueError(f"num_theorems must be >= 1 (or None for all), got {self.num_theorems}")
-        if self.retry_infra < 0 or self.seal_every_s < 0:
-            raise ValueError("retry_infra and seal_every_s must be >= 0")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.target_negatives < 1 or self.tactic_timeout_s <= 0 or self.theorem_timeout_s <= 0:
-            raise ValueError("target_negatives and the timeouts must be positive")
-
-    @classmethod
-    def from_flags(cls, flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                   output_root: str | Path = "runs") -> "MineSettings":
-        """Settings from CLI options / notebook parameters (see :mod:`workbench.mining.flags`)."""
-        from workbench.mining.flags import settings_from_flags
-
-        return settings_from_flags(cls, flags, env, output_root)
-
-    def with_env(self, env: Mapping[str, str]) -> "MineSettings":
-        """Fill unset URLs / the Pantograph command from PANTOGRAPH_REPL, SGLANG_URL, ENCODE_URL."""
-        return dataclasses.replace(
-            self,
-            pantograph_cmd=self.pantograph_cmd or env.get("PANTOGRAPH_REPL") or None,
-            server_url=self.server_url or env.get("SGLANG_URL") or None,
-            encode_url=self.encode_url or env.get("ENCODE_URL") or None,
-        )
-
-    @property
-    def simulated(self) -> bool:
-        return self.lean == "simulated" or (self.lean == "auto" and not self.pantograph_cmd)
-
-    @property
-    def theorems_in_flight(self) -> int:
-        return self.concurrency or 8 * self.lean_workers
-
-    @property
-    def traces_path(self) -> Path:
-        return Path(self.traces) if self.traces else bundled_sample_path()
-
-    def walk_params(self) -> WalkParams:
-        return WalkParams(candidates_per_step=self.candidates_per_step, target_negatives=self.target_negatives,
-                          theorem_timeout_s=self.theorem_timeout_s, wrap_candidates=self.wrap_candidates,
-                          overlap_generation=self.overlap_generation)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"simulated": self.simulated, "theorems_in_flight": self.theorems_in_flight}
-
-
-def offline_demo_settings(output: str | Path, **overrides: Any) -> MineSettings:
-    """The quick offline run: bundled sample, simulator (fast latencies), retrieval policy."""
-    base = dict(output=str(output), lean="simulated", mode="overwrite", lean_workers=2, concurrency=16,
-                simulator_args=("--latency-scale", "0.05"), tactic_timeout_s=10.0, theorem_timeout_s=60.0,
-                progress=False)
-    return MineSettings(**(base | overrides))
-
-
-# --- backend and policy set-up -------------------------------------------------------------------
-
-
-def lean_config(settings: MineSettings) -> "Any":
-    from workbench.lean.config import LeanConfig, simulator_command
-
-    if settings.simulated:
-        return LeanConfig(
-            command=simulator_command(settings.traces_path, *settings.simulator_args),
-            imports=(), workers=settings.lean_workers, request_timeout_s=settings.tactic_timeout_s,
-            start_timeout_s=60.0, memory_limit_bytes=None)
-    if not settings.pantograph_cmd:
-        raise LeanNotConfigured(PANTOGRAPH_HELP)
-    # Pantograph's own interrupt fires first and keeps the process; the request deadline is the backstop.
-    return LeanConfig(
-        command=tuple(shlex.split(settings.pantograph_cmd)), imports=settings.imports, workers=settings.lean_workers,
-        request_timeout_s=settings.tactic_timeout_s + 15.0, tactic_timeout_ms=int(settings.tactic_timeout_s * 1000))
-
-
-@contextlib.asynccontextmanager
-async def open_policy(settings: MineSettings, theorems: Sequence[Theorem]) -> AsyncIterator[Any]:
-    if settings.server_url:
-        from workbench.policy.prompt import prompt_format
-        from workbench.policy.sglang import SGLangConfig, SGLangPolicy
-
-        config = SGLangConfig(url=settings.server_url, temperature=settings.temperature,
-                              max_concurrency=max(4, settings.theorems_in_flight),
-                              prompt=prompt_format(settings.prompt_format), startup_wait_s=settings.server_wait_s)
-        async with SGLangPolicy(config) as policy:
-            yield policy
-    else:
-        from workbench.policy.retrieval import RetrievalPolicy
-
-        policy = await RetrievalPolicy.build(theorems)
-        try:
-            yield policy
-        finally:
-            await policy.aclose()
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -308,53 +145,6 @@ def progress_line(finished: int, total: int, elapsed_s: float, records: int, lea
             f"Lean busy {busy}, elapsed {dt.timedelta(seconds=round(elapsed_s))}")
 
 
-async def walk_one(theorem: Theorem, pool: Any, policy: Any, params: WalkParams, simulated: bool) -> TheoremResult:
-    """One theorem's walk; an unexpected error skips that theorem (here and on Ray actors alike)."""
-    try:
-        return await walk_theorem(theorem, pool, policy, params, simulated=simulated)
-    except PolicyUnavailable:
-        raise  # the server is gone: the run stops (this theorem stays unfinished for --resume)
-    except Exception as e:  # noqa: BLE001 - a bug on one theorem must not end a 5000-theorem run
-        log.exception("%s: walk failed", theorem.full_name)
-        return TheoremResult(theorem.full_name, Status.SKIPPED, "internal_error", f"{type(e).__name__}: {e}",
-                             num_steps=len(theorem.steps))
-
-
-async def _worker(queue: Iterator[Theorem], pool: Any, policy: Any, params: WalkParams, simulated: bool,
-                  on_result: Callable[[TheoremResult], None]) -> None:
-    for theorem in queue:  # a shared iterator: every worker takes the next theorem when it is free
-        on_result(await walk_one(theorem, pool, policy, params, simulated))
-
-
-class LocalExecutor:
-    """Walks theorems on this machine: one LeanPool, one policy, ``theorems_in_flight`` workers.
-
-    The driver only needs what every executor offers (``mining.ray_backend.RayExecutor`` is the other):
-    ``lean_version``, ``policy_provenance``, ``describe()``, ``start(todo, on_result) -> tasks``, ``stats()``.
-    """
-
-    def __init__(self, pool: Any, policy: Any, settings: MineSettings) -> None:
-        self.pool, self.policy, self.settings = pool, policy, settings
-        self.lean_version = pool.version
-
-    @property
-    def policy_provenance(self) -> dict[str, Any]:
-        """The policy's provenance now (its counters move during the run)."""
-        return {"policy": type(self.policy).__name__} | self.policy.provenance()
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "local", "lean_workers": self.settings.lean_workers,
-                "theorems_in_flight": self.settings.theorems_in_flight}
-
-    def start(self, todo: Sequence[Theorem], on_result: Callable[[TheoremResult], None]) -> list[asyncio.Task]:
-        queue, params = iter(todo), self.settings.walk_params()
-        return [asyncio.create_task(_worker(queue, self.pool, self.policy, params, self.settings.simulated, on_result))
-                for _ in range(min(self.settings.theorems_in_flight, max(1, len(todo))))]  # the concurrency bound
-
-    def stats(self) -> Any:
-        return self.pool.stats()
-
-
 def _select(settings: MineSettings, traces: TraceSet, done: set[str]) -> tuple[list[Theorem], int]:
     todo = [t for t in traces.theorems if t.full_name not in done]
     return todo, len(traces.theorems) - len(todo)
@@ -397,10 +187,8 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     Ctrl-C and SIGTERM seal every finished theorem and raise KeyboardInterrupt; a policy server that goes
     away raises :class:`RunStopped` after the same clean-up. Either way ``--resume`` continues.
     """
-    from workbench.lean.pool import LeanPool
-
     output, export_to = split_output(settings.output)  # NAME.parquet: mine into NAME.parquet.run, then export
-    config = lean_config(settings)  # fails fast, before any loading, when Lean is not configured
+    lean = open_lean(settings)  # fails fast, before any loading, when Lean is not configured
     if settings.ray_address:
         from workbench.mining.ray_backend import RayExecutor, require_ray
 
@@ -451,16 +239,16 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         if settings.ray_address:  # one actor per Lean node, each with its own pool and policy
             if policy is not None:
                 raise ValueError("an open policy cannot be shipped to Ray actors: leave policy=None with ray_address")
-            executor: Any = await stack.enter_async_context(RayExecutor(settings, index_theorems or []))
+            executor: Executor = await stack.enter_async_context(RayExecutor(settings, index_theorems or []))
         else:
             if policy is None:
                 policy = await stack.enter_async_context(open_policy(settings, index_theorems or []))
-            executor = LocalExecutor(await stack.enter_async_context(LeanPool(config)), policy, settings)
+            executor = LocalExecutor(await stack.enter_async_context(lean), policy, settings)
         policy_provenance = executor.policy_provenance
         provenance = {
             "lean_backend": "simulator" if settings.simulated else executor.lean_version,
             "lean_version": executor.lean_version,
-            "lean_command": list(config.argv()),
+            "lean_command": lean.describe().get("command"),
             "executor": executor.describe(),
             "simulated": settings.simulated,
             "policy": policy_provenance,
@@ -622,44 +410,7 @@ async def encode_mined_states(output: Path, encode_url: str) -> Any:
     return report
 
 
-# --- the synchronous twin ------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def run_sync(coro: Awaitable[T]) -> T:
-    """Run a coroutine to completion from sync code, including inside Jupyter's running loop.
-
-    On Ctrl-C the task is cancelled and allowed to finish its clean-up (sealing finished theorems)
-    before KeyboardInterrupt propagates.
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    import nest_asyncio
-
-    nest_asyncio.apply(loop)
-    task = asyncio.ensure_future(coro, loop=loop)
-    try:
-        return loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            loop.run_until_complete(task)
-        raise
-
-
-def _sync_twin(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
-    @functools.wraps(fn)  # same signature and defaults: one definition, no drift
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        return run_sync(fn(*args, **kwargs))
-
-    wrapper.__doc__ = f"Synchronous twin of ``{fn.__name__}`` (works inside Jupyter).\n\n{fn.__doc__ or ''}"
-    return wrapper
-
-
-mine = _sync_twin(mine_async)
+mine = sync_twin(mine_async)
 
 
 def ensure_demo_output(output: str | Path, **overrides: Any) -> Path:

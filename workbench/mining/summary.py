@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Mapping
 
-from workbench.mining.records import EndReason, Status
+from workbench.mining.records import EndReason, Status, WalkCounts
 
 __all__ = ["summarize", "depth_table", "format_summary"]
 
@@ -31,10 +31,9 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
     skipped = Counter(line["reason"] for line in lines if line["status"] == Status.SKIPPED)
     ended = Counter(line["reason"] for line in lines)
     kinds: Counter = Counter()
-    counts: Counter = Counter()
     for line in lines:
         kinds.update(line.get("record_kinds", {}))
-        counts.update(line.get("counts", {}))
+    counts = WalkCounts.total(WalkCounts.from_dict(line.get("counts")) for line in lines)
     not_started = (EndReason.START_FAILED, EndReason.START_INFRA_ERROR, EndReason.NO_STEPS)
     started = sum(1 for line in lines if line["reason"] not in not_started)
     off_path = ended[EndReason.GT_FAILED] + ended[EndReason.GT_INFRA_ERROR] + ended[EndReason.UNALIGNED]
@@ -45,22 +44,22 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "chain_rescued": kinds["positive.divergent"] + kinds["positive.chain"],
     }
     negatives = {"divergent": kinds["negative.divergent"], "chain": kinds["negative.chain"]}
-    outcomes = {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("outcome.")}
+    outcomes = counts.group("outcome.")
     survival = sum(
         1 for line in lines if any(int(d) > 2 and pn[1] > 0 for d, pn in line.get("depth", {}).items()))
     gt = {
         "theorems_started": started,
-        "steps_attempted": counts["gt.steps"],
-        "failed_before_open_retry": counts["gt.failed_plain"],
-        "rescued_by_open_retry": counts["gt.rescued_by_open"],
-        "failed": counts["gt.failed"],
-        "failed_infrastructure": counts["gt.infra_failed"],
-        "step0_failed_before_open_retry": counts["gt.step0_failed_plain"],
-        "step0_failed": counts["gt.step0_failed"],
-        "step0_failure_rate": _rate(counts["gt.step0_failed"], started),
-        "step0_failure_rate_without_open_retry": _rate(counts["gt.step0_failed_plain"], started),
-        "step_failure_rate": _rate(counts["gt.failed"], counts["gt.steps"]),
-        "step_failure_rate_without_open_retry": _rate(counts["gt.failed_plain"], counts["gt.steps"]),
+        "steps_attempted": counts.gt_steps,
+        "failed_before_open_retry": counts.gt_failed_plain,
+        "rescued_by_open_retry": counts.gt_rescued_by_open,
+        "failed": counts.gt_failed,
+        "failed_infrastructure": counts.gt_infra_failed,
+        "step0_failed_before_open_retry": counts.gt_step0_failed_plain,
+        "step0_failed": counts.gt_step0_failed,
+        "step0_failure_rate": _rate(counts.gt_step0_failed, started),
+        "step0_failure_rate_without_open_retry": _rate(counts.gt_step0_failed_plain, started),
+        "step_failure_rate": _rate(counts.gt_failed, counts.gt_steps),
+        "step_failure_rate_without_open_retry": _rate(counts.gt_failed_plain, counts.gt_steps),
         "theorems_off_path": off_path,
         "theorems_off_path_rate": _rate(off_path, started),
     }
@@ -68,8 +67,7 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
     start = Counter((line.get("start") or {}).get("problem") or "matched" for line in lines
                     if (line.get("start") or {}).get("intro", "") != "")
     step0 = Counter(line["step0"] for line in lines if line.get("step0"))
-    gt["failed_by_lean_limit"] = {k.rsplit(".", 1)[1]: v for k, v in sorted(counts.items())
-                                  if k.startswith("gt.failed_limit.")}
+    gt["failed_by_lean_limit"] = counts.group("gt.failed_limit.")
     gt["start"] = dict(sorted(start.items()))
     gt["step0_outcome"] = dict(sorted(step0.items()))
     summary: dict[str, Any] = {
@@ -88,12 +86,12 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "alternative_proofs": kinds["positive.alternative_proof"],
         "rejected": outcomes.get("rejected", 0),
         "candidate_outcomes": outcomes,
-        "chains": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("chain.")},
+        "chains": counts.group("chain."),
         "ground_truth_replay": gt,
-        "goal_alignment": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("align.")},
-        "infrastructure": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("infra.")},
-        "policy_errors": counts["policy_errors"],
-        "steps_without_candidates": counts["steps_without_candidates"],
+        "goal_alignment": counts.group("align."),
+        "infrastructure": counts.group("infra."),
+        "policy_errors": counts.policy_errors,
+        "steps_without_candidates": counts.steps_without_candidates,
         "theorems_incomplete": sum(1 for line in lines if line.get("incomplete")),
         "theorems_with_negatives_deeper_than_2": survival,
         "depth_table": depth_table(lines),

@@ -18,16 +18,14 @@ from workbench.policy.prompt import (
     prompt_format,
 )
 from workbench.policy.retrieval import RetrievalPolicy, TacticPair, pairs_from_theorems
-from workbench.policy.sglang import (
+from workbench.policy.errors import (
     CircuitBreakerOpen,
     PolicyError,
     PolicyProtocolError,
     PolicyRequestRejected,
-    PolicyStats,
     PolicyUnavailable,
-    SGLangConfig,
-    SGLangPolicy,
 )
+from workbench.policy.sglang import PolicyStats, SGLangConfig, SGLangPolicy
 
 __all__ = [
     "Candidate", "Completion", "Policy", "candidates_from_completions", "extract_first_tactic",

@@ -1,0 +1,78 @@
+"""What mining needs from a Lean backend, and the Pantograph backend (real REPL or the simulator).
+
+A backend opens one session per theorem; a session starts the theorem and applies tactics, answering
+typed :mod:`workbench.lean.results`. Mining sees only :class:`LeanBackend` / :class:`LeanSession`, so
+another backend (say, a Kimina Lean server) is one module implementing them plus one registration in
+``workbench.mining.executor.LEAN_BACKENDS`` (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Protocol
+
+from workbench.lean.config import LeanConfig
+from workbench.lean.pool import LeanPool, PoolStats
+from workbench.lean.results import Node, TacticResult
+from workbench.lean.session import TheoremSession
+
+__all__ = ["LeanSession", "LeanBackend", "PantographBackend"]
+
+
+class LeanSession(Protocol):
+    """One theorem's proof states (an async context manager; its states are freed on exit)."""
+
+    # Set by the caller: a context manager factory the session enters while it waits on infrastructure
+    # (a restart, a replay), so the theorem's clock can pause (see workbench.mining.walk).
+    pause_budget: Callable[[], contextlib.AbstractContextManager[None]] | None
+
+    async def __aenter__(self) -> "LeanSession": ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def start(self, *, copy_from: str | None = None, expr: str | None = None) -> Node: ...
+
+    async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult: ...
+
+
+class LeanBackend(Protocol):
+    """An open backend (``async with``): its version (provenance), sessions, and counters."""
+
+    version: str
+
+    def theorem(self, name: str) -> LeanSession: ...
+
+    def stats(self) -> Any: ...  # .busy_fraction, .restarts_by_cause, .as_dict()
+
+    def describe(self) -> dict[str, Any]: ...  # provenance: what runs Lean ("command", "workers", ...)
+
+
+class PantographBackend:
+    """Pantograph's protocol over a pool of local REPL processes: the real ``repl`` or the simulator.
+
+    ``async with PantographBackend(config) as lean: async with lean.theorem(name) as s: ...``
+    """
+
+    def __init__(self, config: LeanConfig) -> None:
+        self.config = config
+        self.pool = LeanPool(config)
+
+    @property
+    def version(self) -> str:
+        return self.pool.version
+
+    async def __aenter__(self) -> "PantographBackend":
+        await self.pool.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pool.aclose()
+
+    def theorem(self, name: str) -> TheoremSession:
+        return TheoremSession(self.pool, name)
+
+    def stats(self) -> PoolStats:
+        return self.pool.stats()
+
+    def describe(self) -> dict[str, Any]:
+        return {"command": list(self.config.argv()), "workers": self.config.workers}
