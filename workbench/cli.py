@@ -2,8 +2,9 @@
 
 A command module exposes ``configure(parser)`` (add its arguments) and ``run(args) -> int``.
 Modules are imported only when their command runs, so ``workbench group`` never loads torch.
-Exit status: 2 for bad input, 3 for an environment failure (a few lines: what failed, what the
-server or process said, what to do; ``-v`` adds the traceback), 130 on Ctrl-C.
+Exit status, the same for every command (``workbench.errors``): 0 done; 1 a bug (the whole traceback);
+2 bad input (one line naming the file, flag or field); 3 an environment failure (a few lines: what
+failed, what the server or process said, what to do; ``-v`` adds the traceback); 130 on Ctrl-C/SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import importlib
 import logging
 import sys
 import traceback
+
+from workbench.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_OK, describe, format_problem
 
 COMMANDS = {
     "group": ("workbench.traces_cli", "group LeanDojo traces by theorem, split by theorem, write tactic pairs"),
@@ -40,23 +43,21 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    args = build_parser(argv).parse_args(argv)  # argparse itself exits 2 on a bad flag
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        return int(importlib.import_module(args._module).run(args) or EXIT_OK)
     except KeyboardInterrupt:
         print("interrupted: every finished result is on disk; re-run with --resume to continue", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except Exception as e:
-        from workbench.errors import EXIT_ENVIRONMENT, describe, format_problem
-
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             print(f"error: disk full writing {e.filename or 'the output'}: free space, then re-run with --resume "
                   "(everything finished before is kept)", file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
 
         problem = describe(e)
         if problem is None:

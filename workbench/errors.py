@@ -13,9 +13,15 @@ import contextlib
 from dataclasses import dataclass
 from typing import Iterator
 
-__all__ = ["Problem", "describe", "format_problem", "EnvironmentFailure", "notebook_errors", "EXIT_ENVIRONMENT"]
+__all__ = ["Problem", "describe", "format_problem", "EnvironmentFailure", "notebook_errors", "EXIT_OK", "EXIT_BUG",
+           "EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED"]
 
-EXIT_ENVIRONMENT = 3  # `workbench` exit status for an environment failure (2: bad input)
+# `workbench <command>` exit statuses, the same for every command (docs/ARCHITECTURE.md, "Exit status").
+EXIT_OK = 0
+EXIT_BUG = 1  # an unexpected exception: Python's own status, with the whole traceback
+EXIT_BAD_INPUT = 2  # a file, flag or field is wrong, missing or in the way (one line names it)
+EXIT_ENVIRONMENT = 3  # an outside dependency failed or went away (Lean, SGLang, the encoder, Ray); a few lines
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: every finished result is on disk
 STDERR_LINES = 8
 
 # setting -> (CLI spelling, notebook spelling)
@@ -28,6 +34,7 @@ _SETTINGS = {
     "simulated": ("--lean simulated", 'lean = "simulated"'),
     "resume": ("--resume", "resume = True"),
     "encode_url": ("--encode-url", "encode_url"),
+    "ray": ("--ray", "ray_address"),
 }
 
 
@@ -64,8 +71,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _describe_one(e: BaseException) -> Problem | None:
-    from workbench.encode.identity import EncoderUnavailable
+    from workbench.encode.identity import EncodeError, EncoderUnavailable
     from workbench.lean.errors import LeanBackendError
+    from workbench.mining.ray_backend import NoLeanActors, RayNotInstalled
     from workbench.policy.errors import CircuitBreakerOpen, PolicyProtocolError, PolicyUnavailable
 
     if isinstance(e, CircuitBreakerOpen):
@@ -80,6 +88,14 @@ def _describe_one(e: BaseException) -> Problem | None:
                        "Check that {server_url} is an SGLang server's native address (not /v1).")
     if isinstance(e, EncoderUnavailable):
         return Problem("The encoding sidecar is not reachable.", str(e), "Start it or fix {encode_url}.")
+    if isinstance(e, EncodeError):
+        return Problem("The encoder failed.", str(e), "Check the encoder ({encode_url} or the model); states "
+                       "already in the cache are kept, and a re-run encodes only the missing ones.")
+    if isinstance(e, RayNotInstalled):
+        return Problem("Ray is not installed.", str(e), "pip install 'workbench[ray]', or mine without {ray}.")
+    if isinstance(e, NoLeanActors):
+        return Problem("No Ray node can mine.", str(e), "Start the Lean nodes (ray start ... --resources='{{\"lean\": 1}}'), "
+                       "then run again with {resume}.")
     if isinstance(e, LeanBackendError):
         message = str(e).split("\n--- REPL stderr", 1)[0]
         stderr = _tail(getattr(e, "stderr", "") or "")

@@ -148,6 +148,3 @@ def canonical_state(text: str) -> str:
     """Canonical text of a LeanDojo/Lean pretty-printed state."""
     return render_state(parse_state(text))
 
-
-def count_goals(text: str) -> int:
-    return len(parse_state(text))

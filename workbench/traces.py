@@ -353,15 +353,29 @@ def select_theorems(traces: TraceSet, *, min_steps: int = 1, num_theorems: int |
     return TraceSet(theorems, dropped, traces.bad_records, not_sampled, traces.source, traces.bad_examples)
 
 
-def split_by_theorem(theorems: Sequence[Theorem], val_fraction: float, seed: int = 0) -> tuple[list[Theorem], list[Theorem]]:
-    """Split whole theorems (never pairs) into train/val; order within each part is preserved."""
+def held_out_names(names: Iterable[str], val_fraction: float, seed: int = 0) -> frozenset[str]:
+    """The theorem names a split holds out, from the set of names alone (not their order): sorted, shuffled
+    with ``seed``, the first ``round(n * val_fraction)`` (at least 1 and at most n - 1 when n >= 2).
+
+    The one split rule: ``split_by_theorem`` (traces, notebook 01, ``group``) and
+    ``workbench.ebm.data.split_by_theorem`` (records, ``train-ebm``) hold out the same theorems for a seed.
+    """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    n_val = math.ceil(len(theorems) * val_fraction) if len(theorems) > 1 else 0
-    val_idx = set(random.Random(seed).sample(range(len(theorems)), n_val))
-    train = [t for i, t in enumerate(theorems) if i not in val_idx]
-    val = [t for i, t in enumerate(theorems) if i in val_idx]
-    return train, val
+    ordered = sorted(set(names))
+    n_val = round(len(ordered) * val_fraction)
+    if val_fraction > 0 and len(ordered) >= 2:
+        n_val = min(max(n_val, 1), len(ordered) - 1)
+    elif len(ordered) < 2:
+        n_val = 0
+    random.Random(seed).shuffle(ordered)
+    return frozenset(ordered[:n_val])
+
+
+def split_by_theorem(theorems: Sequence[Theorem], val_fraction: float, seed: int = 0) -> tuple[list[Theorem], list[Theorem]]:
+    """Split whole theorems (never pairs) into train/val; order within each part is preserved."""
+    held = held_out_names((t.full_name for t in theorems), val_fraction, seed)
+    return [t for t in theorems if t.full_name not in held], [t for t in theorems if t.full_name in held]
 
 
 # --- writers ------------------------------------------------------------------------------------

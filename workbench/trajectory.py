@@ -14,7 +14,6 @@ first 14 columns are exactly the reference implementation's schema, so it reads 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -261,18 +260,3 @@ def read_trajectories(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
             df[f.name] = None
     df.attrs["provenance"] = provenance
     return df
-
-
-def records_from_frame(df: pd.DataFrame) -> list[TrajectoryRecord]:
-    """Turn a DataFrame from :func:`read_trajectories` back into records (round-trip helper)."""
-    names = [f.name for f in dataclasses.fields(TrajectoryRecord)]
-    out = []
-    for row in df[names].itertuples(index=False):
-        values = dict(zip(names, row))
-        for key in ("parent_state_id", "open_prefix"):  # the nullable columns
-            if values[key] is not None and pd.isna(values[key]):
-                values[key] = None
-        if values["parent_state_id"] is not None:
-            values["parent_state_id"] = int(values["parent_state_id"])
-        out.append(TrajectoryRecord(**values))
-    return out

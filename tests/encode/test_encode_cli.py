@@ -1,7 +1,10 @@
 import argparse
 import json
 
+import pytest
+
 from workbench.encode import read_embeddings
+from workbench.encode.cache import CacheIdentityError
 from workbench.encode.cli import configure, run
 from workbench.trajectory import TrajectoryRecord, TrajectoryWriter
 
@@ -38,4 +41,5 @@ def test_mixing_templates_fails_cleanly(tmp_path, sidecar):
     base = ["--trajectories", str(tmp_path / "traj"), "--cache", str(tmp_path / "cache"), "--encode-url", sidecar.url,
             "--hidden-size", "16", "--encoder-model", "standin", "--no-progress"]
     assert run(parser.parse_args(base)) == 0
-    assert run(parser.parse_args(base + ["--template", "plain"])) == 1
+    with pytest.raises(CacheIdentityError):  # `workbench encode` turns it into one line and exit 2 (bad input)
+        run(parser.parse_args(base + ["--template", "plain"]))

@@ -19,6 +19,7 @@ import torch
 from hf_models import STATES, save_tiny_causal_lm
 from workbench.encode import EncodeError, read_embeddings
 from workbench.encode.cli import configure, run
+from workbench.encode.cache import CacheIdentityError
 from workbench.encode.factory import make_encoder
 from workbench.encode.hf import HFEncoder, HFEncoderConfig, mean_pool, plan_batches, position_ids_from_mask
 from workbench.encode.local import LocalEncoder
@@ -182,10 +183,10 @@ def test_encode_command_with_hf_encoder(tmp_path, capsys, minilm_hf):
     table = read_embeddings(tmp_path / "cache")
     assert table.identity == minilm_hf.identity
     np.testing.assert_allclose(table.matrix[[table.index[s] for s in STATES]], minilm_hf.encode_sync(TEXTS), atol=1e-5)
-    # another max length is another encoder: the cache refuses to mix them
-    assert run(parser.parse_args(["--trajectories", str(tmp_path / "traj"), "--cache", str(tmp_path / "cache"),
-                                  "--encoder", "hf:minilm", "--device", "cpu", "--max-length", "64",
-                                  "--no-progress"])) == 1
+    # another max length is another encoder: the cache refuses to mix them (`workbench encode`: exit 2)
+    with pytest.raises(CacheIdentityError):
+        run(parser.parse_args(["--trajectories", str(tmp_path / "traj"), "--cache", str(tmp_path / "cache"),
+                               "--encoder", "hf:minilm", "--device", "cpu", "--max-length", "64", "--no-progress"]))
 
 
 def test_train_ebm_and_notebook_04_reach_hf_encoders_through_the_factory():

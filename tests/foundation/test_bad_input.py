@@ -42,7 +42,7 @@ CASES = [
     ("negative --num-theorems", None,
      ["mine", "--output", "{t}/m", "--lean", "simulated", "--num-theorems", "-3"], 2, ["num_theorems must be >= 1", "-3"]),
     ("encode --export to a folder", lambda t: (t / "exp").mkdir(),
-     ["encode", "--trajectories", "{t}/none", "--cache", "{t}/c", "--export", "{t}/exp"], 1,
+     ["encode", "--trajectories", "{t}/none", "--cache", "{t}/c", "--export", "{t}/exp"], 2,
      ["--export {t}/exp is a folder", "file name"]),
     ("corrupt mining manifest.json", _mined,
      ["mine", "--output", "{t}/mined", "--lean", "simulated", "--num-theorems", "2", "--resume"], 2,
@@ -54,7 +54,7 @@ CASES = [
      ["train-ebm", "--traces", SAMPLE, "--embeddings", "{t}/emb", "--output", "{t}/run2", "--steps", "2"], 2,
      ["{t}/emb/part-00000.parquet: not a readable cache part", "delete this file"]),
     ("0-byte trajectory Parquet", lambda t: (t / "traj").mkdir() or (t / "traj" / "part-00000.parquet").write_bytes(b""),
-     ["encode", "--trajectories", "{t}/traj", "--cache", "{t}/c"], 1, ["part-00000.parquet: not a readable trajectory"]),
+     ["encode", "--trajectories", "{t}/traj", "--cache", "{t}/c"], 2, ["part-00000.parquet: not a readable trajectory"]),
 ]
 
 

@@ -1,7 +1,9 @@
+import dataclasses
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pandas as pd
 import pytest
 
 from workbench.trajectory import (
@@ -10,7 +12,6 @@ from workbench.trajectory import (
     TrajectoryWriter,
     read_metadata,
     read_trajectories,
-    records_from_frame,
 )
 
 SPEC_COLUMNS = [
@@ -100,3 +101,18 @@ def test_bad_records_are_refused():
 def test_missing_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere"):
         read_trajectories(tmp_path / "nothere")
+
+
+def records_from_frame(df: pd.DataFrame) -> list[TrajectoryRecord]:
+    """A DataFrame from :func:`read_trajectories` back into records (this test's round-trip check)."""
+    names = [f.name for f in dataclasses.fields(TrajectoryRecord)]
+    out = []
+    for row in df[names].itertuples(index=False):
+        values = dict(zip(names, row))
+        for key in ("parent_state_id", "open_prefix"):  # the nullable columns
+            if values[key] is not None and pd.isna(values[key]):
+                values[key] = None
+        if values["parent_state_id"] is not None:
+            values["parent_state_id"] = int(values["parent_state_id"])
+        out.append(TrajectoryRecord(**values))
+    return out

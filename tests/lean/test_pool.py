@@ -222,9 +222,9 @@ async def test_cancel_while_queued_keeps_the_binding(sim_config, traces):
             a_root, b_root = await first_state(a, traces[a.name]), await first_state(b, traces[b.name])
             slow = asyncio.create_task(b.tactic(b_root, "__sim_hang__"))
             slot = pool._slots[0]
-            await until(lambda: slot.process._lock.locked())  # b's request is in flight
+            await until(lambda: slot.process.in_flight)  # b's request is in flight
             queued = asyncio.create_task(a.tactic(a_root, thm.steps[0].tactic))
-            await until(lambda: bool(slot.lock._waiters))  # a waits for the process
+            await until(lambda: slot.waiting > 0)  # a waits for the process
             queued.cancel()  # cancelled while waiting for the lock: the process is not touched
             with pytest.raises(asyncio.CancelledError):
                 await queued

@@ -47,10 +47,11 @@ def status(out: Path) -> list[tuple]:
 
 def test_ray_flag_without_ray_installed_names_the_install_command(tmp_path, monkeypatch, capsys):
     from workbench.cli import main
+    from workbench.errors import EXIT_ENVIRONMENT
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     code = main(["mine", "--output", str(tmp_path / "o"), "--lean", "simulated", "--ray", "local"])
-    assert code == 2
+    assert code == EXIT_ENVIRONMENT  # a missing outside dependency, as every command reports it (issue 23)
     assert "pip install 'workbench[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists(), "nothing is loaded or written before the check"
 
@@ -250,25 +251,40 @@ def test_cluster_mines_the_same_records_as_one_machine(cluster, reference, tmp_p
     assert result.pool_stats["requeued"] == 0 and result.pool_stats["actors_lost"] == 0
 
 
-def _kill_on_first_delivery(monkeypatch, choose):
-    """Patch the executor so the first delivered result kills ``choose(executor, delivering_actor)``."""
-    import ray
-
+def _on_first_delivery(monkeypatch, act):
+    """Wrap the executor's public ``start`` so that right after the first result is delivered to the driver,
+    ``act(executor, delivering_actor)`` runs."""
     from workbench.mining.ray_backend import RayExecutor
 
+    original = RayExecutor.start
+    done: list = []
+
+    def start(self, todo, on_result):
+        def deliver(result):
+            on_result(result)
+            if not done:
+                done.append(result)
+                act(self, next(a for a in self.actors if a.finished))  # the one actor with a delivered result
+
+        return original(self, todo, deliver)
+
+    monkeypatch.setattr(RayExecutor, "start", start)
+
+
+def _kill_on_first_delivery(monkeypatch, choose):
+    """The first delivered result kills ``choose(executor, delivering_actor)``."""
+    import ray
+
     seen: dict = {}
-    original = RayExecutor._deliver
 
-    def deliver(self, actor, result, queue, on_result):
-        original(self, actor, result, queue, on_result)
-        if not seen:
-            seen["executor"] = self
-            seen["victims"] = victims = choose(self, actor)
-            seen["in_flight"] = {id(v): set(v.in_flight) for v in victims}
-            for v in victims:
-                ray.kill(v.handle, no_restart=True)
+    def kill(executor, who):
+        seen["executor"] = executor
+        seen["victims"] = victims = choose(executor, who)
+        seen["in_flight"] = {id(v): set(v.in_flight) for v in victims}
+        for v in victims:
+            ray.kill(v.handle, no_restart=True)
 
-    monkeypatch.setattr(RayExecutor, "_deliver", deliver)
+    _on_first_delivery(monkeypatch, kill)
     return seen
 
 
@@ -321,17 +337,13 @@ def test_cancelled_ray_run_stops_its_actors_and_resumes(cluster, reference, tmp_
     ref_settings, ref_records, _ = reference
     settings = dataclasses.replace(ref_settings, output=str(tmp_path / "out"), ray_address=cluster.address,
                                    lean_workers=1, flush_every_theorems=1)
-    from workbench.mining.ray_backend import RayExecutor
-
     box: dict = {}
-    original = RayExecutor._deliver
 
-    def deliver(self, actor, result, queue, on_result):
-        original(self, actor, result, queue, on_result)
-        box.setdefault("executor", self)
+    def cancel(executor, who):
+        box["executor"] = executor
         box["task"].cancel()  # what Ctrl-C does to the run (run_sync cancels the task)
 
-    monkeypatch.setattr(RayExecutor, "_deliver", deliver)
+    _on_first_delivery(monkeypatch, cancel)
 
     async def interrupted():
         box["task"] = asyncio.ensure_future(mine_async(settings))

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         settings = settings.pinned_to_checkpoint()
     if not settings.traces and not settings.trajectories:
-        raise SystemExit("train-ebm: give --traces and/or --trajectories")
+        raise ValueError("train-ebm: give --traces and/or --trajectories")
     records, table = load_inputs(settings)
     data = prepare_from_settings(settings, records, table)
     if data.simulated:

@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from workbench.traces import held_out_names
+
 log = logging.getLogger(__name__)
 
 HARD, MEDIUM, EASY = 0, 1, 2
@@ -136,16 +138,10 @@ def attach_embeddings(
 def split_by_theorem(
     records: pd.DataFrame, val_fraction: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train/validation split on theorem names: no theorem has records on both sides."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    names = np.array(sorted(records["theorem_name"].unique()))
-    perm = np.random.default_rng(seed).permutation(len(names))
-    n_val = int(round(len(names) * val_fraction))
-    if val_fraction > 0 and len(names) >= 2:
-        n_val = min(max(n_val, 1), len(names) - 1)
-    val_names = set(names[perm[:n_val]].tolist())
-    is_val = records["theorem_name"].isin(val_names).to_numpy()
+    """Train/validation split on theorem names: no theorem has records on both sides. The rule is
+    ``workbench.traces.held_out_names``, shared with the trace split (same seed, same theorems held out)."""
+    held = held_out_names(records["theorem_name"].unique().tolist(), val_fraction, seed)
+    is_val = records["theorem_name"].isin(held).to_numpy()
     return (
         records.loc[~is_val].reset_index(drop=True),
         records.loc[is_val].reset_index(drop=True),

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import logging
 from pathlib import Path
 
+from workbench.aio import run_sync
 from workbench.encode.cache import EncodeReport, encode_states, export_embeddings
 from workbench.encode.hf_args import add_hf_arguments, hf_config
-from workbench.encode.identity import EncodeError, Encoder
+from workbench.encode.identity import Encoder
+from workbench.errors import EXIT_ENVIRONMENT, EXIT_OK
 from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
 
 logger = logging.getLogger(__name__)
@@ -52,12 +53,12 @@ def _encoder_spec(text: str) -> str:
 
 
 def encoder_from_args(args: argparse.Namespace) -> Encoder:
-    from workbench.encode.factory import make_encoder as build
+    from workbench.encode.factory import make_encoder
 
     spec = args.encode_url or (args.encoder if args.encoder and args.encoder.startswith("hf:") else "local")
     hf = dataclasses.asdict(hf_config(args, spec[3:])) if spec.startswith("hf:") else {}
     hf.pop("model", None)
-    return build(spec, template=TEMPLATES[args.template], hidden_size=args.hidden_size,
+    return make_encoder(spec, template=TEMPLATES[args.template], hidden_size=args.hidden_size,
                  model=args.encoder_model, batch_size=args.batch_size, concurrency=args.concurrency, **hf)
 
 
@@ -84,14 +85,10 @@ async def _run(args: argparse.Namespace) -> EncodeReport:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit statuses as every command's (``workbench.errors``): a bad flag or file 2, an encoder that failed 3."""
     if args.export is not None and args.export.is_dir():  # checked before encoding, not after an hour of it
-        logger.error("--export %s is a folder; give a file name (e.g. %s)", args.export, args.export / "embeddings.parquet")
-        return 1
-    try:
-        report = asyncio.run(_run(args))
-    except (EncodeError, ValueError, FileNotFoundError, NotADirectoryError) as e:
-        logger.error("encode failed: %s", e)
-        return 1
+        raise ValueError(f"--export {args.export} is a folder; give a file name (e.g. {args.export / 'embeddings.parquet'})")
+    report = run_sync(_run(args))
     summary = {
         "requested": report.requested, "unique": report.unique, "hits": report.hits, "misses": report.misses,
         "encoded": report.encoded, "failures": report.failures, "parts_written": report.parts_written,
@@ -100,4 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         summary["exported"] = str(export_embeddings(args.cache, args.export))
     print(json.dumps(summary, indent=2))  # the CLI's result on stdout
-    return 0 if report.failures == 0 else 2
+    if report.failures:
+        logger.error("%d states could not be encoded (invalid vectors); the rest are cached and a re-run encodes "
+                     "only the missing ones", report.failures)
+        return EXIT_ENVIRONMENT
+    return EXIT_OK

@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.linger_ms < 0 or args.max_waiting < 1 or not 0 <= args.port <= 65535:
+        raise ValueError("--linger-ms must be >= 0, --max-waiting >= 1 and --port in 0..65535")
     from workbench.encode.hf import HFEncoder
     from workbench.encode.server import BatcherConfig, create_app, listening_socket, uvicorn_server
 

@@ -6,7 +6,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 __all__ = ["LeanConfig", "DEFAULT_MEMORY_LIMIT_BYTES", "simulator_command"]
 
@@ -60,6 +60,3 @@ def simulator_command(traces: str | Path, *extra: str, python: str = sys.executa
     """argv prefix that starts ``python -m workbench.lean.simulator --traces PATH [extra...]``."""
     return (python, "-m", "workbench.lean.simulator", "--traces", str(traces), *extra)
 
-
-def command_from_string(text: str | Sequence[str]) -> tuple[str, ...]:
-    return tuple(shlex.split(text)) if isinstance(text, str) else tuple(text)

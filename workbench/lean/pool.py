@@ -51,6 +51,7 @@ class Slot:
     process: LeanProcess | None = None
     generation: int = 0  # bumped whenever the process is retired: state ids of older generations are void
     sessions: int = 0
+    waiting: int = 0  # requests queued for the slot's lock right now
     requests: int = 0  # over all generations
     busy_s: float = 0.0  # of retired generations
     restarts: int = 0
@@ -244,7 +245,12 @@ class LeanPool:
         gets ``StaleBinding`` and replays). Only a session's own first attempt passes it, so a replay can
         never be recycled away again (no livelock even with tiny limits).
         """
-        async with slot.lock:
+        slot.waiting += 1
+        try:
+            await slot.lock.acquire()
+        finally:
+            slot.waiting -= 1
+        try:
             if slot.generation != generation:
                 raise StaleBinding
             proc = await self._live(slot, recycle=recycle)
@@ -275,6 +281,8 @@ class LeanPool:
                 self._tactic_requests += 1
                 self._latencies.append(time.monotonic() - t0)
             return result
+        finally:
+            slot.lock.release()
 
     def note_replayed(self) -> None:
         self._replayed += 1

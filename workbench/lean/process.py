@@ -211,6 +211,11 @@ class LeanProcess:
         return self._proc.pid
 
     @property
+    def in_flight(self) -> bool:
+        """A request is being written or its reply awaited."""
+        return self._lock.locked()
+
+    @property
     def alive(self) -> bool:
         return self.death_cause is None and self._proc.returncode is None
 

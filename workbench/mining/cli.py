@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from workbench.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_OK
 from workbench.mining.executor import LEAN_BACKENDS
 from workbench.mining.export import split_output
 from workbench.mining.flags import format_plan, settings_from_flags
@@ -77,26 +78,20 @@ def settings_from_args(args: argparse.Namespace, env: dict[str, str] | os._Envir
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit statuses as every command's (``workbench.errors``): bad input 2, environment 3 (``workbench.cli``)."""
     settings = settings_from_args(args, os.environ)
     try:
         result = mine(settings, on_plan=lambda plan: print(format_plan(plan), file=sys.stderr, flush=True))
-    except (LeanNotConfigured, FileExistsError) as e:
-        print(f"error: {e}" if isinstance(e, FileExistsError) else str(e), file=sys.stderr)
-        return 2
+    except LeanNotConfigured as e:
+        print(str(e), file=sys.stderr)  # the whole install help, not one line
+        return EXIT_BAD_INPUT
     except RunStopped as e:
         print(e.result.text)
         print(f"stopped: {e}", file=sys.stderr)
-        return 3
-    except RuntimeError as e:
-        from workbench.mining.ray_backend import NoLeanActors, RayNotInstalled
-
-        if not isinstance(e, (RayNotInstalled, NoLeanActors)):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ENVIRONMENT
     print(result.text)
     print(f"output: {result.output} (summary.json, theorems.jsonl, attempts/)")
     _, export_to = split_output(settings.output)
     if export_to is not None:
         print(f"records: {export_to} (one Parquet file; resume with --output {settings.output} --resume)")
-    return 0
+    return EXIT_OK

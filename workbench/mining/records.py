@@ -169,9 +169,24 @@ class WalkCounts:
         return (self.infra_garbage + self.infra_protocol_error + self.infra_timeout + self.infra_process_error
                 + self.infra_rebinds)
 
-    def group(self, prefix: str) -> dict[str, int]:
-        """One group of counters by its name after ``prefix`` (``"align."`` -> ``{"other_goal": 2, ...}``)."""
+    def _group(self, prefix: str) -> dict[str, int]:
         return {k.removeprefix(prefix): v for k, v in sorted(self.to_dict().items()) if k.startswith(prefix)}
+
+    def alignment(self) -> dict[str, int]:
+        """Goal-alignment counters by name (``other_goal``, ``nested_skipped``, ``unaligned.goal_not_found``, ...)."""
+        return self._group("align.")
+
+    def infrastructure(self) -> dict[str, int]:
+        return self._group("infra.")
+
+    def chains(self) -> dict[str, int]:
+        return self._group("chain.")
+
+    def candidate_outcomes(self) -> dict[str, int]:
+        return self._group("outcome.")
+
+    def failed_by_lean_limit(self) -> dict[str, int]:
+        return self._group("gt.failed_limit.")
 
 
 _SPELLING: dict[str, tuple[str, None]] = {

@@ -59,7 +59,7 @@ async def replay_ground_truth(theorems: Iterable[Theorem], config: LeanConfig, *
             tally.start[result.start.get("problem") or "matched"] += 1
             tally.step0[result.step0 or "not_reached"] += 1
             tally.ended[result.reason] += 1
-            tally.align.update(result.counts.group("align."))
+            tally.align.update(result.counts.alignment())
             tally.without_unaligned += result.reason in (EndReason.QED, EndReason.TRACE_EXHAUSTED)
 
         await asyncio.gather(*(one(t) for t in theorems if t.steps))

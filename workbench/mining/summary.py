@@ -44,7 +44,7 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "chain_rescued": kinds["positive.divergent"] + kinds["positive.chain"],
     }
     negatives = {"divergent": kinds["negative.divergent"], "chain": kinds["negative.chain"]}
-    outcomes = counts.group("outcome.")
+    outcomes = counts.candidate_outcomes()
     survival = sum(
         1 for line in lines if any(int(d) > 2 and pn[1] > 0 for d, pn in line.get("depth", {}).items()))
     gt = {
@@ -67,7 +67,7 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
     start = Counter((line.get("start") or {}).get("problem") or "matched" for line in lines
                     if (line.get("start") or {}).get("intro", "") != "")
     step0 = Counter(line["step0"] for line in lines if line.get("step0"))
-    gt["failed_by_lean_limit"] = counts.group("gt.failed_limit.")
+    gt["failed_by_lean_limit"] = counts.failed_by_lean_limit()
     gt["start"] = dict(sorted(start.items()))
     gt["step0_outcome"] = dict(sorted(step0.items()))
     summary: dict[str, Any] = {
@@ -86,10 +86,10 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "alternative_proofs": kinds["positive.alternative_proof"],
         "rejected": outcomes.get("rejected", 0),
         "candidate_outcomes": outcomes,
-        "chains": counts.group("chain."),
+        "chains": counts.chains(),
         "ground_truth_replay": gt,
-        "goal_alignment": counts.group("align."),
-        "infrastructure": counts.group("infra."),
+        "goal_alignment": counts.alignment(),
+        "infrastructure": counts.infrastructure(),
         "policy_errors": counts.policy_errors,
         "steps_without_candidates": counts.steps_without_candidates,
         "theorems_incomplete": sum(1 for line in lines if line.get("incomplete")),
