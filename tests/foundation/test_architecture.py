@@ -38,7 +38,8 @@ TIERS: list[list[str]] = [
     # trace analysis that knows Lean's binders
     ["trace_breaks"],
     # mining: records and rules -> the walk -> settings -> executors -> the run -> readers and the CLI
-    ["mining", "mining.records", "mining.labels", "mining.commit", "mining.export", "mining.summary"],
+    ["mining", "mining.records", "mining.labels", "mining.commit", "mining.export", "mining.summary",
+     "mining.progress"],
     ["mining.output"],
     ["mining.walk.context"],
     ["mining.walk.align", "mining.walk.start", "mining.walk.chains"],

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workbench.mining.run import progress_line
+from workbench.mining.progress import progress_line
 
 REPO = Path(__file__).resolve().parents[2]
 
