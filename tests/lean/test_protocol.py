@@ -194,10 +194,18 @@ def test_goal_print_without_goals_is_a_protocol_error():
 
 
 def test_version_parsing_and_minimum():
-    from workbench.lean.protocol import check_version, parse_version
+    """The floor is 0.3.4: hasSorry from 0.3.1 (Protocol.lean v0.3.1 GoalTacticResult); in 0.3.1-0.3.2 a tactic
+    sent with goalId sees only that goal (Goal.lean v0.3.1 L220-238, `GoalState.step` runs with
+    `{ goals := [goal] }`); 0.3.4 isolates the REPL's stdout (Repl.lean v0.3.4 L275-277)."""
+    from workbench.lean.protocol import check_version, lean_toolchain, parse_version
 
     assert parse_version("0.3.4") == (0, 3, 4) and parse_version("0.3.7/v4.21.0") == (0, 3, 7)
     assert parse_version("workbench-lean-simulator 0.1.0 (simulated)") is None
-    assert check_version("0.3.1") == (0, 3, 1) and check_version("not a version") is None
-    with pytest.raises(ValueError, match=r"0\.2\.18.*0\.3\.1"):
-        check_version("0.2.18")
+    assert check_version("0.3.4") == (0, 3, 4) and check_version("not a version") is None
+    for old in ("0.2.18", "0.3.1", "0.3.3", "0.3.2/v4.9.0"):
+        with pytest.raises(ValueError, match=old.replace(".", r"\.") + r".*0\.3\.4"):
+            check_version(old)
+    # Each tag's lean-toolchain (Pantograph v0.3.0-v0.3.4); a backport build names its own.
+    assert lean_toolchain("0.3.4") == "v4.21.0" and lean_toolchain("0.3.7/v4.21.0") == "v4.21.0"
+    assert lean_toolchain("0.3.2") == "v4.20.1" and lean_toolchain("0.3.9") is None
+    assert lean_toolchain("workbench-lean-simulator 0.2.0 (simulated)") is None
