@@ -252,7 +252,7 @@ def _summary(name: str, info: str, typ: str | list, outer: Sequence[LeanBinder])
             head = _unescape(fn[1])
     found: set[int] = set()
     _referenced(typ, 0, found)
-    mentions = tuple(outer[len(outer) - 1 - d].name for d in sorted(found) if d < len(outer))
+    mentions = tuple(outer[len(outer) - 1 - d].name for d in sorted(found, reverse=True) if d < len(outer))
     return LeanBinder(name, info, head, isinstance(typ, list) and typ[:1] == [":sort"], mentions)
 
 

@@ -74,12 +74,19 @@ def _top_level(inner: str) -> str:
     return "".join(out)
 
 
+_LAST_WORD = re.compile(r"[\w'.₀-₉!?]+$")
+_KEYWORDS = frozenset({"then", "else", "fun", "with", "do", "return", "at", "in", "from", "by", "show"})
+
+
 def _plus_one(text: str, start: int, end: int, arg: str) -> str:
-    """``text[start:end]`` (a successor of ``arg``) written as ``arg + 1``, parenthesised as Lean would."""
+    """``text[start:end]`` (a successor of ``arg``) written as ``arg + 1``, parenthesised as Lean would: after
+    an operator tighter than ``+`` (or ``+``/``-`` itself), before a tighter one, or as a function's argument."""
     if arg.startswith("(") and arg.endswith(")") and not _LOOSE.search(_top_level(arg[1:-1])):
         arg = arg[1:-1]
     before, after = text[:start].rstrip(), text[end:].lstrip()
-    tight = (before[-1:] in _TIGHT_BEFORE and not before.endswith("->")) or after[:1] in _TIGHT_AFTER
+    word = _LAST_WORD.search(before)
+    applied = before.endswith(")") or (word is not None and word.group(0) not in _KEYWORDS)
+    tight = before[-1:] in _TIGHT_BEFORE or after[:1] in _TIGHT_AFTER or applied
     return f"({arg} + 1)" if tight else f"{arg} + 1"
 
 
