@@ -203,3 +203,10 @@ def test_shared_sample_rates(real):
     assert tally["with_dropped_variables"] == 1262 and tally["dropped_variables"] == 5001, tally
     assert (tally["big_operator_in"], tally["nat_succ"], tally["scoped_notation"]) == (60, 72, 103), tally
     assert tally["prints_differently"] == 1322, tally  # 71 %: dropped variables or a printer difference
+
+
+def test_simulator_accepts_levels_with_expr_as_pantograph_does(real):
+    """`levels` is an optional array of universe names (Protocol.lean v0.3.4 GoalStart `levels?`)."""
+    s = Simulator(real, SimConfig())
+    assert "stateId" in s.handle("goal.start", {"expr": "∀ {α : Sort u}, α → α", "levels": ["u"]})
+    assert s.handle("goal.start", {"expr": "True", "levels": "u"})["error"] == "command"

@@ -340,3 +340,17 @@ def test_a_refused_generation_request_is_not_retried_and_does_not_mark_the_theor
     assert RefusingPolicy.calls == result.steps_walked  # one call per step: the same request gets the same 4xx
     assert result.counts.policy_rejected == RefusingPolicy.calls
     assert result.status_line()["incomplete"] is False
+
+
+def test_without_an_s_expression_the_walk_introduces_the_traces_names():
+    """A server that prints no `sexp` (printExprAST unsupported): the trace's own list, said in `start`."""
+
+    class NoAst(FakeSession):
+        async def root_ast(self):
+            return None
+
+    session = NoAst(THM.full_name, THM.steps[0].state_before, gt_script())
+    result = asyncio.run(walk_theorem(THM, FakePool({THM.full_name: session}), FakePolicy({}), WalkParams(),
+                                      simulated=False))
+    assert result.reason == "qed" and result.start["binders"] == "trace" and result.start["intro"] == "intro a b"
+    assert result.counts.binders_from_trace == 1 and result.counts.binders_from_lean == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from workbench.lean.backend import LeanSession
 from workbench.lean.binders import intro_tactic, plan_intro, telescope
-from workbench.lean.errors import LeanBackendError, LeanProtocolError
+from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError
 from workbench.lean.printer import state_quality
 from workbench.lean.results import Advanced, Node
 from workbench.mining.labels import Outcome
@@ -31,7 +31,10 @@ async def _lean_binders(ctx: WalkContext, session: LeanSession) -> str | None | 
     for _ in range(ctx.params.infra_retries + 1):
         try:
             return await session.root_ast()
-        except LeanProtocolError as e:  # an {"error": …} reply or garbage: read the trace's names instead
+        except LeanGarbage as e:  # the process was killed: the session re-pins; try again
+            ctx.message = f"printExprAST: {e}"
+            ctx.counts.infra_garbage += 1
+        except LeanProtocolError as e:  # an {"error": …} reply: the server refuses; read the trace's names instead
             ctx.message = f"printExprAST: {e}"
             return None
         except LeanBackendError as e:  # died / timed out: the session re-pins; try again
