@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 
 from workbench.lean import protocol as P
-from workbench.lean.binders import LeanBinder, binders_of, forall_sexp, parse_sexp, plan_intro, telescope
+from workbench.lean.binders import binders_of, forall_sexp, parse_sexp, plan_intro, telescope
 from workbench.lean.printer import comparable, newer_printing, state_quality
 from workbench.lean.simulator import SimConfig, Simulator, load_theorems, newer_theorem
 from workbench.lean.simversion import dropped_variables

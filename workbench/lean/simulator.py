@@ -71,6 +71,8 @@ VERSION_MODES = {"newer": "a newer Lean than its traces", "same": "the traces' o
 def simulator_version(lean_version: str = "newer") -> str:
     """What ``--version`` prints: the simulator, and which Lean it plays (a run's identity records it)."""
     return f"{SIMULATOR_VERSION}; {VERSION_MODES[lean_version]}"
+
+
 FAULT_TACTICS = {"__sim_crash__": "crash", "__sim_hang__": "hang", "__sim_garbage__": "garbage"}
 # Lean's verdicts that Pantograph answers as errors (Repl.lean @0528a15, runCoreM): the process is fine.
 HEARTBEATS_DESC = ("(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached\n"
