@@ -88,4 +88,4 @@ async def test_real_repl_root_ast_gives_leans_binders(config):
             binders = telescope(await s.root_ast())
             assert [(b.name, b.info) for b in binders] == [("n", "implicit"), ("m", "implicit"), ("h", "default")]
             intro = await s.tactic(root, "intro n m h")
-            assert isinstance(intro, Advanced) and "sexp" not in intro.node.state_text
+            assert isinstance(intro, Advanced) and intro.node.goals[0].hypotheses[-1].name == "h"
