@@ -410,6 +410,52 @@ def write_theorem_index(theorems: Iterable[Theorem], path: str | Path) -> int:
     return len(items)
 
 
+@dataclass(frozen=True, slots=True)
+class TracesLean:
+    """What is known of the Lean that printed a set of traces (the walk compares it with the REPL's)."""
+
+    toolchain: str | None  # e.g. "v4.7.0"; None: unknown
+    source: str  # "flag" | "metadata.json" | "unknown"
+    detail: str = ""  # e.g. "LeanDojo 1.8.2, https://github.com/leanprover-community/mathlib4@fe4454af"
+
+    def describe(self) -> str:
+        version = f"Lean {self.toolchain}" if self.toolchain else "Lean version unknown"
+        return f"{version} ({self.source}{': ' + self.detail if self.detail else ''})"
+
+
+METADATA = "metadata.json"
+
+
+def traces_lean(path: str | Path, declared: str | None = None) -> TracesLean:
+    """The traces' Lean: ``declared`` (a flag) when given, else LeanDojo's ``metadata.json`` beside the traces
+    (the dataset root holds it beside ``random/``; LeanDojo's ``export_metadata`` writes ``dataset_name``,
+    ``creation_time``, ``from_repo {url, commit}`` and ``leandojo_version``, no toolchain; a ``lean_version``
+    or ``toolchain`` key, if someone added one, is read), else unknown. Never guessed."""
+    if declared:
+        return TracesLean(declared if declared.startswith("v") else f"v{declared}", "flag")
+    path = Path(path)
+    start = path if path.is_dir() else path.parent
+    for folder in (start, start.parent, start.parent.parent):
+        file = folder / METADATA
+        if not file.is_file():
+            continue
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise TraceError(f"{file}: not readable as JSON ({e})") from e
+        if not isinstance(meta, dict):
+            raise TraceError(f"{file}: expected a JSON object")
+        repo = meta.get("from_repo") if isinstance(meta.get("from_repo"), dict) else {}
+        parts = [f"LeanDojo {meta['leandojo_version']}" if meta.get("leandojo_version") else "",
+                 f"{repo.get('url', '')}@{str(repo.get('commit', ''))[:12]}" if repo.get("commit") else ""]
+        toolchain = meta.get("lean_version") or meta.get("toolchain")
+        if isinstance(toolchain, str):
+            toolchain = toolchain.rpartition(":")[2]  # "leanprover/lean4:v4.7.0"
+        return TracesLean(toolchain if isinstance(toolchain, str) and toolchain else None, METADATA,
+                          ", ".join(p for p in parts if p))
+    return TracesLean(None, "unknown")
+
+
 def bundled_sample_path() -> Path:
     """The small hand-written sample of LeanDojo-format traces shipped with the package."""
     return Path(__file__).resolve().parent / "data" / "sample_traces.json"

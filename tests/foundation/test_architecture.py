@@ -18,7 +18,8 @@ TIERS: list[list[str]] = [
     ["workbench", "aio", "progress", "outputs", "render", "standin_http", "states", "tactics", "namespaces",
      "traces", "trajectory", "trace_stats"],
     # Lean: wire protocol -> one process -> pool -> session -> backend (the simulator is a program of its own)
-    ["lean.errors", "lean.config", "lean.binders", "lean.simrules", "lean.simnamespace"],
+    ["lean.errors", "lean.config", "lean.binders", "lean.printer", "lean.simrules", "lean.simnamespace",
+     "lean.simversion"],
     ["lean.protocol"],
     ["lean.results", "lean.process"],
     ["lean.pool"],

@@ -15,17 +15,17 @@ async def until(condition, timeout_s: float = 10.0) -> None:
 
 
 async def first_state(session, thm):
-    """copyFrom's ∀-root, then the walk's `intro` of the trace's first-state hypotheses (retried on
-    infrastructure errors, for the chaos tests)."""
+    """copyFrom's ∀-root, then the walk's `intro` of Lean's binders named as the trace's first state names
+    them (retried on infrastructure errors, for the chaos tests)."""
     from workbench.lean import Advanced, LeanBackendError
-    from workbench.lean.binders import intro_tactic
+    from workbench.lean.binders import plan_intro, telescope
     from workbench.states import parse_state
 
     for _ in range(20):
         try:
             root = await session.start()
             goals = parse_state(thm.steps[0].state_before)
-            intro = intro_tactic(goals[0]) if goals else None
+            intro = plan_intro(telescope(await session.root_ast()), goals[0]).tactic if goals else None
             if intro is None:
                 return root
             result = await session.tactic(root, intro)

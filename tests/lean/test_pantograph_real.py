@@ -76,3 +76,16 @@ async def test_real_repl_recovers_from_a_kill(config):
             pool._slots[0].process._kill_now("killed")  # as if the OOM killer struck
             assert isinstance(await s.tactic(node, "rfl"), ProofComplete)  # replayed on a new process
         assert pool.stats().restarts_by_cause == {"killed": 1}
+
+
+async def test_real_repl_root_ast_gives_leans_binders(config):
+    """Issue 19: the walk reads Lean's binders from copyFrom's root with printExprAST (Delate.lean v0.3.4)."""
+    from workbench.lean.binders import telescope
+
+    async with LeanPool(config) as pool:
+        async with TheoremSession(pool, "Nat.le_of_succ_le") as s:
+            root = await s.start()
+            binders = telescope(await s.root_ast())
+            assert [(b.name, b.info) for b in binders] == [("n", "implicit"), ("m", "implicit"), ("h", "default")]
+            intro = await s.tactic(root, "intro n m h")
+            assert isinstance(intro, Advanced) and intro.node.goals[0].hypotheses[-1].name == "h"

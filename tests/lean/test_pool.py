@@ -20,7 +20,7 @@ from workbench.lean import (
     ProofComplete,
     Rejected,
 )
-from workbench.lean.simulator import SIMULATOR_VERSION
+from workbench.lean.simulator import simulator_version
 from workbench.states import canonical_state
 from workbench.traces import load_traces
 
@@ -47,7 +47,7 @@ async def walk(session, thm, node=None, start_depth=0):
 
 async def test_full_ground_truth_walk(sim_config, traces):
     async with LeanPool(sim_config()) as pool:
-        assert pool.version == SIMULATOR_VERSION
+        assert pool.version == simulator_version("same")
         for thm in traces.values():
             async with TheoremSession(pool, thm.full_name) as s:
                 done = await walk(s, thm)
@@ -338,11 +338,15 @@ def _version_wrapper(sim, version: str):
 
 
 async def test_old_pantograph_is_refused_by_name(sim_config):
-    """Below 0.3.1 goal.tactic has no hasSorry/hasUnsafe (SPEC §1): refuse, naming both versions."""
+    """Below 0.3.4 refuse, naming both versions: before 0.3.1 goal.tactic has no hasSorry/hasUnsafe (SPEC §1),
+    in 0.3.1-0.3.2 a tactic sent with goalId sees only that goal, 0.3.4 isolates the REPL's stdout."""
     with pytest.raises(LeanStartError) as e:
         async with LeanPool(_version_wrapper(sim_config(), "0.2.18")):
             pass
-    assert "0.2.18" in str(e.value) and "0.3.1" in str(e.value)
+    assert "0.2.18" in str(e.value) and "0.3.4" in str(e.value)
+    with pytest.raises(LeanStartError, match=r"0\.3\.3.*0\.3\.4"):
+        async with LeanPool(_version_wrapper(sim_config(), "0.3.3")):
+            pass
 
 
 async def test_current_pantograph_versions_are_accepted(sim_config):

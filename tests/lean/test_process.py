@@ -9,11 +9,10 @@ import time
 import pytest
 
 from workbench.lean import LeanProcess, repl_version
-from workbench.lean import protocol as P
 from workbench.lean.errors import LeanGarbage, LeanProcessDied, LeanProtocolError, LeanStartError, LeanTimeout
 from workbench.lean import protocol as P
 from workbench.lean.protocol import TacticOutcome
-from workbench.lean.simulator import SIMULATOR_VERSION
+from workbench.lean.simulator import simulator_version
 
 from lean_test_helpers import until
 
@@ -28,7 +27,7 @@ def pid_alive(pid: int) -> bool:
 
 async def test_version_and_requests(sim_config):
     cfg = sim_config()
-    assert await repl_version(cfg) == SIMULATOR_VERSION
+    assert await repl_version(cfg) == simulator_version("same")
     proc = await LeanProcess.start(cfg)
     try:
         start = await proc.goal_start(copy_from="Nat.exists_gt_foo")
@@ -203,3 +202,29 @@ async def test_the_simulator_exits_when_its_stdin_closes(sim_config):
     assert await asyncio.wait_for(proc._proc.wait(), 10) == 0
     await proc.close()
     assert _gone(pid)
+
+
+async def test_goal_print_ast_turns_the_option_on_for_one_print(sim_config):
+    """printExprAST on for one goal.print (the caller holds the process: LeanPool.call), off afterwards."""
+    proc = await LeanProcess.start(sim_config())
+    try:
+        sid = (await proc.goal_start(copy_from="Nat.succ_le_of_lt_foo")).state_id
+        with_ast = await proc.goal_print_ast(sid)
+        assert with_ast.target_sexps[0].startswith("(:forall m ")
+        assert (await proc.goal_print(sid)).target_sexps == (None,)
+        assert (await proc.request(P.Request("options.print", {})))["printExprAST"] is False
+    finally:
+        await proc.close()
+
+
+async def test_session_root_ast_gives_leans_binders(sim_config):
+    from workbench.lean import LeanPool, TheoremSession
+    from workbench.lean.binders import telescope
+
+    async with LeanPool(sim_config()) as pool:
+        async with TheoremSession(pool, "Nat.succ_le_of_lt_foo") as s:
+            root = await s.start()
+            binders = telescope(await s.root_ast())
+            assert [(b.name, b.info) for b in binders] == [("m", "default"), ("n", "default"), ("h", "default")]
+            result = await s.tactic(root, "intro m n h")
+            assert result.node.state_text == "m n : ℕ\nh : m < n\n⊢ m + 1 ≤ n"

@@ -194,10 +194,49 @@ def test_goal_print_without_goals_is_a_protocol_error():
 
 
 def test_version_parsing_and_minimum():
-    from workbench.lean.protocol import check_version, parse_version
+    """The floor is 0.3.4: hasSorry from 0.3.1 (Protocol.lean v0.3.1 GoalTacticResult); in 0.3.1-0.3.2 a tactic
+    sent with goalId sees only that goal (Goal.lean v0.3.1 L220-238, `GoalState.step` runs with
+    `{ goals := [goal] }`); 0.3.4 isolates the REPL's stdout (Repl.lean v0.3.4 L275-277)."""
+    from workbench.lean.protocol import check_version, lean_toolchain, parse_version
 
     assert parse_version("0.3.4") == (0, 3, 4) and parse_version("0.3.7/v4.21.0") == (0, 3, 7)
     assert parse_version("workbench-lean-simulator 0.1.0 (simulated)") is None
-    assert check_version("0.3.1") == (0, 3, 1) and check_version("not a version") is None
-    with pytest.raises(ValueError, match=r"0\.2\.18.*0\.3\.1"):
-        check_version("0.2.18")
+    assert check_version("0.3.4") == (0, 3, 4) and check_version("not a version") is None
+    for old in ("0.2.18", "0.3.1", "0.3.3", "0.3.2/v4.9.0"):
+        with pytest.raises(ValueError, match=old.replace(".", r"\.") + r".*0\.3\.4"):
+            check_version(old)
+    # Each tag's lean-toolchain (Pantograph v0.3.0-v0.3.4); a backport build names its own.
+    assert lean_toolchain("0.3.4") == "v4.21.0" and lean_toolchain("0.3.7/v4.21.0") == "v4.21.0"
+    assert lean_toolchain("0.3.2") == "v4.20.1" and lean_toolchain("0.3.9") is None
+    assert lean_toolchain("workbench-lean-simulator 0.2.0 (simulated)") is None
+
+
+def test_case_tags_lose_their_macro_scopes():
+    """Pantograph prints a goal's case tag raw (Delate.lean v0.3.4 L522, ``ofName`` without sanitising), so a
+    hygienic tag keeps ``._@.…``; LeanDojo erases macro scopes (ExtractData.lean v1.8.2 L123-125)."""
+    raw = ('{"name":"_uniq.3","userName":"h._@.Mathlib.Order.Basic._hyg.1234","fragment":"tactic",'
+           '"target":{"pp":"a ≤ b"},"vars":[]}')
+    goal = P.goal_from_pantograph(json.loads(raw))
+    assert goal.case == "h" and str(goal) == "case h\n⊢ a ≤ b"
+    assert P.erase_macro_scopes("inl.h._@.Foo._hyg.7") == "inl.h" and P.erase_macro_scopes("succ") == "succ"
+
+
+def test_goal_start_levels_only_with_expr_and_options_for_the_ast():
+    """``levels`` names the universes ``expr`` may mention (Repl.lean v0.3.4 L370-371); ``copyFrom`` keeps the
+    constant's own level parameters (L374-377), so it is never sent with it. ``printExprAST`` is an optional
+    ``options.set`` key (Protocol.lean v0.3.4 ``OptionsSet``)."""
+    assert json.loads(P.goal_start(expr="∀ {α : Sort u}, α → α", levels=("u",)).to_line())["payload"] == {
+        "expr": "∀ {α : Sort u}, α → α", "levels": ["u"]}
+    assert json.loads(P.goal_start(copy_from="Nat.add_comm").to_line())["payload"] == {"copyFrom": "Nat.add_comm"}
+    with pytest.raises(ValueError, match="levels"):
+        P.goal_start(copy_from="List.map", levels=("u",))
+    assert json.loads(P.options_set(print_expr_ast=True).to_line())["payload"] == {"printExprAST": True}
+
+
+def test_goal_print_reads_each_targets_sexp():
+    """With printExprAST on every Expression carries "sexp" beside "pp" (Delate.lean v0.3.4 L442-455)."""
+    goal = ('{"name":"_uniq.2","fragment":"tactic","vars":[],"target":{"pp":"∀ (n : Nat), n + 1 = n.succ",'
+            '"sexp":"(:forall n (:c Nat) ((:c Eq) (:c Nat) 0 0))"}}')
+    printed = P.parse_goal_print(json.loads('{"goals":[' + goal + '],"extraMVars":[],"rootHasSorry":false}'))
+    assert printed.target_sexps == ("(:forall n (:c Nat) ((:c Eq) (:c Nat) 0 0))",)
+    assert P.parse_goal_print({"goals": [json.loads(GOAL_N)]}).target_sexps == (None,)

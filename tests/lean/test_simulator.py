@@ -22,7 +22,7 @@ from workbench.lean.simrules import (
     split_open_prefix,
     unit,
 )
-from workbench.lean.simulator import SIMULATOR_VERSION, SimConfig, Simulator, load_theorems
+from workbench.lean.simulator import SimConfig, Simulator, load_theorems, simulator_version
 from workbench.lean.binders import intro_tactic
 from workbench.states import canonical_state, parse_state, render_state
 
@@ -90,7 +90,8 @@ def test_small_rules():
 
 
 def test_ground_truth_walk_reaches_the_traced_states(theorems):
-    s = sim(theorems, namespace_references=False)  # namespace failures: tests/lean/test_simnamespace.py
+    # The traces' own Lean: the states are the trace's text (newer Lean: tests/lean/test_simversion.py).
+    s = sim(theorems, namespace_references=False, lean_version="same")  # namespaces: test_simnamespace.py
     for thm in theorems.values():
         sid, text = start_at_trace(s, thm)
         assert text == canonical_state(thm.states[0])
@@ -181,8 +182,10 @@ def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 
 def test_cli_version_is_not_pantograph(sample_traces_path):
     out = run_cli("--traces", str(sample_traces_path), "--version")
-    assert out.returncode == 0 and out.stdout.strip() == SIMULATOR_VERSION
-    assert "simulat" in out.stdout and "not Lean" in out.stdout
+    assert out.returncode == 0 and out.stdout.strip() == simulator_version("newer")
+    assert "simulat" in out.stdout and "not Lean" in out.stdout and "newer Lean than its traces" in out.stdout
+    same = run_cli("--traces", str(sample_traces_path), "--lean-version", "same", "--version")
+    assert same.stdout.strip() == simulator_version("same") != out.stdout.strip()
 
 
 def test_cli_speaks_the_protocol(sample_traces_path):
@@ -220,11 +223,12 @@ def _is_chain(thm) -> bool:
 
 def test_real_chain_traces_round_trip_through_goal_json(shared_traces_dir):
     """Every ground-truth state of the real sample's chain traces (each state_after is the next
-    state_before), sent as Pantograph Goal JSON, reads back as the trace's canonical text."""
+    state_before), sent as Pantograph Goal JSON, reads back as the trace's canonical text (the traces'
+    own Lean; a newer one prints them otherwise: test_simversion.py)."""
     checked = 0
     for split in ("val", "test"):
         theorems = load_theorems(str(shared_traces_dir / "random" / f"{split}.json"))
-        s = sim(theorems, namespace_references=False)
+        s = sim(theorems, namespace_references=False, lean_version="same")
         for thm in theorems.values():
             sid, text = start_at_trace(s, thm)
             if text != canonical_state(thm.states[0]):
@@ -251,7 +255,8 @@ def test_goal_lists_are_kept_as_lean_keeps_them(shared_traces_dir):
 
     traces = load_traces(shared_traces_dir / "random" / "val.json", skip_bad=True).theorems
     theorems = load_theorems(str(shared_traces_dir / "random" / "val.json"))
-    s = sim(theorems, namespace_references=False)  # goal structure only; namespaces: test_simnamespace.py
+    # goal structure only, on the trace's own text; namespaces: test_simnamespace.py
+    s = sim(theorems, namespace_references=False, lean_version="same")
     for t in traces:
         kinds = [b.kind for b in classify_breaks(t)]
         if kinds[:1] != ["focus"] or len(parse_state(t.steps[kinds and classify_breaks(t)[0].index].state_after)) < 2:

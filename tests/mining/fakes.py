@@ -24,7 +24,7 @@ from workbench.lean.results import (
     TacticTimedOut,
 )
 from workbench.policy.base import Candidate
-from workbench.lean.binders import binders_of, forall_target, intro_tactic
+from workbench.lean.binders import binders_of, forall_sexp, forall_target, intro_tactic
 from workbench.states import Goal, parse_state, render_state
 from workbench.traces import TacticStep, Theorem
 
@@ -62,10 +62,15 @@ class FakeSession:
             key = (render_state(self.signature), tactic)
             self.script.setdefault(key, self.intro or ("advance", self.root_state))
 
-    async def start(self, *, copy_from=None, expr=None) -> Node:
+    async def start(self, *, copy_from=None, expr=None, levels=()) -> Node:
         if self.start_error is not None:
             raise self.start_error
         return Node(self.name, (), self.signature)
+
+    async def root_ast(self) -> str | None:
+        """Lean's binders are the first state's hypotheses (the same Lean as the trace)."""
+        goals = parse_state(self.root_state)
+        return forall_sexp(binders_of(goals[0]), goals[0].target) if goals else None
 
     async def tactic(self, node: Node, tactic: str, goal_id=None):
         state = node.state_text

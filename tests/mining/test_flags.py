@@ -89,8 +89,20 @@ def test_plan_says_every_fallback():
     text = format_plan(plan)
     assert text.startswith("WARNING:") and "SIMULATOR" in text and "5000 requested, 32 available" in text
     assert "retrieval" in plan["policy"] and "bundled sample" in plan["traces"]
+    assert "simulator plays a newer Lean than its traces" in plan["versions"]
+    assert "Lean and the traces differ (simulated)" in text.splitlines()[0]
+    same = describe_plan(settings_from_flags({"lean": "simulated", "simulator_lean_version": "same", "output": "o"}))
+    assert "traces' own Lean" in same["versions"] and not any("differ" in w for w in same["warnings"])
     real = describe_plan(settings_from_flags({"output": "o", "pantograph_cmd": "repl", "server_url": "http://h:1"}))
-    assert real["warnings"] == ["traces are the bundled 32-theorem sample"]
+    # Issue 19: the traces' Lean is unknown (no metadata.json, no flag) and every accepted Pantograph is v4.21+
+    assert real["warnings"] == ["traces are of unknown version, and LeanDojo's traces predate every accepted "
+                                "Pantograph: the walk follows Lean's states, the trace's text is a hint",
+                                "traces are the bundled 32-theorem sample"]
+    assert "Lean version unknown" in real["versions"] and "Pantograph ≥ 0.3.4 (Lean ≥ v4.21.0)" in real["versions"]
+    old = describe_plan(settings_from_flags({"output": "o", "pantograph_cmd": "repl", "traces_lean_version": "v4.7.0"}))
+    assert old["warnings"][0].startswith("traces are older than every accepted Pantograph")
+    new = describe_plan(settings_from_flags({"output": "o", "pantograph_cmd": "repl", "traces_lean_version": "4.21.0"}))
+    assert new["warnings"] == ["traces are the bundled 32-theorem sample"] and "Lean v4.21.0 (flag)" in new["versions"]
 
 
 def test_mining_announces_the_plan_from_its_own_single_read_of_the_traces(tmp_path, monkeypatch):

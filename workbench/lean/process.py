@@ -289,8 +289,9 @@ class LeanProcess:
 
     # -- typed commands (names mirror the protocol) -------------------------------------------------
 
-    async def goal_start(self, *, copy_from: str | None = None, expr: str | None = None) -> P.GoalStartReply:
-        return P.parse_goal_start(await self.request(P.goal_start(copy_from=copy_from, expr=expr)))
+    async def goal_start(self, *, copy_from: str | None = None, expr: str | None = None,
+                         levels: Sequence[str] = ()) -> P.GoalStartReply:
+        return P.parse_goal_start(await self.request(P.goal_start(copy_from=copy_from, expr=expr, levels=levels)))
 
     async def goal_tactic(self, state_id: int, tactic: str, goal_id: int | None = None) -> P.GoalTacticReply:
         """Heartbeat / recursion limits and Pantograph's interrupt are Lean's verdict on the tactic: a
@@ -306,6 +307,19 @@ class LeanProcess:
     async def goal_print(self, state_id: int) -> P.GoalPrintReply:
         return P.parse_goal_print(await self.request(P.goal_print(state_id)))
 
+    async def goal_print_ast(self, state_id: int) -> P.GoalPrintReply:
+        """``goal.print`` with every expression's s-expression: ``printExprAST`` on for this one request.
+
+        Three requests; the caller must hold the process for all of them (``LeanPool.call``), or another
+        request would get (harmless, but large) s-expressions too. Should the last one not run, the
+        option stays on: replies only grow, their meaning is the same."""
+        await self.options_set(print_expr_ast=True)
+        try:
+            return await self.goal_print(state_id)
+        finally:
+            if self.alive:
+                await self.options_set(print_expr_ast=False)
+
     async def goal_delete(self, state_ids: Sequence[int]) -> None:
         P.parse_empty(await self.request(P.goal_delete(state_ids)))
 
@@ -315,8 +329,10 @@ class LeanProcess:
     async def stat(self) -> P.StatReply:
         return P.parse_stat(await self.request(P.stat()))
 
-    async def options_set(self, *, timeout_ms: int | None = None, automatic_mode: bool | None = None) -> None:
-        P.parse_empty(await self.request(P.options_set(timeout_ms=timeout_ms, automatic_mode=automatic_mode)))
+    async def options_set(self, *, timeout_ms: int | None = None, automatic_mode: bool | None = None,
+                          print_expr_ast: bool | None = None) -> None:
+        P.parse_empty(await self.request(P.options_set(timeout_ms=timeout_ms, automatic_mode=automatic_mode,
+                                                       print_expr_ast=print_expr_ast)))
 
 
 async def repl_version(config: LeanConfig, *, timeout_s: float = 60.0) -> str:

@@ -54,6 +54,8 @@ __all__ = [
     "MIN_VERSION",
     "parse_version",
     "check_version",
+    "lean_toolchain",
+    "erase_macro_scopes",
 ]
 
 READY_LINE = "ready."
@@ -68,11 +70,19 @@ def _pp(obj: Mapping[str, Any] | None) -> str | None:
     return obj.get("pp")
 
 
+def erase_macro_scopes(name: str) -> str:
+    """``h._@.Mathlib.Foo._hyg.123`` → ``h``, as Lean's ``Name.eraseMacroScopes`` (macro scopes are the
+    suffix from ``._@.``; the hygienic name is what precedes it)."""
+    return name.split("._@.", 1)[0]
+
+
 def goal_from_pantograph(obj: Mapping[str, Any]) -> Goal:
     """Convert one Pantograph ``Goal`` JSON object.
 
     Pantograph sanitises names before printing (``inst✝¹``), so ``userName`` already carries the
-    dagger; it is added only if a server reports an inaccessible name without it.
+    dagger; it is added only if a server reports an inaccessible name without it. The goal's case tag
+    (``userName``) is printed raw, macro scopes included (Delate.lean v0.3.4 L522, ``ofName`` without
+    sanitising); LeanDojo erases them (ExtractData.lean v1.8.2 L123-125), and so do we.
     """
     try:
         target = _pp(obj["target"])
@@ -86,7 +96,8 @@ def goal_from_pantograph(obj: Mapping[str, Any]) -> Goal:
         if var.get("isInaccessible") and INACCESSIBLE_MARK not in name:
             name += INACCESSIBLE_MARK
         hyps.append(Hypothesis(name=name, type=_pp(var.get("type")) or "", value=_pp(var.get("value"))))
-    return Goal(target=target, hypotheses=tuple(hyps), case=obj.get("userName") or None)
+    case = obj.get("userName")
+    return Goal(target=target, hypotheses=tuple(hyps), case=erase_macro_scopes(case) if case else None)
 
 
 def state_from_pantograph(goals: Sequence[Mapping[str, Any]]) -> str:
@@ -128,10 +139,17 @@ class Request:
         return text.encode("utf-8") + b"\n"
 
 
-def goal_start(*, copy_from: str | None = None, expr: str | None = None) -> Request:
+def goal_start(*, copy_from: str | None = None, expr: str | None = None, levels: Sequence[str] = ()) -> Request:
+    """``levels``: universe names ``expr`` may mention (``Sort u``). They are the elaborator's level names
+    (Repl.lean v0.3.4 L370-371); ``copyFrom`` elaborates nothing and keeps the constant's own level
+    parameters (L374-377, ``GoalState.create cInfo.type``), so they are only sent with ``expr``."""
     if (copy_from is None) == (expr is None):
         raise ValueError("goal.start needs exactly one of copy_from (a theorem name) or expr (a type)")
-    return Request("goal.start", {"copyFrom": copy_from} if copy_from is not None else {"expr": expr})
+    if copy_from is not None:
+        if levels:
+            raise ValueError("goal.start: levels apply to expr only (copyFrom keeps the constant's own)")
+        return Request("goal.start", {"copyFrom": copy_from})
+    return Request("goal.start", {"expr": expr, "levels": list(levels)} if levels else {"expr": expr})
 
 
 def goal_tactic(state_id: int, tactic: str, goal_id: int | None = None) -> Request:
@@ -161,12 +179,17 @@ def stat() -> Request:
     return Request("stat", {})
 
 
-def options_set(*, timeout_ms: int | None = None, automatic_mode: bool | None = None) -> Request:
+def options_set(*, timeout_ms: int | None = None, automatic_mode: bool | None = None,
+                print_expr_ast: bool | None = None) -> Request:
+    """Every key is optional (Protocol.lean v0.3.4 ``OptionsSet``: ``Option`` fields); ``printExprAST`` adds
+    ``sexp`` to every Expression (Delate.lean v0.3.4 L446-448)."""
     payload: dict[str, Any] = {}
     if timeout_ms is not None:
         payload["timeout"] = int(timeout_ms)
     if automatic_mode is not None:
         payload["automaticMode"] = automatic_mode
+    if print_expr_ast is not None:
+        payload["printExprAST"] = print_expr_ast
     return Request("options.set", payload)
 
 
@@ -285,6 +308,7 @@ class GoalTacticReply:
 class GoalPrintReply:
     goals: tuple[Goal, ...]
     root_has_sorry: bool = False
+    target_sexps: tuple[str | None, ...] = ()  # each goal's target as an s-expression (printExprAST on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +401,10 @@ def parse_goal_print(obj: Mapping[str, Any]) -> GoalPrintReply:
     if "goals" not in obj:
         raise LeanProtocolError("malformed", "goal.print reply without 'goals' (Pantograph older than 0.2.23?)",
                                 command="goal.print")
-    return GoalPrintReply(goals=_goals(obj["goals"], "goal.print"),
-                          root_has_sorry=bool(obj.get("rootHasSorry", False)))
+    goals = _goals(obj["goals"], "goal.print")
+    sexps = tuple((g.get("target") or {}).get("sexp") if isinstance(g, dict) else None for g in obj["goals"])
+    return GoalPrintReply(goals=goals, root_has_sorry=bool(obj.get("rootHasSorry", False)),
+                          target_sexps=tuple(x if isinstance(x, str) else None for x in sexps))
 
 
 def parse_stat(obj: Mapping[str, Any]) -> StatReply:
@@ -390,8 +416,16 @@ def parse_empty(obj: Mapping[str, Any]) -> None:
     return None
 
 
-MIN_VERSION = (0, 3, 1)  # hasSorry/hasUnsafe/messages in goal.tactic replies (SPEC §1)
+# 0.3.1 brought hasSorry/hasUnsafe/messages (SPEC §1); in 0.3.1-0.3.2 a tactic sent with goalId sees only
+# that goal (Goal.lean v0.3.1 L220-238), which the walk's goal alignment relies on not happening; 0.3.4
+# isolates the REPL's stdout, so a tactic that prints cannot corrupt the reply line (Repl.lean v0.3.4 L275-277).
+MIN_VERSION = (0, 3, 4)
 _VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)\.(\d+)(?:[/\s]|$)")
+# Each Pantograph tag's lean-toolchain (lenianiva/Pantograph tags v0.3.0-v0.3.4); later mainline releases
+# build for v4.21.0 or newer, and a backport build names its toolchain (``0.3.7/v4.21.0``).
+PANTOGRAPH_TOOLCHAINS = {(0, 3, 0): "v4.18.0", (0, 3, 1): "v4.18.0", (0, 3, 2): "v4.20.1", (0, 3, 3): "v4.20.1",
+                         (0, 3, 4): "v4.21.0"}
+_BACKPORT = re.compile(r"^\s*v?\d+\.\d+\.\d+/(v\d+\.\d+\.\d+\S*)")
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
@@ -407,8 +441,20 @@ def check_version(text: str) -> tuple[int, int, int] | None:
     if version is not None and version < MIN_VERSION:
         minimum = ".".join(map(str, MIN_VERSION))
         raise ValueError(f"Pantograph {text.strip()} is too old: the workbench needs {minimum} or newer "
-                         "(older servers lack hasSorry/hasUnsafe, so a sorry would look like a proof)")
+                         "(before 0.3.1 there is no hasSorry, so a sorry would look like a proof; in 0.3.1-0.3.2 a "
+                         "tactic sent with goalId sees only that goal; before 0.3.4 a tactic's output can corrupt "
+                         "the reply line)")
     return version
+
+
+def lean_toolchain(text: str) -> str | None:
+    """The Lean toolchain a ``repl --version`` output was built for (``0.3.4`` → ``v4.21.0``,
+    ``0.3.7/v4.21.0`` → ``v4.21.0``); None when it does not say (a later mainline release, the simulator)."""
+    m = _BACKPORT.match(text)
+    if m:
+        return m.group(1)
+    version = parse_version(text)
+    return PANTOGRAPH_TOOLCHAINS.get(version) if version is not None else None
 
 
 def parse_startup_line(line: bytes | str) -> StartupLine:

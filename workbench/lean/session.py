@@ -48,6 +48,7 @@ class TheoremSession:
     * ``await session.start(copy_from=None, expr=None) -> Node`` — the root node (``goal.start`` then
       ``goal.print`` to read the root goals). With neither argument it starts from ``copyFrom`` = the
       session's theorem name.
+    * ``await session.root_ast() -> str | None`` — the root's target as an s-expression (Lean's binders).
     * ``await session.tactic(node, tactic, goal_id=None) -> TacticResult`` — ``Advanced``,
       ``ProofComplete``, ``LeanError``, ``ParseError`` or ``Rejected`` (``sorry``/unsafe). Any node
       this session returned may be used, in any order, at any time (siblings, backtracking).
@@ -65,7 +66,7 @@ class TheoremSession:
         self.name = name
         self._slot: Slot | None = None
         self._gen = -1
-        self._root: tuple[str | None, str | None] | None = None  # (copy_from, expr)
+        self._root: tuple[str | None, str | None, tuple[str, ...]] | None = None  # (copy_from, expr, levels)
         self._goals: dict[tuple[Step, ...], tuple[Goal, ...]] = {}  # every path ever reached
         self._bound: dict[tuple[Step, ...], int] = {}  # path -> state id on (slot, generation)
         self._created: list[int] = []  # state ids to delete on the current binding
@@ -83,20 +84,37 @@ class TheoremSession:
 
     # -- public API ---------------------------------------------------------------------------------
 
-    async def start(self, *, copy_from: str | None = None, expr: str | None = None) -> Node:
+    async def start(self, *, copy_from: str | None = None, expr: str | None = None,
+                    levels: tuple[str, ...] = ()) -> Node:
+        """``levels``: universe names ``expr`` mentions (``Sort u``); ``copyFrom`` needs none (protocol.goal_start)."""
         if copy_from is not None and expr is not None:
             raise ValueError("start() takes copy_from or expr, not both")
         if copy_from is None and expr is None:
             copy_from = self.name
-        if self._root is not None and self._root != (copy_from, expr):
+        if self._root is not None and self._root != (copy_from, expr, tuple(levels)):
             raise ValueError(f"session {self.name!r} was already started from {self._root}")
-        self._root = (copy_from, expr)
+        self._root = (copy_from, expr, tuple(levels))
         for _ in range(MAX_STALE):
             try:
                 await self._bind_replaying(())
                 return Node(self.name, (), self._goals[()])
             except StaleBinding:
                 continue
+        raise self._unstable()
+
+    async def root_ast(self) -> str | None:
+        """The root goal's target as Pantograph's s-expression (``printExprAST``), to read Lean's own
+        binders from (``workbench.lean.binders.telescope``); None when the server printed none.
+        After :meth:`start`."""
+        if () not in self._goals:
+            raise ValueError(f"session {self.name!r}: start() first")
+        for _ in range(MAX_STALE):
+            try:
+                state_id, slot, gen = await self._bind_replaying(())
+                reply = await self._call_bound(slot, gen, lambda p, s=state_id: p.goal_print_ast(s))
+            except StaleBinding:
+                continue
+            return reply.target_sexps[0] if reply.target_sexps else None
         raise self._unstable()
 
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
@@ -236,10 +254,10 @@ class TheoremSession:
 
     async def _bind_root(self, slot: Slot, gen: int) -> None:
         assert self._root is not None, "start() first"
-        copy_from, expr = self._root
+        copy_from, expr, levels = self._root
 
         async def start(p: LeanProcess) -> tuple[int, tuple[Goal, ...]]:
-            reply = await p.goal_start(copy_from=copy_from, expr=expr)
+            reply = await p.goal_start(copy_from=copy_from, expr=expr, levels=levels)
             if self._current(slot, gen):
                 self._created.append(reply.state_id)
             printed = await p.goal_print(reply.state_id)

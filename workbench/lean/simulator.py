@@ -2,10 +2,16 @@
 
     python -m workbench.lean.simulator --traces PATH [--seed N] [--latency-scale X] [faults...] [IMPORTS...]
 
-It is NOT Lean: ``--version`` says so. Theorems come from the traces: ``goal.start {"copyFrom": name}``
-gives, as Pantograph does, one goal with an empty context whose target is the signature as a ∀ built
-from the first traced state's hypotheses (``workbench.lean.binders``); ``intro`` moves those binders into
-the context, and once they all are the state is the first traced state. Goal lists are kept as Lean
+It is NOT Lean: ``--version`` says so. By default it is a *newer* Lean than its traces, as every Pantograph
+the workbench accepts is (``--lean-version newer``, :mod:`workbench.lean.simversion`): the root lacks the
+trace's unused section variables, states print as a current Lean does (``∑ x ∈ s``, ``n + 1``), a seeded
+share of referenced lemmas no longer exists; ``--lean-version same`` answers with the trace's own text.
+Theorems come from the traces: ``goal.start {"copyFrom": name}`` gives, as Pantograph does, one goal with
+an empty context whose target is the signature as a ∀ built from the first traced state's (kept)
+hypotheses (``workbench.lean.binders``); with ``options.set {"printExprAST": true}`` every expression also
+carries its s-expression, whose binder names and kinds are exact and whose types are approximations
+(``binders.forall_sexp``); ``intro`` moves binders into the context, and once they all are the state is
+the first traced state (as that Lean prints it). Goal lists are kept as Lean
 keeps them: a ground-truth tactic (whitespace-insensitive, optionally wrapped in ``open ... in``) applied
 to the goal it was traced on (the main goal or ``goalId``) replaces that goal with the goals its traced
 ``state_after`` shows, the others stay after them in order; any other tactic gets a deterministic outcome from a
@@ -32,11 +38,11 @@ import random
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Callable, Sequence
 
-from workbench.lean.binders import Binder, binders_of, forall_target, introduce, sanitize_names
+from workbench.lean.binders import Binder, binders_of, forall_sexp, forall_target, introduce, sanitize_names
 from workbench.lean.simrules import (
     LatencyModel,
     Outcome,
@@ -53,11 +59,20 @@ from workbench.lean.simrules import (
     unit,
 )
 from workbench.lean.simnamespace import unresolved_short_name
+from workbench.lean.simversion import LEAN_VERSIONS, dropped_variables, gone_lemma, newer_state
 from workbench.namespaces import infer_open_namespace
 from workbench.lean.protocol import goal_to_pantograph
 from workbench.states import Goal, collapse, parse_state, render_state
 
-SIMULATOR_VERSION = "workbench-lean-simulator 0.1.0 (simulated Pantograph protocol, not Lean)"
+SIMULATOR_VERSION = "workbench-lean-simulator 0.2.0 (simulated Pantograph protocol, not Lean)"
+VERSION_MODES = {"newer": "a newer Lean than its traces", "same": "the traces' own Lean"}
+
+
+def simulator_version(lean_version: str = "newer") -> str:
+    """What ``--version`` prints: the simulator, and which Lean it plays (a run's identity records it)."""
+    return f"{SIMULATOR_VERSION}; {VERSION_MODES[lean_version]}"
+
+
 FAULT_TACTICS = {"__sim_crash__": "crash", "__sim_hang__": "hang", "__sim_garbage__": "garbage"}
 # Lean's verdicts that Pantograph answers as errors (Repl.lean @0528a15, runCoreM): the process is fine.
 HEARTBEATS_DESC = ("(deterministic) timeout at `whnf`, maximum number of heartbeats (200000) has been reached\n"
@@ -88,13 +103,17 @@ class TracedTheorem:
 
     @cached_property
     def by_goal(self) -> dict[tuple[str, str], int]:
-        """(canonical text of the step's main goal, normalised tactic) → step index."""
+        """(canonical text of the step's main goal, normalised tactic) → step index. The goal also without
+        its case tag: Lean runs a tactic the same on an untagged goal (a trace that begins inside a
+        ``case`` block shows a tag the introduced root does not have)."""
         out: dict[tuple[str, str], int] = {}
+        untagged: dict[tuple[str, str], int] = {}
         for k, tactic in enumerate(self.tactics):
             goals = parse_state(self.states[k])
             if goals:
                 out.setdefault((render_state(goals[:1]), tactic), k)
-        return out
+                untagged.setdefault((render_state((replace(goals[0], case=None),)), tactic), k)
+        return untagged | out
 
     def produced(self, k: int) -> tuple[Goal, ...]:
         """The goals step ``k``'s tactic left in place of its main goal.
@@ -145,6 +164,12 @@ class SimConfig:
     garbage_rate: float = 0.0
     heartbeat_rate: float = 0.0  # per (state, tactic), deterministic: Lean's heartbeat limit
     interrupt_rate: float = 0.0  # per (state, tactic), deterministic: Pantograph's own timeout
+    lean_version: str = "newer"  # newer: a newer Lean than the traces (simversion); same: the traces' Lean
+    gone_lemma_rate: float = 0.02  # newer only: share of referenced lemmas that no longer exist (assumed)
+
+    def __post_init__(self) -> None:
+        if self.lean_version not in LEAN_VERSIONS:
+            raise ValueError(f"lean_version must be one of {LEAN_VERSIONS}, got {self.lean_version!r}")
 
 
 class Simulator:
@@ -162,6 +187,8 @@ class Simulator:
         self.uniq = 1
         self.timeout_ms = 0
         self.automatic_mode = False  # recorded only (the simulator always keeps every goal, as automatic mode does)
+        self.print_ast = False  # options.set printExprAST: every Expression also carries "sexp"
+        self._versioned: dict[str, TracedTheorem] = {}
         self.pending_fault: str | None = None
         self.pending_delay_s = 0.0
         self._fault_rng = random.Random(f"{config.seed}:faults:{os.getpid()}")
@@ -174,12 +201,30 @@ class Simulator:
         self.next_id += 1
         return sid
 
-    def _goals_json(self, goals: Sequence[Goal]) -> list[dict[str, Any]]:
+    def _goals_json(self, state: SimState) -> list[dict[str, Any]]:
         out = []
-        for g in goals:
-            out.append(goal_to_pantograph(g, name=f"_uniq.{self.uniq}", first_var_id=self.uniq + 1))
+        for i, g in enumerate(state.goals):
+            obj = goal_to_pantograph(g, name=f"_uniq.{self.uniq}", first_var_id=self.uniq + 1)
             self.uniq += 1 + len(g.hypotheses)
+            if self.print_ast:  # Delate.lean v0.3.4 serializeExpression: "sexp" beside "pp" in every Expression
+                root = i == 0 and state.body is not None and state.binders
+                obj["target"]["sexp"] = (forall_sexp(state.binders, state.body.target) if root  # type: ignore[union-attr]
+                                         else forall_sexp((), g.target))
+                for var, h in zip(obj["vars"], g.hypotheses):
+                    var["type"]["sexp"] = forall_sexp((), h.type)
+                    if h.value is not None:
+                        var["value"]["sexp"] = forall_sexp((), h.value)
+            out.append(obj)
         return out
+
+    def theorem(self, name: str) -> TracedTheorem | None:
+        """The traced theorem as this simulator's Lean prints it (rewritten once, in newer mode)."""
+        thm = self.theorems.get(name)
+        if thm is None or self.config.lean_version == "same":
+            return thm
+        if name not in self._versioned:
+            self._versioned[name] = newer_theorem(thm)
+        return self._versioned[name]
 
     def _state(self, payload: dict[str, Any]) -> SimState:
         sid = _int(payload, "stateId")
@@ -210,7 +255,8 @@ class Simulator:
             "reset": self.reset,
             "stat": self.stat,
             "options.set": self.options_set,
-            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": self.automatic_mode},
+            "options.print": lambda p: {"timeout": self.timeout_ms, "automaticMode": self.automatic_mode,
+                                        "printExprAST": self.print_ast},
             "goal.start": self.goal_start,
             "goal.tactic": self.goal_tactic,
             "goal.print": self.goal_print,
@@ -241,14 +287,19 @@ class Simulator:
             self.timeout_ms = _int(payload, "timeout")
         if "automaticMode" in payload:
             self.automatic_mode = bool(payload["automaticMode"])
+        if "printExprAST" in payload:
+            self.print_ast = bool(payload["printExprAST"])
         return {}
 
     def goal_start(self, payload: dict[str, Any]) -> dict[str, Any]:
         copy_from, expr = payload.get("copyFrom"), payload.get("expr")
         if (copy_from is None) == (expr is None):
             raise ReplError("arguments", "Exactly one of {expr, copyFrom} must be supplied")
+        levels = payload.get("levels")
+        if levels is not None and not (isinstance(levels, list) and all(isinstance(x, str) for x in levels)):
+            raise ReplError("command", "Unable to parse json: levels must be an array of strings")
         if copy_from is not None:
-            thm = self.theorems.get(str(copy_from))
+            thm = self.theorem(str(copy_from))
             if thm is None:
                 raise ReplError("index", f"Symbol not found: {copy_from}")
             state = signature_state(thm, (), binders_of(first_goal(thm)))
@@ -267,7 +318,7 @@ class Simulator:
 
     def goal_print(self, payload: dict[str, Any]) -> dict[str, Any]:
         state = self._state(payload)
-        goals = self._goals_json(state.goals) if payload.get("goals") else []
+        goals = self._goals_json(state) if payload.get("goals") else []
         return {"goals": goals, "extraMVars": [], "rootHasSorry": state.has_sorry}
 
     def goal_delete(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -345,6 +396,8 @@ class Simulator:
             k = thm.by_goal.get((render_state(state.goals[goal_id : goal_id + 1]), body))
             if k is not None:
                 unknown = self.unresolved(thm, k, opened, body)
+                if unknown is None and self.config.lean_version == "newer" and thm.references:
+                    unknown = gone_lemma(self.config.seed, thm.references[k], self.config.gone_lemma_rate)
                 if unknown is not None:
                     return {"messages": [_message(f"unknown identifier '{unknown}'", tactic)], **flags}
                 gone = thm.closed_alongside(k)
@@ -379,11 +432,20 @@ class Simulator:
 
     def _advance(self, nxt: SimState, flags: dict[str, bool]) -> dict[str, Any]:
         sid = self._new_state(nxt)
-        return {"nextStateId": sid, "goals": self._goals_json(nxt.goals), **flags}
+        return {"nextStateId": sid, "goals": self._goals_json(nxt), **flags}
 
 
 _INTRO = re.compile(r"^(intro|intros)(?:\s+((?:[^\s⟨⟩()]+\s*)+))?$")
 _IDENTS = re.compile(r"(?<![\w.'])[^\W\d][\w'!?₀-₉]*")
+
+
+def newer_theorem(thm: TracedTheorem) -> TracedTheorem:
+    """``thm`` as a newer Lean prints it: dropped variables gone from every state, the newer printing."""
+    first = parse_state(thm.states[0]) if thm.states else ()
+    dropped = dropped_variables(first[0]) if first else ()
+    states = tuple(newer_state(s, dropped) for s in thm.states)
+    afters = tuple(newer_state(s, dropped) for s in thm.afters)
+    return TracedTheorem(thm.name, states, thm.tactics, afters, thm.references)
 
 
 def first_goal(thm: TracedTheorem) -> Goal:
@@ -492,6 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="store_true", help="print the simulator version and exit")
     p.add_argument("--traces", help="LeanDojo JSON / tactic-pairs JSONL file or folder")
+    p.add_argument("--lean-version", choices=LEAN_VERSIONS, default="newer",
+                   help="newer: a newer Lean than the traces, as every accepted Pantograph is (unused section "
+                        "variables dropped, current printing, gone lemmas); same: the traces' own Lean")
+    p.add_argument("--gone-lemma-rate", type=float, default=0.02,
+                   help="newer only: share of referenced lemmas that no longer exist (seeded; an assumption)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency-scale", type=float, default=1.0, help="multiplies tactic latency; 0 = instant")
     p.add_argument("--latency-quantiles", default=None, help='e.g. "0.5:0.022,0.95:0.3,0.99:2" (seconds)')
@@ -524,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lean_options = [u for u in unknown if u.startswith("--") and "=" in u]
     rest = [u for u in unknown if u not in lean_options]
     if args.version:
-        print(SIMULATOR_VERSION)
+        print(simulator_version(args.lean_version))
         return 0
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
@@ -554,6 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         garbage_rate=args.garbage_rate,
         heartbeat_rate=args.heartbeat_rate,
         interrupt_rate=args.interrupt_rate,
+        lean_version=args.lean_version,
+        gone_lemma_rate=args.gone_lemma_rate,
     )
     sys.stderr.write(f"{SIMULATOR_VERSION}: {len(theorems)} theorems, options {lean_options}\n")
     sys.stderr.flush()

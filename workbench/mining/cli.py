@@ -55,6 +55,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "'auto': the simulator when no Pantograph command is configured")
     p.add_argument("--simulator-latency-scale", type=float, default=None, metavar="X",
                    help="simulator only: multiplies its real-Lean latencies (0 = instant; default 1)")
+    p.add_argument("--simulator-lean-version", choices=("newer", "same"), default=_D.simulator_lean_version,
+                   help="simulator only: play a newer Lean than the traces, as every accepted Pantograph is "
+                        "(unused section variables dropped, current printing), or the traces' own")
+    p.add_argument("--traces-lean-version", default=_D.traces_lean_version, metavar="VERSION",
+                   help="the Lean toolchain the traces were made with (e.g. v4.7.0); default: LeanDojo's "
+                        "metadata.json beside them, else unknown (said in the plan and identity.json)")
     p.add_argument("--progress-every", type=float, default=_D.progress_every_s, metavar="S",
                    help="seconds between progress log lines when stderr is not a terminal")
     p.add_argument("--ray", dest="ray_address", metavar="ADDRESS|auto|local", default=None,

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from workbench.mining.identity import declared_identity, identity_slug
+from workbench.mining.identity import declared_identity, identity_slug, plan_versions
 from workbench.mining.settings import MineSettings
 from workbench.traces import bundled_sample_path, load_traces
 
@@ -28,7 +28,8 @@ FLAGS: dict[str, str | None] = {
     "theorem_timeout": "theorem_timeout_s", "server_url": "server_url", "encode_url": "encode_url",
     "lean": "lean", "resume": None, "overwrite": None, "simulator_latency_scale": None, "progress": "progress",
     "progress_every": "progress_every_s", "prompt_format": "prompt_format", "server_wait": "server_wait_s",
-    "ray_address": "ray_address",
+    "ray_address": "ray_address", "traces_lean_version": "traces_lean_version",
+    "simulator_lean_version": "simulator_lean_version",
     "retry_infra": "retry_infra", "retry_incomplete": "retry_incomplete", "strict": "strict",
 }
 
@@ -89,7 +90,10 @@ def describe_plan(settings: MineSettings, available: int | None = None) -> dict[
                      else f"{min(settings.num_theorems or available, available)} of {available}"),
         "output": f"{settings.output} ({settings.mode})",
     }
+    plan["versions"], differ = plan_versions(settings)
     warnings = []
+    if differ:
+        warnings.append(differ)
     if settings.simulated:
         warnings.append("Lean backend is the SIMULATOR")
     if bundled:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from workbench.lean.protocol import MIN_VERSION, PANTOGRAPH_TOOLCHAINS, lean_toolchain
+from workbench.lean.simulator import VERSION_MODES
 from workbench.mining.settings import MineSettings
-from workbench.traces import bundled_sample_path, input_files
+from workbench.traces import bundled_sample_path, input_files, traces_lean
 
 __all__ = ["IDENTITY", "IdentityMismatch", "traces_fingerprint", "declared_identity", "run_identity",
-           "identity_slug", "differences", "check_resume", "legacy_identity", "read_identity", "write_identity"]
+           "identity_slug", "differences", "check_resume", "legacy_identity", "read_identity", "write_identity",
+           "versions_meet", "simulator_lean_version"]
 
 IDENTITY = "identity.json"
 
@@ -65,9 +69,12 @@ def declared_identity(settings: MineSettings) -> dict[str, Any]:
         backend = "simulator"
     else:
         backend = "pantograph"
+    lean = traces_lean(settings.traces_path, settings.traces_lean_version)
     return {
         "traces": name,
         "traces_sha256": sha,
+        # What is known of the traces' Lean (informative: not compared on resume, not in the folder's name).
+        "traces_lean": {"toolchain": lean.toolchain, "source": lean.source, "detail": lean.detail},
         "lean_backend": backend,
         "policy": "sglang" if settings.server_url else "retrieval",  # the URL may change between sessions
         "prompt_format": settings.prompt_format if settings.server_url else None,
@@ -81,7 +88,51 @@ def run_identity(declared: Mapping[str, Any], lean_version: str | None, policy_p
     """The full identity once the pool and policy are open."""
     model = (policy_provenance.get("model_info") or {}).get("model_path") or policy_provenance.get("policy")
     return dict(declared) | {"lean_version": lean_version, "policy_model": model,
-                             "prompt_template": policy_provenance.get("prompt_template")}
+                             "prompt_template": policy_provenance.get("prompt_template"),
+                             "versions": versions_meet(declared.get("traces_lean") or {}, lean_version)}
+
+
+_OLDEST_SERVED = PANTOGRAPH_TOOLCHAINS[MIN_VERSION]  # every Pantograph the pool accepts is this Lean or newer
+
+
+def _toolchain_key(toolchain: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", toolchain)[:3])
+
+
+def simulator_lean_version(lean_version: str | None) -> str | None:
+    """Which Lean a simulator plays (``newer`` / ``same``), from its ``--version`` line; None: not the simulator."""
+    for mode, said in VERSION_MODES.items():
+        if lean_version and lean_version.endswith(said):
+            return mode
+    return None
+
+
+def versions_meet(traces: Mapping[str, Any], lean_version: str | None) -> dict[str, Any]:
+    """Which Lean printed the traces, which one answers, and whether they are the same: ``same``, ``differ`` or
+    ``unknown``, with a sentence saying so (identity.json, the summary, the plan)."""
+    said = (traces.get("toolchain") and f"Lean {traces['toolchain']}") or "an unknown Lean"
+    detail = f" ({traces['detail']})" if traces.get("detail") else ""
+    mode = simulator_lean_version(lean_version)
+    if mode is not None:
+        meet = "differ" if mode == "newer" else "same"
+        note = (f"traces from {said}{detail}; the SIMULATOR plays "
+                + ("a newer Lean than its traces" if mode == "newer" else "the traces' own Lean"))
+        return {"traces": traces.get("toolchain"), "lean": "simulator", "meet": meet, "note": note}
+    served = lean_toolchain(lean_version or "")
+    ours = served or f"≥ {_OLDEST_SERVED}"
+    known = traces.get("toolchain")
+    if known and served:
+        meet = "same" if _toolchain_key(known) == _toolchain_key(served) else "differ"
+    elif known and _toolchain_key(known) < _toolchain_key(_OLDEST_SERVED):
+        meet = "differ"
+    else:
+        meet = "unknown"
+    note = {"same": f"traces and REPL are both Lean {served}",
+            "differ": f"traces from {said}{detail}, REPL (Pantograph {lean_version}) is Lean {ours}: the walk follows "
+                      "Lean's states, the trace's text is a hint",
+            "unknown": f"traces from {said}{detail}, REPL (Pantograph {lean_version}) is Lean {ours}: treated as "
+                       "different (LeanDojo's traces predate every Pantograph accepted); pass --traces-lean-version"}[meet]
+    return {"traces": known, "lean": served, "meet": meet, "note": note}
 
 
 def identity_slug(declared: Mapping[str, Any]) -> str:
@@ -143,3 +194,23 @@ def legacy_identity(run_config: Mapping[str, Any]) -> dict[str, Any]:
         if key in params:
             out[key] = params[key]
     return out
+
+
+def plan_versions(settings: MineSettings) -> tuple[str, str | None]:
+    """The plan's line on which Lean printed the traces and which one will answer, and a warning when they
+    differ (or may: the REPL's own version is read when it starts and recorded in identity.json)."""
+    traces = traces_lean(settings.traces_path, settings.traces_lean_version)
+    if settings.simulated:
+        mode = settings.simulator_lean_version
+        if "--lean-version" in settings.simulator_args:
+            mode = settings.simulator_args[list(settings.simulator_args).index("--lean-version") + 1]
+        if mode == "same":
+            return f"traces: {traces.describe()}; the simulator plays the traces' own Lean", None
+        return (f"traces: {traces.describe()}; the simulator plays a newer Lean than its traces",
+                "Lean and the traces differ (simulated): the walk follows Lean's states")
+    known = traces.toolchain
+    text = f"traces: {traces.describe()}; REPL: Pantograph ≥ {'.'.join(map(str, MIN_VERSION))} (Lean ≥ {_OLDEST_SERVED}), read at start"
+    if known and _toolchain_key(known) >= _toolchain_key(_OLDEST_SERVED):
+        return text, None
+    why = "older than" if known else "of unknown version, and LeanDojo's traces predate"
+    return text, f"traces are {why} every accepted Pantograph: the walk follows Lean's states, the trace's text is a hint"

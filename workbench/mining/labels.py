@@ -6,10 +6,12 @@ rows out. The rules (SPEC §4, issue 5):
 
 * a candidate equal to the ground-truth tactic after whitespace normalisation is skipped;
 * proof complete ⇒ positive terminal node (alternative proof), remaining depth 0;
-* advanced to a state whose canonical text equals a state on the ground-truth path ⇒ positive
-  (``same_state``) with that state's remaining depth. The next and every later ground-truth state
-  count, and so do the current and earlier ones: a no-op tactic (``skip``) leaves a provable state,
-  labelling it negative would be a false negative;
+* advanced to a state whose canonical text equals Lean's rendering of a ground-truth state the walk
+  reached ⇒ positive (``same_state``) with that state's remaining depth. The next and every later
+  ground-truth state count, and so do the current and earlier ones: a no-op tactic (``skip``) leaves a
+  provable state, labelling it negative would be a false negative. Only Lean's states are compared,
+  never the trace's text (an older Lean printed it); a state that equals a ground-truth state the walk
+  reaches *later* is relabelled when the records are read (:meth:`TheoremTree.records`);
 * advanced to any other state ⇒ negative ``divergent`` node; the candidate's remaining tactics are
   walked from it (a chain): if the chain completes the proof, or reaches a ground-truth state, the
   divergent node and the chain nodes become positives with their true remaining depth, else they
@@ -97,9 +99,9 @@ def same_tactic(a: str, b: str) -> bool:
 class GroundTruthPath:
     """The ground-truth states of one theorem, by step index ``0..n`` (``n`` = QED, ``no goals``).
 
-    ``trace`` holds the canonical text of the LeanDojo states; ``lean`` Lean's own rendering of the
-    states the walk has reached. A candidate's state matches index ``j`` if it equals either text
-    (the canonical form makes the two agree; Lean's rendering is the tie-breaker when they don't).
+    ``trace`` holds the canonical text of the LeanDojo states (for their number and for reading; the
+    traces come from another Lean, so they are never matched); ``lean`` Lean's own rendering of the
+    states the walk has reached. A candidate's state matches index ``j`` if it equals Lean's text of it.
     """
 
     trace: tuple[str, ...]
@@ -126,10 +128,10 @@ class GroundTruthPath:
         self.lean[index] = state_text
 
     def match(self, state_text: str) -> int | None:
-        """Index of the ground-truth state equal to ``state_text`` (the latest one if several)."""
+        """Index of the reached ground-truth state Lean printed as ``state_text`` (the latest if several)."""
         best = None
         for j in range(self.num_steps):  # QED is ProofComplete, never an Advanced state
-            if self.lean.get(j) == state_text or self.trace[j] == state_text:
+            if self.lean.get(j) == state_text:
                 best = j
         return best
 
@@ -258,6 +260,7 @@ class TheoremTree:
         self.simulated = simulated
         self.nodes: list[TreeNode] = []
         self.qed_index: int | None = None  # ground-truth step index at which Lean said "no goals"
+        self.late_positives = 0  # nodes relabelled because a later ground-truth state equals theirs
         self._chain: list[int] = []
 
     # -- building ---------------------------------------------------------------------------------
@@ -332,7 +335,27 @@ class TheoremTree:
             return self.qed_index - index
         return self.gt.remaining(index)
 
+    def _resolve_late(self) -> None:
+        """A negative node whose state equals a ground-truth state the walk reached after it was judged is
+        provable: it becomes ``same_state`` (a divergent node) or a positive chain node, and so do the
+        negatives on its path back to the positive it came from."""
+        for n in self.nodes:
+            if n.positive or n.num_goals == 0:
+                continue
+            j = self.gt.match(n.state_pp)
+            if j is None:
+                continue
+            if n.kind is RecordKind.DIVERGENT:
+                n.kind = RecordKind.SAME_STATE
+            node, remaining = n, self.gt_remaining(j)
+            while node is not None and not node.positive:
+                node.positive, node.remaining_depth = True, remaining
+                self.late_positives += 1
+                node = self.nodes[node.parent_id] if node.parent_id is not None else None
+                remaining += 1
+
     def records(self) -> list[TrajectoryRecord]:
+        self._resolve_late()
         source = "simulator" if self.simulated else "pantograph"
         out = []
         for n in self.nodes:

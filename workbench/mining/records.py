@@ -90,13 +90,19 @@ class WalkCounts:
     gt_step0_failed: int = _count("gt.step0_failed")
     gt_infra_failed: int = _count("gt.infra_failed")
     gt_failed_limit: Counter = _family("gt.failed_limit.")  # LimitKind -> ground-truth steps Lean gave up on
-    # how the walk reached the trace's first state
-    start: Counter = _family("start.")  # matched | intro_failed | mismatch | unparseable_first_state
+    # how the walk reached the trace's first state: the introduced state compared with it
+    start: Counter = _family("start.")  # matched (exact) | normalised | fuzzy | mismatch | intro_failed | …
+    # Lean's binders (printExprAST) against the trace's first-state hypotheses
+    binders_from_lean: int = _count("binders.from_lean")  # the intro named Lean's binders (1 per theorem)
+    binders_from_trace: int = _count("binders.from_trace")  # no s-expression: the trace's names were used
+    binders_introduced: int = _count("binders.introduced")
+    binders_dropped: int = _count("binders.dropped")  # trace hypotheses Lean's type lacks (dropped variables)
+    binders_unnamed: int = _count("binders.unnamed")  # introduced binders the trace does not show (`_`)
     # goal alignment
-    align_matched_without_case_tag: int = _count("align.matched_without_case_tag")
+    align_quality: Counter = _family("align.quality.")  # exact | normalised | fuzzy | none, one per step
     align_after_mismatch: int = _count("align.after_mismatch")
     align_nested_skipped: int = _count("align.nested_skipped")
-    align_goal_not_found: int = _count("align.unaligned.goal_not_found")
+    align_unaligned: Counter = _family("align.unaligned.")  # no_match | ambiguous | no_goals: ended unaligned
     align_other_goal: int = _count("align.other_goal")
     # infrastructure (processes that died, hung or answered garbage)
     infra_garbage: int = _count("infra.garbage")
@@ -110,6 +116,7 @@ class WalkCounts:
     steps_without_candidates: int = _count("steps_without_candidates")
     # candidates and their chains
     outcomes: Counter = _family("outcome.")  # Outcome -> candidates
+    late_same_state: int = _count("labels.late_same_state")  # negatives relabelled: a later ground-truth state
     chain_interrupted: int = _count("chain.interrupted")
     chain_failed: int = _count("chain.failed")
     chain_rescued: int = _count("chain.rescued")
@@ -173,7 +180,7 @@ class WalkCounts:
         return {k.removeprefix(prefix): v for k, v in sorted(self.to_dict().items()) if k.startswith(prefix)}
 
     def alignment(self) -> dict[str, int]:
-        """Goal-alignment counters by name (``other_goal``, ``nested_skipped``, ``unaligned.goal_not_found``, ...)."""
+        """Goal-alignment counters by name (``other_goal``, ``nested_skipped``, ``unaligned.no_match``, ``quality.exact``, ...)."""
         return self._group("align.")
 
     def infrastructure(self) -> dict[str, int]:
@@ -219,6 +226,7 @@ class TheoremResult:
     lean_wait_s: float = 0.0
     start: dict[str, Any] = field(default_factory=dict)  # how the walk reached the trace's first state
     step0: str | None = None  # "replayed", or why ground-truth step 0 failed before the open retry
+    align: list[str] = field(default_factory=list)  # per aligned step: exact | normalised | fuzzy | none
 
     def status_line(self) -> dict[str, Any]:
         """What the run log keeps per theorem (the run summary is aggregated from these)."""
@@ -244,6 +252,7 @@ class TheoremResult:
             "depth": {str(k): v for k, v in sorted(depth.items())},
             "start": dict(self.start),
             "step0": self.step0,
+            "align": list(self.align),
             # Steps whose generation failed every retry got no candidates: the theorem's negatives are incomplete.
             "incomplete": self.counts.steps_without_candidates > 0,
             "steps_without_candidates": self.counts.steps_without_candidates,

@@ -14,11 +14,13 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from workbench.mining import summary as summary_rules
 from workbench.mining.output import SUMMARY, read_attempts, read_status_lines
 from workbench.trajectory import read_trajectories
 
 __all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "outcome_counts", "per_theorem_yields",
-           "alternative_proofs", "gt_replay_failures", "start_and_step0", "banner", "plan_table", "plot_depth",
+           "alternative_proofs", "gt_replay_failures", "start_and_step0", "lean_and_traces", "match_quality_by_step", "versions_met",
+           "banner", "plan_table", "plot_depth",
            "plot_survival", "plot_outcomes",
            "plot_yields", "plot_gt_failures"]
 
@@ -176,6 +178,41 @@ def start_and_step0(theorems: pd.DataFrame) -> pd.DataFrame:
     step0 = theorems.get("step0", pd.Series([None] * len(theorems))).fillna("not reached")
     return (pd.DataFrame({"start": start, "step0": step0}).value_counts().rename("theorems").reset_index()
             .sort_values("theorems", ascending=False, ignore_index=True))
+
+
+def _status_lines(theorems: pd.DataFrame) -> list[dict[str, Any]]:
+    """The status lines back from the frame (keys an older line lacks are absent, not NaN)."""
+    return [{k: v for k, v in row.items() if not (isinstance(v, float) and v != v)}
+            for row in theorems.to_dict("records")]
+
+
+def lean_and_traces(theorems: pd.DataFrame) -> pd.DataFrame:
+    """How Lean's states met the traces' (an older Lean printed them): theorems started, with Lean's binders,
+    with dropped variables, how the start state compared with the trace's first state, unaligned ends by reason."""
+    t = summary_rules.lean_and_traces(_status_lines(theorems))
+    rows = {"started": t["theorems_started"], "with Lean's binders": t["started_with_lean_binders"],
+            "with dropped variables": t["theorems_with_dropped_variables"],
+            "dropped variables (in all)": t["dropped_variables"]}
+    rows |= {f"start state: {k}": v for k, v in t["start_state"].items()}
+    rows |= {f"unaligned: {k}": v for k, v in t["unaligned_by_reason"].items()}
+    return pd.Series(rows, name="theorems", dtype="int64").to_frame()
+
+
+def versions_met(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Per mined folder: which Lean printed the traces, which one answered, same / differ / unknown."""
+    rows = {run: {k: (s.get("versions") or {}).get(k) for k in ("meet", "traces", "lean", "note")}
+            for run, s in summaries.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["meet", "traces", "lean", "note"])
+
+
+def match_quality_by_step(theorems: pd.DataFrame) -> pd.DataFrame:
+    """Aligned steps by step index (rows; step 0 is the start state) and how their goal was found (columns):
+    exact text, text after normalising known printer differences, fuzzy, none."""
+    t = summary_rules.lean_and_traces(_status_lines(theorems))
+    table = pd.DataFrame.from_dict(t["quality_by_step"], orient="index",
+                                   columns=["exact", "normalised", "fuzzy", "none"]).fillna(0).astype("int64")
+    table.index.name = "step"
+    return table
 
 
 def gt_failure_examples(attempts: pd.DataFrame, n: int = 10) -> pd.DataFrame:

@@ -289,7 +289,8 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                             else "policy_unavailable" if stopped is not None else None),
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
-                                provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters")},
+                                provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters",
+                                                                     "identity")},
                                 this_run=this_run)
             sink.write_json(SUMMARY, summary)
             final = provenance | {"policy": executor.policy_provenance}  # the policy's stats as the run ended

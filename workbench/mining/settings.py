@@ -42,6 +42,9 @@ class MineSettings:
     lean: str = "pantograph"  # a registered backend (mining.executor.LEAN_BACKENDS) or auto (simulated without a command)
     mode: str = "new"  # new | resume | overwrite
     simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
+    simulator_lean_version: str = "newer"  # the simulator plays a newer Lean than the traces (as every accepted
+    #                                        Pantograph is), or "same": the traces' own Lean
+    traces_lean_version: str | None = None  # the traces' Lean toolchain (v4.7.0); None: metadata.json or unknown
     wrap_candidates: bool = True
     overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
     time_budget_s: float | None = None  # stop after this long: walks in flight are dropped (resume redoes them)
@@ -61,6 +64,8 @@ class MineSettings:
         object.__setattr__(self, "simulator_args", tuple(self.simulator_args))
         if not self.lean:
             raise ValueError("lean must name a Lean backend (pantograph, simulated) or auto")
+        if self.simulator_lean_version not in ("newer", "same"):
+            raise ValueError(f"simulator_lean_version must be newer or same, got {self.simulator_lean_version!r}")
         if self.mode not in ("new", "resume", "overwrite"):
             raise ValueError(f"mode must be new, resume or overwrite, got {self.mode!r}")
         for name in ("candidates_per_step", "lean_workers", "min_steps"):

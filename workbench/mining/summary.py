@@ -7,7 +7,10 @@ from typing import Any, Iterable, Mapping
 
 from workbench.mining.records import EndReason, Status, WalkCounts
 
-__all__ = ["summarize", "depth_table", "format_summary"]
+__all__ = ["summarize", "depth_table", "format_summary", "lean_and_traces", "QUALITY_STEPS"]
+
+QUALITY_STEPS = ("0", "1", "2", "3", "4", "5+")  # step buckets of the match-quality table
+_QUALITIES = ("exact", "normalised", "fuzzy", "none")
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -23,6 +26,29 @@ def depth_table(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, int]]:
             row[0] += pos
             row[1] += neg
     return [{"depth": d, "positives": p, "negatives": n} for d, (p, n) in sorted(table.items())]
+
+
+def lean_and_traces(lines: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """How Lean's states met the traces' (another Lean printed them): theorems started, with Lean's binders,
+    with dropped variables (trace hypotheses Lean's type lacks), the match quality of every aligned step by
+    step index (step 0 is the introduced start state against the trace's first state), unaligned ends by reason."""
+    lines = list(lines)
+    not_started = (EndReason.START_FAILED, EndReason.START_INFRA_ERROR, EndReason.NO_STEPS)
+    starts = [line.get("start") or {} for line in lines if line["reason"] not in not_started]
+    by_step = {k: dict.fromkeys(_QUALITIES, 0) for k in QUALITY_STEPS}
+    for line in lines:
+        for i, quality in enumerate(line.get("align") or ()):
+            by_step[QUALITY_STEPS[min(i, len(QUALITY_STEPS) - 1)]][quality] += 1
+    counts = WalkCounts.total(WalkCounts.from_dict(line.get("counts")) for line in lines)
+    return {
+        "theorems_started": len(starts),
+        "started_with_lean_binders": sum(1 for s in starts if s.get("binders") == "lean"),
+        "theorems_with_dropped_variables": sum(1 for s in starts if s.get("dropped")),
+        "dropped_variables": sum(len(s.get("dropped") or ()) for s in starts),
+        "start_state": dict(sorted(Counter(s.get("problem") or "matched" for s in starts).items())),
+        "quality_by_step": {k: v for k, v in by_step.items() if any(v.values())},
+        "unaligned_by_reason": dict(sorted(counts.align_unaligned.items())),
+    }
 
 
 def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Mapping[str, Any] | None = None,
@@ -89,6 +115,7 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         "chains": counts.chains(),
         "ground_truth_replay": gt,
         "goal_alignment": counts.alignment(),
+        "lean_and_traces": lean_and_traces(lines),
         "infrastructure": counts.infrastructure(),
         "policy_errors": counts.policy_errors,
         "steps_without_candidates": counts.steps_without_candidates,
@@ -100,6 +127,9 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
         summary["this_run"] = dict(this_run)
     if provenance is not None:
         summary["provenance"] = dict(provenance)
+        versions = (provenance.get("identity") or {}).get("versions")
+        if versions:
+            summary["versions"] = versions
     return summary
 
 
@@ -109,6 +139,16 @@ def format_summary(s: Mapping[str, Any]) -> str:
     lines = []
     if s.get("simulated"):
         lines.append("*** SIMULATED LEAN: these labels come from the simulator, not from Lean. Do not train on them. ***")
+    if s.get("versions"):
+        lines.append(f"versions ({s['versions']['meet']}): {s['versions']['note']}")
+    lt = s.get("lean_and_traces")
+    if lt:
+        quality = "; ".join(f"{k}: " + " / ".join(f"{q} {n}" for q, n in v.items() if n)
+                            for k, v in lt["quality_by_step"].items())
+        lines += [f"start: {lt['theorems_started']} started, {lt['started_with_lean_binders']} with Lean's binders, "
+                  f"{lt['theorems_with_dropped_variables']} with dropped variables ({lt['dropped_variables']} in all); "
+                  f"start state vs the trace's: {lt['start_state']}",
+                  f"match quality by step: {quality or '-'}; unaligned by reason: {lt['unaligned_by_reason'] or 0}"]
     lines += [
         f"theorems: {s['attempted']} attempted, {s['completed']} completed, {s['skipped']} skipped "
         f"{s['skipped_by_reason']}, {s['timed_out']} timed out",
@@ -120,7 +160,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"(without the open retry {gt['step0_failure_rate_without_open_retry']}), per-step failure rate "
         f"{gt['step_failure_rate']} (without {gt['step_failure_rate_without_open_retry']}); "
         f"{gt['rescued_by_open_retry']} steps rescued by `open ... in`",
-        f"start state (copyFrom + intro vs the trace's first state): {gt['start']}; step 0: {gt['step0_outcome']}",
+        f"ground-truth step 0: {gt['step0_outcome']}",
         f"theorems with negatives deeper than 2: {s['theorems_with_negatives_deeper_than_2']}",
     ]
     gen = (s.get("this_run") or {}).get("policy") or {}

@@ -29,6 +29,7 @@ from workbench.lean.results import (
 from workbench.mining.labels import GroundTruthPath, Outcome, TheoremTree, lean_error_kind
 from workbench.mining.records import Attempt, WalkCounts
 from workbench.namespaces import open_prefixes, wrap_open
+from workbench.states import Hypothesis
 from workbench.trace_breaks import is_nested_in
 from workbench.traces import Theorem
 
@@ -109,6 +110,10 @@ class WalkContext:
     message: str = ""
     start: dict[str, Any] = field(default_factory=dict)  # how the walk reached the trace's first state
     step0: str | None = None  # "replayed", or why ground-truth step 0 failed before the open retry
+    # The trace's first-state hypotheses Lean's type lacks (an older Lean kept unused section variables):
+    # removed from every traced goal before it is compared with Lean's (start.py sets them).
+    dropped: tuple[Hypothesis, ...] = ()
+    align: list[str] = field(default_factory=list)  # match quality of each aligned step (align.py)
 
     def __post_init__(self) -> None:
         self.name = self.theorem.full_name

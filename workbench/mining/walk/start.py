@@ -1,49 +1,107 @@
-"""How a walk reaches the trace's first state: ``copyFrom`` gives the ∀-type, one ``intro`` undoes it."""
+"""How a walk reaches the trace's first state: ``copyFrom`` gives the ∀-type, one ``intro`` of Lean's binders.
+
+``copyFrom`` gives the constant's whole type with an empty context (Pantograph ``Repl.lean`` v0.3.4
+L374-377, ``GoalState.create cInfo.type``); LeanDojo's first state has the binders as hypotheses. The
+binders are Lean's, read from the root's s-expression (``printExprAST``; ``binders.telescope``), not the
+trace's list: the traces come from an older Lean whose first states keep every section ``variable``, used
+or not. Each binder gets the name the trace gives it (``_`` where the trace shows it inaccessible or not
+at all); trace hypotheses with no binder are the theorem's *dropped variables*, counted and removed from
+every traced goal before it is compared with Lean's (``ctx.dropped``).
+"""
 
 from __future__ import annotations
 
 from workbench.lean.backend import LeanSession
-from workbench.lean.binders import intro_tactic
+from workbench.lean.binders import intro_tactic, plan_intro, telescope
+from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError
+from workbench.lean.printer import state_quality
 from workbench.lean.results import Advanced, Node
 from workbench.mining.labels import Outcome
 from workbench.mining.walk.context import WalkContext, messages
-from workbench.states import parse_state, render_state
+from workbench.states import Goal, parse_state
 
 __all__ = ["introduce"]
 
+_START = {"exact": "matched", "normalised": "normalised", "fuzzy": "fuzzy", "none": "mismatch"}
+
+
+async def _lean_binders(ctx: WalkContext, session: LeanSession) -> str | None | Outcome:
+    """The root's s-expression; None when the server gives none (or refuses printExprAST); Outcome.INFRA_ERROR
+    when the process kept failing."""
+    for _ in range(ctx.params.infra_retries + 1):
+        try:
+            return await session.root_ast()
+        except LeanGarbage as e:  # the process was killed: the session re-pins; try again
+            ctx.message = f"printExprAST: {e}"
+            ctx.counts.infra_garbage += 1
+        except LeanProtocolError as e:  # an {"error": …} reply: the server refuses; read the trace's names instead
+            ctx.message = f"printExprAST: {e}"
+            return None
+        except LeanBackendError as e:  # died / timed out: the session re-pins; try again
+            ctx.message = f"printExprAST: {type(e).__name__}: {e}"
+            ctx.counts.infra_process_error += 1
+    return Outcome.INFRA_ERROR
+
 
 async def introduce(ctx: WalkContext, session: LeanSession, root: Node) -> Node | None:
-    """Move the signature's binders into the context as the trace's first state has them.
+    """Move Lean's binders into the context, named as the trace's first state names them.
 
-    ``copyFrom`` gives the constant's whole type with an empty context (SPEC §1); LeanDojo's first
-    state has the binders as hypotheses. One ``intro`` with the trace's names (``_`` for an
-    inaccessible one) is setup, not a proof step: it makes no record. Whatever Lean reached is where
-    the walk goes on; ``ctx.start`` says whether it is the trace's first state and if not, why.
-    Returns None when the process failed (infrastructure).
+    The ``intro`` is setup, not a proof step: it makes no record. Whatever Lean reached is where the walk
+    goes on; ``ctx.start`` says how (binders from Lean or the trace, dropped variables, and how the state
+    compares with the trace's first state). Returns None when the process failed (infrastructure).
     """
     try:
-        first = parse_state(ctx.theorem.steps[0].state_before)
+        first: tuple[Goal, ...] | None = parse_state(ctx.theorem.steps[0].state_before)
     except ValueError:
         first = None
-    tactic = intro_tactic(first[0]) if first and ctx.params.introduce_binders else None
-    ctx.start = {"intro": tactic, "problem": None}
+    ctx.start = {"intro": None, "problem": None, "binders": None}
     node = root
-    if tactic is not None:
-        sent = await ctx.send(session, root, 0, 0, "intro", tactic, retry_timeouts=True)
-        result = sent.result
-        ok = isinstance(result, Advanced)
-        ctx.log(sent, "intro" if ok else "intro_failed")
-        if isinstance(result, Outcome):
-            ctx.message = f"intro: {sent.err}"
+    if first and ctx.params.introduce_binders:
+        sexp = await _lean_binders(ctx, session)
+        if sexp is Outcome.INFRA_ERROR:
             return None
-        if ok:
-            node = result.node
-        else:
-            ctx.start["problem"] = "intro_failed"
-            ctx.message = f"{tactic!r}: {messages(result)}"
+        tactic = _plan(ctx, sexp, first[0]) if isinstance(sexp, str) else None
+        if ctx.start["binders"] is None:  # no s-expression: the trace's own list (an older server)
+            ctx.start["binders"] = "trace"
+            ctx.counts.binders_from_trace += 1
+            tactic = intro_tactic(first[0])
+        ctx.start["intro"] = tactic
+        if tactic is not None:
+            sent = await ctx.send(session, root, 0, 0, "intro", tactic, retry_timeouts=True)
+            result = sent.result
+            ok = isinstance(result, Advanced)
+            ctx.log(sent, "intro" if ok else "intro_failed")
+            if isinstance(result, Outcome):
+                ctx.message = f"intro: {sent.err}"
+                return None
+            if ok:
+                node = result.node
+            else:
+                ctx.start["problem"] = "intro_failed"
+                ctx.message = f"{tactic!r}: {messages(result)}"
     if first is None:
         ctx.start["problem"] = "unparseable_first_state"
-    elif ctx.start["problem"] is None and render_state(node.goals) != render_state(first):
-        ctx.start["problem"] = "mismatch"
+    elif ctx.start["problem"] is None:
+        quality = state_quality(node.goals, first, ctx.dropped)
+        ctx.start["quality"] = quality
+        ctx.start["problem"] = None if quality == "exact" else _START[quality]
     ctx.counts.start[ctx.start["problem"] or "matched"] += 1
     return node
+
+
+def _plan(ctx: WalkContext, sexp: str, first: Goal) -> str | None:
+    """The ``intro`` of Lean's binders (None: nothing to introduce), recording the pairing in ``ctx``."""
+    try:
+        binders = telescope(sexp)
+    except ValueError as e:
+        ctx.message = f"unreadable root s-expression: {e}"
+        return None  # ctx.start["binders"] stays None: the caller falls back to the trace's names
+    plan = plan_intro(binders, first)
+    ctx.dropped = plan.dropped
+    ctx.start.update(binders="lean", dropped=[h.name for h in plan.dropped], unnamed=plan.unnamed,
+                     left_in_target=plan.left_in_target)
+    ctx.counts.binders_from_lean += 1
+    ctx.counts.binders_introduced += len(plan.names)
+    ctx.counts.binders_dropped += len(plan.dropped)
+    ctx.counts.binders_unnamed += plan.unnamed
+    return plan.tactic

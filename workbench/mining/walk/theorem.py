@@ -83,14 +83,12 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
         applied: list[str] = []  # ground-truth tactics Lean ran, in order
         for index, step in enumerate(ctx.theorem.steps):
             ctx.steps_walked = index + 1
-            goal_id = align(ctx, node, index)
+            nested = is_nested_in(step.tactic, applied)  # its enclosing tactic may have run it already
+            goal_id = align(ctx, node, index, nested=nested)
             if goal_id is None:
-                if is_nested_in(step.tactic, applied):  # its enclosing tactic already ran it
-                    ctx.counts.align_nested_skipped += 1
+                if nested:
                     continue
-                ctx.counts.align_goal_not_found += 1
-                ctx.message = f"step {index}: its goal is not among Lean's {len(node.goals)} goals"
-                return EndReason.UNALIGNED
+                return EndReason.UNALIGNED  # align counted why and said so in ctx.message
             gid = goal_id or None  # the main goal goes without goalId: same session path as before
             if gid is not None:
                 ctx.counts.align_other_goal += 1  # LeanDojo focused a goal that is not Lean's main goal
@@ -142,12 +140,14 @@ async def walk_theorem(theorem: Theorem, lean: LeanBackend, policy: Policy, para
             log.info("%s: %s", theorem.full_name, ctx.message)
     if reason in (EndReason.GT_FAILED, EndReason.GT_INFRA_ERROR):
         log.info("%s: ground truth failed: %s", theorem.full_name, ctx.message[:300])
+    records = ctx.tree.records()
+    ctx.counts.late_same_state += ctx.tree.late_positives
     return TheoremResult(
         theorem=theorem.full_name,
         status=status_of(reason, timed_out=timed_out),
         reason=reason,
         message=ctx.message,
-        records=ctx.tree.records(),
+        records=records,
         attempts=ctx.attempts,
         counts=ctx.counts,
         num_steps=len(theorem.steps),
@@ -157,4 +157,5 @@ async def walk_theorem(theorem: Theorem, lean: LeanBackend, policy: Policy, para
         lean_wait_s=ctx.lean_wait_s,
         start=ctx.start,
         step0=ctx.step0,
+        align=list(ctx.align),
     )
