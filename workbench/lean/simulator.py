@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import random
 import re
@@ -145,6 +146,7 @@ class SimConfig:
     garbage_rate: float = 0.0
     heartbeat_rate: float = 0.0  # per (state, tactic), deterministic: Lean's heartbeat limit
     interrupt_rate: float = 0.0  # per (state, tactic), deterministic: Pantograph's own timeout
+    omit_sorry_flags: bool = False  # goal.tactic replies without hasSorry/hasUnsafe/messages (Pantograph < 0.3.1)
 
 
 class Simulator:
@@ -223,9 +225,14 @@ class Simulator:
         if not isinstance(payload, dict):
             return {"error": "command", "desc": f"Unable to parse json: payload is not an object: {payload!r}"}
         try:
-            return handlers[cmd](payload)
+            reply = handlers[cmd](payload)
         except ReplError as e:
             return {"error": e.kind, "desc": e.desc}
+        if self.config.omit_sorry_flags and cmd == "goal.tactic":
+            # Before 0.3.1 goal.tactic had no hasSorry/hasUnsafe/messages (SPEC §1; Protocol.lean v0.3.1
+            # GoalTacticResult added them): a broken variant for `workbench doctor`'s tests.
+            reply = {k: v for k, v in reply.items() if k not in ("hasSorry", "hasUnsafe", "messages")}
+        return reply
 
     def reset(self, payload: dict[str, Any]) -> dict[str, Any]:
         n = len(self.states)
@@ -514,6 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-start-s", type=float, default=30.0)
     p.add_argument("--fail-start", choices=("json", "exit"), default=None,
                    help="fail before ready.: a JSON error line, or a silent exit (stderr only)")
+    # Broken variants for `workbench doctor`'s tests: an old Pantograph, a REPL too big for its memory cap.
+    p.add_argument("--report-version", default=None, metavar="X.Y.Z",
+                   help="--version prints this Pantograph version before the simulator's own name")
+    p.add_argument("--omit-sorry-flags", action="store_true",
+                   help="goal.tactic replies lack hasSorry/hasUnsafe/messages, as before Pantograph 0.3.1")
+    p.add_argument("--reserve-mb", type=float, default=0.0, metavar="MIB",
+                   help="when importing more than Init, reserve this much address space before 'ready.' (as "
+                        "importing Mathlib maps 6-8 GB); under a smaller RLIMIT_AS the start fails as Lean's does: "
+                        "'INTERNAL PANIC: out of memory'")
     p.add_argument("imports", nargs="*", help="modules to import (accepted and ignored)")
     return p
 
@@ -524,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lean_options = [u for u in unknown if u.startswith("--") and "=" in u]
     rest = [u for u in unknown if u not in lean_options]
     if args.version:
-        print(SIMULATOR_VERSION)
+        print(f"{args.report_version} ({SIMULATOR_VERSION})" if args.report_version else SIMULATOR_VERSION)
         return 0
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
@@ -542,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         delay += args.slow_start_s
     if delay > 0:
         time.sleep(delay)
+    # held until the process ends, as an imported environment is; Init alone is small
+    reserved = _reserve(args.reserve_mb) if set(args.imports) - {"Init"} else None
     quantiles = LatencyModel.parse(args.latency_quantiles) if args.latency_quantiles else LatencyModel().quantiles
     config = SimConfig(
         seed=args.seed,
@@ -554,11 +572,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         garbage_rate=args.garbage_rate,
         heartbeat_rate=args.heartbeat_rate,
         interrupt_rate=args.interrupt_rate,
+        omit_sorry_flags=args.omit_sorry_flags,
     )
     sys.stderr.write(f"{SIMULATOR_VERSION}: {len(theorems)} theorems, options {lean_options}\n")
     sys.stderr.flush()
     print("ready.", flush=True)
-    return serve(Simulator(theorems, config))
+    try:
+        return serve(Simulator(theorems, config))
+    finally:
+        if reserved is not None:
+            reserved.close()
+
+
+def _reserve(mib: float) -> "mmap.mmap | None":
+    """Map ``mib`` MiB of anonymous memory (address space, counted by RLIMIT_AS, untouched so not resident).
+    Past the cap Lean's allocator fails and its runtime prints ``INTERNAL PANIC: out of memory``."""
+    if mib <= 0:
+        return None
+    try:
+        return mmap.mmap(-1, int(mib * 1024 * 1024))
+    except OSError:
+        sys.stderr.write("INTERNAL PANIC: out of memory\n")
+        sys.stderr.flush()
+        os._exit(1)
 
 
 if __name__ == "__main__":

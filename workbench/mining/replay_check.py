@@ -19,12 +19,26 @@ from workbench.mining.records import EndReason
 from workbench.mining.walk import WalkParams, walk_theorem
 from workbench.traces import Theorem
 
-__all__ = ["ReplayTally", "replay_ground_truth"]
+__all__ = ["NoCandidates", "ReplayTally", "ground_truth_params", "replay_ground_truth"]
 
 
-class _NoCandidates:
+class NoCandidates:
+    """A policy that proposes nothing: the walk follows the ground truth alone."""
+
     async def candidates(self, state_pp: str, n: int, *, theorem: str) -> list[Any]:
         return []
+
+    def provenance(self) -> dict:
+        return {"policy": "none"}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def ground_truth_params(params: WalkParams | None = None, *, introduce_binders: bool = True) -> WalkParams:
+    """The walk's parameters for a ground-truth-only replay (no candidates, no overlap)."""
+    return replace(params or WalkParams(), introduce_binders=introduce_binders, align_goals=introduce_binders,
+                   candidates_per_step=0, overlap_generation=False)
 
 
 @dataclass
@@ -46,15 +60,13 @@ class ReplayTally:
 async def replay_ground_truth(theorems: Iterable[Theorem], config: LeanConfig, *, introduce_binders: bool = True,
                               concurrency: int = 8, simulated: bool = True,
                               params: WalkParams | None = None) -> ReplayTally:
-    params = replace(params or WalkParams(), introduce_binders=introduce_binders, align_goals=introduce_binders,
-                     candidates_per_step=0,
-                     overlap_generation=False)
+    params = ground_truth_params(params, introduce_binders=introduce_binders)
     tally = ReplayTally()
     gate = asyncio.Semaphore(concurrency)
     async with PantographBackend(config) as lean:
         async def one(thm: Theorem) -> None:
             async with gate:
-                result = await walk_theorem(thm, lean, _NoCandidates(), params, simulated=simulated)
+                result = await walk_theorem(thm, lean, NoCandidates(), params, simulated=simulated)
             tally.theorems += 1
             tally.start[result.start.get("problem") or "matched"] += 1
             tally.step0[result.step0 or "not_reached"] += 1
