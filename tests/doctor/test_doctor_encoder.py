@@ -70,3 +70,19 @@ def test_an_unreachable_encoder_fails_with_what_to_do(states, fast):
     rows = _check(dead_url(), states, fast)
     assert rows["/info identity"].verdict is Verdict.FAIL and "not reachable" in rows["/info identity"].found
     assert "{encode_url}" in rows["/info identity"].todo
+
+
+def test_a_real_serve_encoder_passes_unlabelled(states, fast):
+    """`workbench serve-encoder` with the bundled MiniLM (a real model, mean pooling under the attention mask):
+    its vectors agree across batch shapes up to float rounding."""
+    import dataclasses
+
+    from workbench.encode.hf import HFEncoder, HFEncoderConfig
+    from workbench.encode.server import BatcherConfig, create_app, serve_in_thread
+
+    encoder = HFEncoder(HFEncoderConfig(model="minilm", device="cpu", max_batch=8))
+    with serve_in_thread(create_app(encoder, BatcherConfig(linger_s=0.002, max_batch=8))) as url:
+        rows = _check(url, states, dataclasses.replace(fast, hidden_size=384))
+    assert all(c.label is None and c.verdict is Verdict.PASS for c in rows.values()), rows
+    assert "attention_mask" in rows["/info identity"].found
+    assert rows["repeated text, same vector"].details["min_cosine"] > 0.99999

@@ -172,3 +172,20 @@ def test_group_memory_reads_every_process_of_the_group():
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
+
+
+@pytest.mark.pantograph
+@pytest.mark.skipif(not os.environ.get("PANTOGRAPH_REPL"), reason="PANTOGRAPH_REPL is not set")
+def test_a_real_pantograph_answers_every_protocol_probe(theorems, sample_traces_path, fast):
+    """On real Lean (PANTOGRAPH_REPL, optionally PANTOGRAPH_CWD): the probes on Lean core all pass."""
+    import shlex
+
+    from workbench.lean import LeanConfig
+
+    config = LeanConfig(command=tuple(shlex.split(os.environ["PANTOGRAPH_REPL"])), imports=("Init",),
+                        cwd=os.environ.get("PANTOGRAPH_CWD") or None)
+    rows = by_name(_check(config, theorems, sample_traces_path, fast).checks)
+    for name in ("version floor", "options.set automaticMode", "copyFrom Nat.add_comm", "binder introduction",
+                 "tactic with goalId", "sorry flagged by hasSorry", "interrupt typed as Lean's verdict"):
+        assert rows[name].verdict is Verdict.PASS, rows[name]
+    assert rows["heartbeat limit typed as Lean's verdict"].verdict in (Verdict.PASS, Verdict.WARN)

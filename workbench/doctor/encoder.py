@@ -55,7 +55,7 @@ async def check_encoder(url: str, states: Sequence[str], opts: DoctorOptions = D
     if len(states) < 2:
         raise ValueError("check_encoder needs at least two states")
     checks: list[Check] = []
-    width_expected = f"{opts.hidden_size} (DeepSeek-Prover's hidden size, SPEC §2)"
+    width_expected = f"{opts.hidden_size} (DeepSeek-Prover: 4096, SPEC §2)"
     async with SidecarEncoder(url, hidden_size=opts.hidden_size, batch_size=opts.encode_batch,
                               timeout_s=opts.request_timeout_s, retries=0) as encoder:
         try:
@@ -105,17 +105,20 @@ async def check_encoder(url: str, states: Sequence[str], opts: DoctorOptions = D
         paired = (await encoder.encode([longest, texts[0]]))[1]
         worst = min(_cosine(batch[0], alone), _cosine(batch[0], paired))
         identical = np.array_equal(batch[0], alone) and np.array_equal(batch[0], paired)
+        diff = float(max(np.abs(batch[0] - alone).max(), np.abs(batch[0] - paired).max()))
         expected = "the same vector for the same text in any batch (the cache keeps one per state, SPEC §3)"
-        found = "bit-identical in 3 batches" if identical else f"cosine >= {worst:.6f} across 3 batches"
-        if identical:
+        found = ("bit-identical in 3 batches" if identical else
+                 f"cosine >= {worst:.7f}, max |difference| {diff:.2g} across 3 batches")
+        if identical or worst >= 0.99999:  # float rounding: another batch shape sums in another order
             verdict, todo = Verdict.PASS, ""
         elif worst >= 0.999:
-            verdict, todo = Verdict.WARN, ("tiny numeric differences (batched GPU kernels): harmless for the energy "
-                                           "head, but vectors are not reproducible bit for bit")
+            verdict, todo = Verdict.WARN, ("small differences between batch shapes (reduced-precision kernels): "
+                                           "harmless for ranking, but cached and search-time vectors differ slightly")
         else:
             verdict, todo = Verdict.FAIL, ("a text's vector depends on its batch: padding leaks into the pooling "
                                            "(mask it) or the model is non-deterministic; cached and search-time "
                                            "vectors would disagree")
         checks.append(Check(SYSTEM, "repeated text, same vector", expected, found, verdict, todo, label,
-                            "SPEC §3 embedding cache", {"min_cosine": worst, "bit_identical": identical}))
+                            "SPEC §3 embedding cache",
+                            {"min_cosine": worst, "max_abs_difference": diff, "bit_identical": identical}))
     return EncoderFindings(tuple(checks))
