@@ -112,6 +112,8 @@ def test_version_rows_read_the_toolchain_from_the_version_or_the_tag():
     assert drift.verdict is Verdict.UNKNOWN and "v4.21.0" in drift.found and "mathlib4 @ f8b56ceb" in drift.found
     odd = by_name(version_checks("lean-repl dev", None, {}, None))
     assert odd["repl --version"].verdict is Verdict.UNKNOWN and odd["version floor"].verdict is Verdict.UNKNOWN
+    silent = by_name(version_checks("", None, {}, None))["repl --version"]
+    assert silent.verdict is Verdict.UNKNOWN and "leanprover-community/repl" in silent.todo
     missing = version_checks(None, FileNotFoundError("repl"), {}, None)
     assert [c.verdict for c in missing] == [Verdict.FAIL, Verdict.SKIP]
 

@@ -152,3 +152,14 @@ def test_the_recording_transport_hands_the_policy_the_same_answer(completer, sta
     generate = [e for e in log if e.path == "/generate"]
     assert len(generate) == 1 and len(generate[0].json()) == 4 and cands
     assert {c.raw_text for c in cands} <= {item["text"] for item in generate[0].json()}
+
+
+def test_a_server_without_sglangs_generate_fails_naming_the_url_setting(states, fast):
+    """Here the encoder's URL given as SGLang's: /health answers, /generate is 404 (sglang_facts §8)."""
+    from workbench.encode.standin_sidecar import StandinSidecar
+
+    with StandinSidecar() as not_sglang:
+        rows = by_name(_check(not_sglang.url, states, fast).checks)
+    generate = rows["/generate with the prover prompt"]
+    assert generate.verdict is Verdict.FAIL and "HTTP 404" in generate.found and "{server_url}" in generate.todo
+    assert "finish_reason" not in rows

@@ -155,10 +155,13 @@ def version_checks(text: str | None, error: BaseException | None, origin: dict[s
                 Check(SYSTEM, "version floor", f">= {floor}", "unknown: no version", Verdict.SKIP, "", label)]
     parsed = P.parse_version(text)
     simulator = SIM_MARK in text
-    rows = [Check(SYSTEM, "repl --version", expected, text,
-                  Verdict.PASS if parsed or simulator else Verdict.UNKNOWN,
-                  "" if parsed or simulator else "not a Pantograph version: the pool allows it and records it as is; "
-                  "the protocol checks below decide whether it answers like Pantograph", label, source)]
+    todo = ("" if parsed or simulator else
+            "nothing printed: Pantograph prints its version, so this may be another program (e.g. "
+            "leanprover-community/repl, which speaks another protocol); the checks below decide" if not text else
+            "not a Pantograph version: the pool allows it and records it as is; the checks below decide whether it "
+            "answers like Pantograph")
+    rows = [Check(SYSTEM, "repl --version", expected, text or "(nothing printed)",
+                  Verdict.PASS if parsed or simulator else Verdict.UNKNOWN, todo, label, source)]
     if parsed is None:
         rows.append(Check(SYSTEM, "version floor", f">= {floor}", "unknown (no version number)",
                           Verdict.PASS if simulator else Verdict.UNKNOWN,
@@ -370,8 +373,10 @@ async def _start_and_intro(proc: LeanProcess, probe: _Probe, sim_theorem: Theore
 async def _probes(config: LeanConfig, simulated: bool, sim_theorem: Theorem | None, opts: DoctorOptions,
                   label: str | None) -> list[Check]:
     probe = _Probe(label)
-    base = dataclasses.replace(config, imports=("Init",), workers=1,
-                               request_timeout_s=opts.probe_timeout_s, tactic_timeout_ms=None)
+    # Init alone starts in a second or two: a REPL that is not ready by the probe timeout is not Pantograph.
+    base = dataclasses.replace(config, imports=("Init",), workers=1, tactic_timeout_ms=None,
+                               request_timeout_s=opts.probe_timeout_s,
+                               start_timeout_s=min(config.start_timeout_s, opts.probe_timeout_s))
     try:
         async with _repl(base, "doctor-probe") as proc:
             steps = [("options.set automaticMode", lambda: _automatic_mode(proc, probe)),

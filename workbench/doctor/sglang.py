@@ -385,13 +385,13 @@ async def check_sglang(config: SGLangConfig, states: Sequence[str], opts: Doctor
                     break
             if refused:
                 break
-        metas = _samples(recorder.log[first:])
-        checks.append(_finish_reason_check(metas, refused, label))
         if isinstance(refused, PolicyRequestRejected):
             checks.append(Check(SYSTEM, "/generate with the prover prompt", "HTTP 200", str(refused), Verdict.FAIL,
-                                "the server refused the prompt (context length? a non-SGLang server?)", label,
-                                SOURCE + " §6"))
+                                "the server refused the prompt: longer than its context, or not SGLang's native "
+                                "/generate (point {server_url} at SGLang itself, not /v1)", label, SOURCE + " §6, §8"))
             return SGLangFindings(tuple(checks), ())
+        metas = _samples(recorder.log[first:])
+        checks.append(_finish_reason_check(metas, refused, label))
         checks.append(_logprob_check(metas, label))  # read from the raw answers, also when the policy refused them
         if refused is not None:
             return SGLangFindings(tuple(checks), ())
