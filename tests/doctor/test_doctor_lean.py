@@ -23,6 +23,7 @@ from workbench.doctor import Verdict
 from workbench.doctor.checks import SIMULATED
 from workbench.doctor.lean import _goal_id, _heartbeats, _Probe, check_lean, group_memory, toolchain_of, version_checks
 from workbench.lean import protocol as P
+from workbench.lean.errors import LeanProtocolError
 from workbench.lean.protocol import GoalStartReply, GoalTacticReply, TacticOutcome
 from workbench.states import Goal
 
@@ -159,6 +160,16 @@ def test_heartbeat_verdicts(reply, verdict):
     probe = _Probe(None)
     asyncio.run(_heartbeats(_Scripted(reply), probe, False, 100))
     assert probe.rows[0].verdict is verdict
+
+
+def test_a_limit_hit_while_elaborating_the_goal_is_unknown_not_a_failure():
+    class TooSmall(_Scripted):
+        async def goal_start(self, **_):
+            raise LeanProtocolError("core", "(deterministic) timeout at `elaborator`, maximum number of heartbeats (1)")
+
+    probe = _Probe(None)
+    asyncio.run(_heartbeats(TooSmall(), probe, False, 1))
+    assert probe.rows[0].verdict is Verdict.UNKNOWN and "heartbeat_limit" in probe.rows[0].todo
 
 
 def test_group_memory_reads_every_process_of_the_group():

@@ -24,7 +24,7 @@ from workbench.lean import protocol as P
 from workbench.lean.backend import PantographBackend
 from workbench.lean.binders import intro_tactic
 from workbench.lean.config import LeanConfig
-from workbench.lean.errors import LeanBackendError, LeanProtocolError, LeanStartError
+from workbench.lean.errors import LeanBackendError, LeanProtocolError, LeanStartError, LeanTimeout
 from workbench.lean.process import LeanProcess, repl_version
 from workbench.lean.simulator import SIMULATOR_VERSION
 from workbench.mining.records import EndReason, TheoremResult
@@ -178,7 +178,7 @@ def version_checks(text: str | None, error: BaseException | None, origin: dict[s
     lean = toolchain_of(text)
     traces = _describe_origin(origin)
     found = f"REPL: Lean {lean or 'unknown'}; traces: {traces} (no Lean version recorded)"
-    if simulator:
+    if simulator and lean is None:  # a simulator that names no Lean version replays the traces as traced
         rows.append(Check(SYSTEM, "Lean version vs traces", "the traces' Lean", found + "; the simulator replays "
                           "the traces as traced", Verdict.PASS, "", label))
     else:
@@ -349,18 +349,27 @@ async def _heartbeats(proc: LeanProcess, probe: _Probe, simulated: bool, limit: 
     ``--maxHeartbeats=N`` is the REPL's CLI option (SPEC §1)."""
     expected = "LIMIT (heartbeats): {\"error\": \"core\", \"desc\": \"…maximum number of heartbeats…\"}"
     source = "Pantograph v0.3.4 Repl.lean L63-77; Lean CoreM tryCatch; SPEC §1"
-    start = await proc.goal_start(expr=HEARTBEAT_EXPR)
+    name = "heartbeat limit typed as Lean's verdict"
+    try:
+        start = await proc.goal_start(expr=HEARTBEAT_EXPR)
+    except LeanProtocolError as e:
+        if e.kind != "core" or "heartbeats" not in e.desc:
+            raise
+        probe.add(name, expected, f"goal.start: {e.kind}: {e.desc.splitlines()[0][:160]}", False,
+                  f"the limit ({limit}) already stopped elaborating the goal: the option applies, but the tactic's "
+                  "verdict was not seen (raise DoctorOptions.heartbeat_limit)", source, Verdict.UNKNOWN)
+        return
     reply = await proc.goal_tactic(start.state_id, "__sim_heartbeat__" if simulated else "decide")
     text = "; ".join(m.data.splitlines()[0] for m in reply.messages if m.data)[:200]
     found = f"{reply.outcome}" + (f" ({reply.limit})" if reply.limit else "") + (f": {text}" if text else "")
     if reply.outcome is P.TacticOutcome.LIMIT and reply.limit is P.LimitKind.HEARTBEATS:
-        probe.add("heartbeat limit typed as Lean's verdict", expected, found, True, "", source)
+        probe.add(name, expected, found, True, "", source)
     elif reply.outcome is P.TacticOutcome.LEAN_ERROR and "heartbeats" in text:
-        probe.add("heartbeat limit typed as Lean's verdict", expected, found, False,
+        probe.add(name, expected, found, False,
                   "this Lean reports the limit as an ordinary tactic error: the walk counts it as a failed tactic, "
                   "not as gt.failed_limit; labels are still right", source, Verdict.WARN)
     else:
-        probe.add("heartbeat limit typed as Lean's verdict", expected, found, False,
+        probe.add(name, expected, found, False,
                   f"--maxHeartbeats={limit} did not stop `decide`: the CLI option may not reach goal.tactic (Repl.lean "
                   "runCoreM takes options from the REPL's scope), so Lean's default limit applies", source,
                   Verdict.WARN)
@@ -404,11 +413,16 @@ async def _probes(config: LeanConfig, simulated: bool, sim_theorem: Theorem | No
         return probe.rows
     if not simulated:
         limited = dataclasses.replace(base, options={**dict(config.options), "maxHeartbeats": str(opts.heartbeat_limit)})
+        name = "heartbeat limit typed as Lean's verdict"
         try:
             async with _repl(limited, "doctor-heartbeats") as proc:
                 await _heartbeats(proc, probe, False, opts.heartbeat_limit)
+        except LeanTimeout:
+            probe.add(name, "LIMIT (heartbeats)", f"no answer within {opts.probe_timeout_s:g} s", False,
+                      f"--maxHeartbeats={opts.heartbeat_limit} did not stop `decide`: mining relies on the tactic "
+                      "timeout (Pantograph's interrupt) for such tactics", "SPEC §1", Verdict.WARN)
         except LeanBackendError as e:
-            probe.failed("heartbeat limit typed as Lean's verdict", "LIMIT (heartbeats)", e, "")
+            probe.failed(name, "LIMIT (heartbeats)", e, "")
     return probe.rows
 
 
