@@ -25,6 +25,7 @@ COMMANDS = {
     "mine": ("workbench.mining.cli", "walk ground-truth proofs in Lean and mine labelled negatives"),
     "export": ("workbench.mining.export", "write a mining run's records to one Parquet file"),
     "train-ebm": ("workbench.ebm.cli", "train and evaluate the energy head"),
+    "doctor": ("workbench.doctor.cli", "check a real Lean, SGLang and encoder against every assumption, before mining"),
 }
 
 

@@ -10,11 +10,12 @@ renders them as flags and notebooks as their parameters, so each reader sees the
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
-__all__ = ["Problem", "describe", "format_problem", "EnvironmentFailure", "notebook_errors", "EXIT_OK", "EXIT_BUG",
-           "EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED"]
+__all__ = ["Problem", "describe", "format_problem", "spell_settings", "EnvironmentFailure", "notebook_errors", "EXIT_OK",
+           "EXIT_BUG", "EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED"]
 
 # `workbench <command>` exit statuses, the same for every command (docs/ARCHITECTURE.md, "Exit status").
 EXIT_OK = 0
@@ -121,6 +122,14 @@ def describe(exc: BaseException) -> Problem | None:
         if problem is not None:
             return problem
     return None
+
+
+def spell_settings(text: str, style: str = "cli") -> str:
+    """``{setting}`` references in advice spelled for the reader: CLI flags or notebook parameters (others kept)."""
+    if style not in ("cli", "notebook"):
+        raise ValueError(f"style must be cli or notebook, got {style!r}")
+    column = 0 if style == "cli" else 1
+    return re.sub(r"\{(\w+)\}", lambda m: _SETTINGS[m.group(1)][column] if m.group(1) in _SETTINGS else m.group(0), text)
 
 
 def format_problem(problem: Problem, *, style: str = "cli") -> str:

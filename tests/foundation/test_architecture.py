@@ -60,9 +60,14 @@ TIERS: list[list[str]] = [
     ["ebm.evaluate", "ebm.settings", "ebm.scorer"],
     ["ebm.pipeline"],
     ["ebm", "ebm.plots"],
-    # the entry points: environment failures as a few lines, one module per command, the dispatcher
+    # the entry points: environment failures as a few lines, the doctor (it speaks every system and
+    # reuses the errors' advice), one module per command, the dispatcher
     ["errors"],
-    ["traces_cli", "encode.cli", "encode.serve_cli", "mining.cli", "ebm.cli"],
+    ["doctor.checks"],
+    ["doctor.report", "doctor.lean", "doctor.sglang", "doctor.encoder"],
+    ["doctor.run"],
+    ["doctor"],
+    ["traces_cli", "encode.cli", "encode.serve_cli", "mining.cli", "ebm.cli", "doctor.cli"],
     ["cli"],
 ]
 

@@ -14,7 +14,7 @@ import pytest
 
 from workbench.lean import LeanConfig, simulator_command
 from workbench.lean.printer import best_goal, state_quality
-from workbench.mining.replay_check import _NoCandidates, replay_ground_truth
+from workbench.mining.replay_check import NoCandidates, replay_ground_truth
 from workbench.mining.walk import WalkParams, walk_theorem
 from workbench.states import Goal, Hypothesis, canonical_state, parse_state
 from workbench.trace_breaks import classify_breaks
@@ -35,7 +35,7 @@ def _walk(theorems, config, params=WalkParams(candidates_per_step=0, overlap_gen
 
     async def go():
         async with PantographBackend(config) as pool:
-            return [await walk_theorem(t, pool, _NoCandidates(), params, simulated=True) for t in theorems]
+            return [await walk_theorem(t, pool, NoCandidates(), params, simulated=True) for t in theorems]
 
     return asyncio.run(go())
 

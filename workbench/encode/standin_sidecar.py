@@ -1,7 +1,9 @@
 """A stand-in encoding sidecar: a real HTTP server on 127.0.0.1 speaking ``POST /encode`` (SPEC §2).
 
 For tests and benchmarks only. Embeddings are deterministic pseudo-random vectors seeded by the text
-(so equal texts get equal vectors). Batches are processed one at a time, each taking a fixed
+(so equal texts get equal vectors). With ``serve_info`` it answers ``GET /info`` as ``workbench serve-encoder``
+does (its identity, marked ``standin``); without, it is a sidecar that has none (404). Batches are processed one
+at a time, each taking a fixed
 ``batch_cost_s`` (its own work included) to model a single GPU; faults can be injected. ``GET /stats``
 returns the counters. Run it by hand with
 ``python -m workbench.encode.standin_sidecar --port 30001``.
@@ -36,6 +38,7 @@ class SidecarFaults:
     zero_marker: str | None = None   # texts containing this get a zero vector
     wrong_dim: bool = False          # answer vectors one element short
     shape: str = "sidecar"           # "sidecar": {"embeddings": [...]}; "sglang": [{"embedding": [...]}]
+    pad_leak: bool = False           # mean pooling without the attention mask: a text's vector depends on its batch
 
 
 @dataclass
@@ -58,6 +61,7 @@ class StandinSidecar(LoopbackJsonServer):
 
     hidden_size: int = 4096
     batch_cost_s: float = 0.0
+    serve_info: bool = False  # GET /info with an identity, like `workbench serve-encoder` (encode/server.py)
     host: str = "127.0.0.1"
     port: int = 0
     faults: SidecarFaults = field(default_factory=SidecarFaults)
@@ -75,6 +79,10 @@ class StandinSidecar(LoopbackJsonServer):
             return 200, b"{}"
         if path == "/get_model_info":
             return 200, json.dumps({"model_path": "standin-sidecar", "standin": True, "hidden_size": self.hidden_size}).encode()
+        if path == "/info" and self.serve_info:
+            identity = {"model": "standin-sidecar", "dim": self.hidden_size, "pooling": "mean", "dtype": "float32",
+                        "revision": None, "compute_dtype": None, "max_length": None}
+            return 200, json.dumps({"server": "stand-in sidecar", "standin": True, "identity": identity}).encode()
         if path == "/stats":
             return 200, json.dumps(dataclasses.asdict(self.counters)).encode()
         return NOT_FOUND
@@ -104,8 +112,13 @@ class StandinSidecar(LoopbackJsonServer):
             # encoding included, so batches back to back give exactly batch_size / batch_cost_s.
             t0 = time.perf_counter()
             vectors = []
+            longest = max((len(t) for t in texts), default=0)
             for t in texts:
                 v = text_vector(t, dim)
+                if self.faults.pad_leak and longest:
+                    # the batch pads every text to the longest; unmasked pooling averages the pad positions in
+                    share = len(t) / longest
+                    v = share * v + (1 - share) * text_vector("<pad>", dim)
                 if self.faults.nan_marker and self.faults.nan_marker in t:
                     v[0] = np.nan
                 if self.faults.zero_marker and self.faults.zero_marker in t:

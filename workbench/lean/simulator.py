@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import random
 import re
@@ -166,6 +167,7 @@ class SimConfig:
     interrupt_rate: float = 0.0  # per (state, tactic), deterministic: Pantograph's own timeout
     lean_version: str = "newer"  # newer: a newer Lean than the traces (simversion); same: the traces' Lean
     gone_lemma_rate: float = 0.02  # newer only: share of referenced lemmas that no longer exist (assumed)
+    omit_sorry_flags: bool = False  # goal.tactic replies without hasSorry/hasUnsafe/messages (Pantograph < 0.3.1)
 
     def __post_init__(self) -> None:
         if self.lean_version not in LEAN_VERSIONS:
@@ -269,9 +271,14 @@ class Simulator:
         if not isinstance(payload, dict):
             return {"error": "command", "desc": f"Unable to parse json: payload is not an object: {payload!r}"}
         try:
-            return handlers[cmd](payload)
+            reply = handlers[cmd](payload)
         except ReplError as e:
             return {"error": e.kind, "desc": e.desc}
+        if self.config.omit_sorry_flags and cmd == "goal.tactic":
+            # Before 0.3.1 goal.tactic had no hasSorry/hasUnsafe/messages (SPEC §1; Protocol.lean v0.3.1
+            # GoalTacticResult added them): a broken variant for `workbench doctor`'s tests.
+            reply = {k: v for k, v in reply.items() if k not in ("hasSorry", "hasUnsafe", "messages")}
+        return reply
 
     def reset(self, payload: dict[str, Any]) -> dict[str, Any]:
         n = len(self.states)
@@ -581,6 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slow-start-s", type=float, default=30.0)
     p.add_argument("--fail-start", choices=("json", "exit"), default=None,
                    help="fail before ready.: a JSON error line, or a silent exit (stderr only)")
+    # Broken variants for `workbench doctor`'s tests: an old Pantograph, a REPL too big for its memory cap.
+    p.add_argument("--report-version", default=None, metavar="X.Y.Z",
+                   help="--version prints this Pantograph version before the simulator's own name")
+    p.add_argument("--omit-sorry-flags", action="store_true",
+                   help="goal.tactic replies lack hasSorry/hasUnsafe/messages, as before Pantograph 0.3.1")
+    p.add_argument("--reserve-mb", type=float, default=0.0, metavar="MIB",
+                   help="when importing more than Init, reserve this much address space before 'ready.' (as "
+                        "importing Mathlib maps 6-8 GB); under a smaller RLIMIT_AS the start fails as Lean's does: "
+                        "'INTERNAL PANIC: out of memory'")
     p.add_argument("imports", nargs="*", help="modules to import (accepted and ignored)")
     return p
 
@@ -591,7 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lean_options = [u for u in unknown if u.startswith("--") and "=" in u]
     rest = [u for u in unknown if u not in lean_options]
     if args.version:
-        print(simulator_version(args.lean_version))
+        print(f"{args.report_version} ({simulator_version(args.lean_version)})" if args.report_version
+              else simulator_version(args.lean_version))
         return 0
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
@@ -609,6 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         delay += args.slow_start_s
     if delay > 0:
         time.sleep(delay)
+    # held until the process ends, as an imported environment is; Init alone is small
+    reserved = _reserve(args.reserve_mb) if set(args.imports) - {"Init"} else None
     quantiles = LatencyModel.parse(args.latency_quantiles) if args.latency_quantiles else LatencyModel().quantiles
     config = SimConfig(
         seed=args.seed,
@@ -623,11 +642,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupt_rate=args.interrupt_rate,
         lean_version=args.lean_version,
         gone_lemma_rate=args.gone_lemma_rate,
+        omit_sorry_flags=args.omit_sorry_flags,
     )
     sys.stderr.write(f"{SIMULATOR_VERSION}: {len(theorems)} theorems, options {lean_options}\n")
     sys.stderr.flush()
     print("ready.", flush=True)
-    return serve(Simulator(theorems, config))
+    try:
+        return serve(Simulator(theorems, config))
+    finally:
+        if reserved is not None:
+            reserved.close()
+
+
+def _reserve(mib: float) -> "mmap.mmap | None":
+    """Map ``mib`` MiB of anonymous memory (address space, counted by RLIMIT_AS, untouched so not resident).
+    Past the cap Lean's allocator fails and its runtime prints ``INTERNAL PANIC: out of memory``."""
+    if mib <= 0:
+        return None
+    try:
+        return mmap.mmap(-1, int(mib * 1024 * 1024))
+    except OSError:
+        sys.stderr.write("INTERNAL PANIC: out of memory\n")
+        sys.stderr.flush()
+        os._exit(1)
 
 
 if __name__ == "__main__":

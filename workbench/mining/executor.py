@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import shlex
-from typing import Any, AsyncIterator, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Protocol, Sequence
 
 from workbench.lean.backend import LeanBackend, PantographBackend
 from workbench.lean.config import LeanConfig, simulator_command
@@ -27,8 +27,11 @@ from workbench.policy.base import Policy
 from workbench.policy.errors import PolicyUnavailable
 from workbench.traces import Theorem
 
+if TYPE_CHECKING:  # httpx loads only when a run uses SGLang
+    from workbench.policy.sglang import SGLangConfig
+
 __all__ = ["Executor", "LocalExecutor", "LEAN_BACKENDS", "LeanNotConfigured", "PANTOGRAPH_HELP", "lean_config",
-           "open_lean", "open_policy", "walk_one"]
+           "open_lean", "open_policy", "sglang_config", "walk_one"]
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +90,25 @@ def open_lean(settings: MineSettings) -> LeanBackend:
 # --- the policy --------------------------------------------------------------------------------------
 
 
+def sglang_config(settings: MineSettings) -> "SGLangConfig":
+    """The SGLang client's settings for a run with ``settings.server_url``."""
+    from workbench.policy.prompt import prompt_format
+    from workbench.policy.sglang import SGLangConfig
+
+    if not settings.server_url:
+        raise ValueError("no SGLang server configured (--server-url or SGLANG_URL)")
+    return SGLangConfig(url=settings.server_url, temperature=settings.temperature,
+                        max_concurrency=max(4, settings.theorems_in_flight),
+                        prompt=prompt_format(settings.prompt_format), startup_wait_s=settings.server_wait_s)
+
+
 @contextlib.asynccontextmanager
 async def open_policy(settings: MineSettings, theorems: Sequence[Theorem]) -> AsyncIterator[Policy]:
     """SGLang when a server URL is set, else the offline retrieval policy indexed on ``theorems``."""
     if settings.server_url:
-        from workbench.policy.prompt import prompt_format
-        from workbench.policy.sglang import SGLangConfig, SGLangPolicy
+        from workbench.policy.sglang import SGLangPolicy
 
-        config = SGLangConfig(url=settings.server_url, temperature=settings.temperature,
-                              max_concurrency=max(4, settings.theorems_in_flight),
-                              prompt=prompt_format(settings.prompt_format), startup_wait_s=settings.server_wait_s)
-        async with SGLangPolicy(config) as policy:
+        async with SGLangPolicy(sglang_config(settings)) as policy:
             yield policy
     else:
         from workbench.policy.retrieval import RetrievalPolicy

@@ -19,15 +19,29 @@ from workbench.mining.records import EndReason, TheoremResult
 from workbench.mining.walk import WalkParams, walk_theorem
 from workbench.traces import Theorem
 
-__all__ = ["ReplayTally", "replay_ground_truth", "LEAN_VERDICT_ENDS"]
+__all__ = ["NoCandidates", "ReplayTally", "ground_truth_params", "replay_ground_truth", "LEAN_VERDICT_ENDS"]
 
 # A walk that ends here went as far as Lean let it: to the proof's end, or to a step Lean refused.
 LEAN_VERDICT_ENDS = frozenset({EndReason.QED, EndReason.TRACE_EXHAUSTED, EndReason.GT_FAILED})
 
 
-class _NoCandidates:
+class NoCandidates:
+    """A policy that proposes nothing: the walk follows the ground truth alone."""
+
     async def candidates(self, state_pp: str, n: int, *, theorem: str) -> list[Any]:
         return []
+
+    def provenance(self) -> dict:
+        return {"policy": "none"}
+
+    async def aclose(self) -> None:
+        return None
+
+
+def ground_truth_params(params: WalkParams | None = None, *, introduce_binders: bool = True) -> WalkParams:
+    """The walk's parameters for a ground-truth-only replay (no candidates, no overlap)."""
+    return replace(params or WalkParams(), introduce_binders=introduce_binders, align_goals=introduce_binders,
+                   candidates_per_step=0, overlap_generation=False)
 
 
 @dataclass
@@ -74,15 +88,13 @@ class ReplayTally:
 async def replay_ground_truth(theorems: Iterable[Theorem], config: LeanConfig, *, introduce_binders: bool = True,
                               concurrency: int = 8, simulated: bool = True,
                               params: WalkParams | None = None) -> ReplayTally:
-    params = replace(params or WalkParams(), introduce_binders=introduce_binders, align_goals=introduce_binders,
-                     candidates_per_step=0,
-                     overlap_generation=False)
+    params = ground_truth_params(params, introduce_binders=introduce_binders)
     tally = ReplayTally()
     gate = asyncio.Semaphore(concurrency)
     async with PantographBackend(config) as lean:
         async def one(thm: Theorem) -> None:
             async with gate:
-                tally.add(await walk_theorem(thm, lean, _NoCandidates(), params, simulated=simulated))
+                tally.add(await walk_theorem(thm, lean, NoCandidates(), params, simulated=simulated))
 
         await asyncio.gather(*(one(t) for t in theorems if t.steps))
     return tally

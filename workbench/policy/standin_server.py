@@ -9,7 +9,9 @@ the model would generate; :func:`finish_sample` then ends it as SGLang does (len
 sentence, stop strings, trimmed), with a stand-in tokenisation of 4 characters per token. Latency,
 a loading phase (``/health`` 503), aborts and faults are configurable, and so is a finite capacity
 (``capacity.py``: SGLang's running-request cap and waiting queue; ``--max-running-requests``);
-prompts longer than ``context_len`` are refused with SGLang's 400 messages.
+prompts longer than ``context_len`` are refused with SGLang's 400 messages. ``server_version`` picks the
+API era it answers in (server-info endpoints, ``finish_reason`` as a string before 0.3.1, the logprob key
+before 0.2.6; /work/notes/sglang_facts.md §1, §4), so `workbench doctor` can be tested against old servers.
 ``python -m workbench.policy.standin_server --port 30000 [--traces PATH]`` runs it.
 """
 
@@ -24,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from packaging.version import Version
+
 from workbench.policy.capacity import GenerationCapacity, QueueFull
 from workbench.policy.prompt import state_from_prompt
 from workbench.standin_http import NOT_FOUND, LoopbackJsonServer
@@ -34,6 +38,8 @@ STANDIN_MODEL = "workbench-standin-sglang"
 STANDIN_EOS_TOKEN_ID = 100001   # the stand-in's end-of-sentence token id
 CHARS_PER_TOKEN = 4             # the stand-in's tokenisation
 STANDIN_CONTEXT_LEN = 32768
+# The newest SGLang release whose native API the stand-in copies (sglang_facts.md: read from 0.5.23's wheel).
+STANDIN_SGLANG_VERSION = "0.5.23"
 
 # (state recovered from the prompt or None, the prompt, number of samples) -> completion texts
 Completer = Callable[[str | None, str, int], list[str]]
@@ -94,6 +100,7 @@ class GenerateFaults:
     health_status: int = 200
     loading_health_checks: int = 0  # answer /health 503 to the next N checks (still loading)
     abort_next: int = 0           # answer the next N /generate with every sample finish_reason "abort"
+    omit_logprobs: bool = False   # ignore return_logprob (a proxy or look-alike server): no logprob key at all
 
 
 @dataclass
@@ -150,6 +157,17 @@ def finish_sample(text: str, *, stop: Sequence[str], max_new_tokens: int, no_sto
     raise AssertionError("unreachable")
 
 
+def legacy_finish_reason(reason: dict[str, Any]) -> str:
+    """SGLang 0.1.18-0.3.0's ``str(finished_reason)`` (0.3.0 schedule_batch.py:60-92); an object from 0.3.1
+    (sgl-project/sglang PR #1407)."""
+    if reason["type"] == "length":
+        return f"FINISH_LENGTH: {reason['length']}"
+    if reason["type"] == "abort":
+        return "FINISH_ABORT"
+    kind = "TOKEN" if isinstance(reason.get("matched"), int) else "STR"
+    return f"FINISH_MATCHED_{kind}: {reason.get('matched')}"
+
+
 def context_error(prompt_tokens: int, max_new_tokens: int, context_len: int) -> str | None:
     """SGLang's 400 message for a prompt that does not fit (TokenizerManager._validate_one_request)."""
     if prompt_tokens >= context_len:
@@ -180,6 +198,7 @@ class StandinSGLang(LoopbackJsonServer):
     context_len: int = STANDIN_CONTEXT_LEN   # in stand-in tokens
     requests: list[dict] = field(default_factory=list)   # payloads received, for assertions
     capacity: GenerationCapacity | None = None  # finite server: running cap + queue (None: unbounded)
+    server_version: str = STANDIN_SGLANG_VERSION  # the SGLang release whose API shapes it answers in
 
     name = "stand-in SGLang"
 
@@ -191,6 +210,23 @@ class StandinSGLang(LoopbackJsonServer):
     def model_info(self) -> dict:
         return {"model_path": STANDIN_MODEL, "tokenizer_path": None, "is_generation": True, "standin": True}
 
+    def _since(self, version: str) -> bool:
+        return Version(self.server_version) >= Version(version)
+
+    def server_info(self) -> dict:
+        """``/get_server_info``: server args, scheduler info and (from 0.3.6.post2) ``version`` (sglang_facts §1).
+        Before 0.3.6.post1 only ``/get_server_args`` exists, answering the server args alone."""
+        cap = self.capacity
+        info: dict[str, Any] = {"model_path": STANDIN_MODEL, "context_length": None, "standin": True,
+                                "max_running_requests": cap.max_running if cap else None,
+                                "max_queued_requests": cap.max_queued if cap else None}
+        if self._since("0.3.6.post1"):
+            info |= {"status": "ready", "max_total_num_tokens": self.context_len,
+                     "max_req_input_len": self.context_len - 6}
+        if self._since("0.3.6.post2"):
+            info["version"] = self.server_version
+        return info
+
     def handle_get(self, path: str) -> tuple[int, bytes]:
         if path == "/health":
             if self._take("loading_health_checks"):
@@ -198,6 +234,10 @@ class StandinSGLang(LoopbackJsonServer):
             return self.faults.health_status, b""
         if path == "/get_model_info":
             return 200, json.dumps(self.model_info()).encode()
+        if (path == "/get_server_info" and self._since("0.3.6.post1")) or (
+                path == "/server_info" and self._since("0.5.6")) or (
+                path == "/get_server_args" and not self._since("0.3.6.post1")):
+            return 200, json.dumps(self.server_info()).encode()
         if path == "/standin_capacity" and self.capacity is not None:  # stand-in only: queue stats for benchmarks
             return 200, json.dumps(self.capacity.snapshot()).encode()
         return NOT_FOUND
@@ -252,11 +292,14 @@ class StandinSGLang(LoopbackJsonServer):
                     else:
                         text, tokens, reason = finish_sample(raw, stop=stop, max_new_tokens=max_new_tokens,
                                                              no_stop_trim=bool(params.get("no_stop_trim")))
-                    meta: dict[str, Any] = {"id": f"standin-{p_idx}-{i}", "finish_reason": reason,
+                    meta: dict[str, Any] = {"id": f"standin-{p_idx}-{i}",
+                                            "finish_reason": reason if self._since("0.3.1") else legacy_finish_reason(reason),
                                             "prompt_tokens": num_tokens(prompt), "completion_tokens": tokens,
                                             "cached_tokens": 0}
-                    if payload.get("return_logprob"):
-                        meta["output_token_logprobs"] = _fake_logprobs(tokens, i)
+                    if payload.get("return_logprob") and not self.faults.omit_logprobs:
+                        # decode_token_logprobs until 0.2.5, output_token_logprobs from 0.2.6 (sglang_facts §4b)
+                        key = "output_token_logprobs" if self._since("0.2.6") else "decode_token_logprobs"
+                        meta[key] = _fake_logprobs(tokens, i)
                     items.append({"text": text, "meta_info": meta})
             with self._lock:
                 self.counters.samples += len(items)
@@ -281,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="waiting sequences beyond this are refused with 503 (default: unbounded)")
     parser.add_argument("--loading-health-checks", type=int, default=0, metavar="N",
                         help="answer /health 503 (still loading) to the first N checks")
+    parser.add_argument("--server-version", default=STANDIN_SGLANG_VERSION, metavar="X.Y.Z",
+                        help="answer in this SGLang release's API shapes (e.g. 0.3.0: finish_reason strings, "
+                        "no /get_server_info)")
+    parser.add_argument("--omit-logprobs", action="store_true", help="ignore return_logprob (no logprob key)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if args.script:
@@ -292,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         completer = RetrievalCompleter(load_traces(args.traces or bundled_sample_path()).theorems)
     capacity = (GenerationCapacity(args.max_running_requests, args.max_queued_requests)
                 if args.max_running_requests is not None or args.max_queued_requests is not None else None)
-    StandinSGLang(completer=completer, port=args.port, capacity=capacity,
-                  faults=GenerateFaults(latency_s=args.latency_s, loading_health_checks=args.loading_health_checks)
+    StandinSGLang(completer=completer, port=args.port, capacity=capacity, server_version=args.server_version,
+                  faults=GenerateFaults(latency_s=args.latency_s, loading_health_checks=args.loading_health_checks,
+                                        omit_logprobs=args.omit_logprobs)
                   ).serve_until_interrupted()
     return 0
 
