@@ -481,14 +481,20 @@ async def _measure(config: LeanConfig) -> tuple[float, list[ProcessMemory]]:
         return time.monotonic() - t0, group_memory(proc.pid)
 
 
+WALK_COLUMNS = ("theorem", "start", "binders from", "dropped variables", "intro", "step 0 match", "step 0",
+                "ended", "message")
+
+
 def _walk_rows(results: Sequence[TheoremResult]) -> tuple[tuple[str, ...], ...]:
+    """The drift table of mining's own start (issue 19): how each theorem started, whose binders the intro
+    used, the trace hypotheses Lean's type lacks, how well step 0's goal matched, how the walk ended."""
     rows = []
     for r in results:
-        extra = ", ".join(f"{k}={v}" for k, v in r.start.items() if k not in ("intro", "problem") and v is not None)
-        start = (r.start.get("problem") or "matched") + (f" ({extra})" if extra else "")
-        align = ", ".join(f"{k}={v}" for k, v in r.counts.alignment().items()) or "-"
-        rows.append((r.theorem, start, str(r.start.get("intro") or "-"), str(r.step0 or "not reached"), str(r.reason),
-                     align, r.message.replace("\n", " ")[:120]))
+        dropped = r.start.get("dropped") or ()
+        rows.append((r.theorem, r.start.get("problem") or "matched", str(r.start.get("binders") or "-"),
+                     f"{len(dropped)}" + (f" ({', '.join(dropped[:4])})" if dropped else ""),
+                     str(r.start.get("intro") or "-"), r.align[0] if r.align else "-",
+                     str(r.step0 or "not reached"), str(r.reason), r.message.replace("\n", " ")[:120]))
     return tuple(rows)
 
 
@@ -562,8 +568,7 @@ async def _start_memory_walk(config: LeanConfig, theorems: Sequence[Theorem], pa
                                       simulated=simulated) for t in theorems]
     finally:
         await lean.__aexit__(None, None, None)
-    table = DetailTable(SYSTEM, "traces walked one step: start and alignment",
-                        ("theorem", "start", "intro", "step 0", "ended", "alignment", "message"), _walk_rows(results),
+    table = DetailTable(SYSTEM, "traces walked one step: start and alignment", WALK_COLUMNS, _walk_rows(results),
                         label)
     return [_start_check(start_s, cfg, None, label), _memory_check(procs, cfg.memory_limit_bytes, start_s, False, label),
             _walk_check(results, label)], [table]
