@@ -50,20 +50,24 @@ log = logging.getLogger(__name__)
 
 
 class RunStopped(RuntimeError):
-    """The run stopped early (the policy server went away); finished theorems are sealed, --resume continues."""
+    """The run lost generation (the policy server went away, or calls failed after their retries): finished
+    theorems are sealed, ``left`` theorems are not, and ``--resume`` mines them (exit status 3)."""
 
-    def __init__(self, message: str, result: "MineResult") -> None:
+    def __init__(self, message: str, result: "MineResult", *, left: int = 0) -> None:
         super().__init__(message)
         self.result = result
+        self.left = left
 
 
 def retry_reason(line: Mapping[str, Any], *, retry_incomplete: bool) -> str | None:
     """Why a finished theorem's result should be redone by --resume, or None (pure; one status line)."""
     if line.get("reason") in INFRA_REASONS:
         return str(line["reason"])
-    infra_events = WalkCounts.from_dict(line.get("counts")).infra_events
-    if line.get("status") == Status.TIMED_OUT and infra_events:
+    counts = WalkCounts.from_dict(line.get("counts"))
+    if line.get("status") == Status.TIMED_OUT and counts.infra_events:
         return "timed_out_during_infra_errors"
+    if line.get("status") == Status.TIMED_OUT and counts.policy_cut_by_timeout:
+        return "timed_out_waiting_for_generation"  # the budget ran out inside a call to the policy server
     if retry_incomplete and line.get("incomplete"):
         return "incomplete"
     return None
@@ -169,7 +173,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         log.warning("SIMULATED Lean backend: labels are not Lean's; never train a model on this output")
 
     results: list[TheoremResult] = []
-    this_run: dict[str, Any] = {"theorems": 0, "selected": len(traces.theorems)}
+    this_run: dict[str, Any] = {"theorems": 0, "selected": len(traces.theorems), "unfinished": 0}
     if traces.bad_records:
         this_run["malformed_trace_entries"] = {"count": traces.bad_records, "first": traces.bad_examples}
     interrupted = False
@@ -227,8 +231,11 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0, "walk_s": 0.0, "steps": 0}
 
         def on_result(result: TheoremResult) -> None:
-            sink.add(result)
             progress.update(result)
+            if result.status is Status.UNFINISHED:  # never sealed: --resume mines it again
+                this_run["unfinished"] += 1
+                return
+            sink.add(result)
             this_run["theorems"] += 1
             totals["tactics"] += len(result.attempts)
             totals["generation_wait_s"] += result.generation_wait_s
@@ -286,7 +293,9 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 interrupted=interrupted,
                 policy=executor.policy_provenance.get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
                 stopped_by=("SIGTERM" if sigterm else "interrupt" if interrupted
-                            else "policy_unavailable" if stopped is not None else None),
+                            else "policy_unavailable" if stopped is not None
+                            else "generation_failed" if this_run["unfinished"] else None),
+                left_to_mine=len(todo) - this_run["theorems"],
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
                                 provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters")},
@@ -294,17 +303,21 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             sink.write_json(SUMMARY, summary)
             final = provenance | {"policy": executor.policy_provenance}  # the policy's stats as the run ended
             sink.write_json(RUN_CONFIG, final)
-            sink.write_json(history.name, {"run": history.stem, "state": "stopped" if interrupted or stopped else "finished",
+            ended = "stopped" if interrupted or stopped or this_run["unfinished"] else "finished"
+            sink.write_json(history.name, {"run": history.stem, "state": ended,
                                            **final, "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                            "this_run": this_run, "lean_pool": pool_stats})
             if sigterm and interrupted:
                 # A SIGTERM'd run ends as Ctrl-C does (the CLI prints how to resume, exit status 130).
                 raise KeyboardInterrupt("SIGTERM")
     result = MineResult(output, summary, this_run, interrupted, pool_stats, results)
-    if stopped is not None:
-        raise RunStopped(f"the policy server is unavailable ({stopped}); stopped after sealing {this_run['theorems']} "
-                         f"finished theorems in {output}. Unfinished theorems are mined by re-running the same "
-                         "command with --resume once the server is back.", result)
+    left = this_run["left_to_mine"]
+    if stopped is not None or this_run["unfinished"]:
+        why = (f"the policy server is unavailable ({stopped})" if stopped is not None else
+               f"generation failed for {this_run['unfinished']} theorems (after retries; see the log)")
+        raise RunStopped(f"{why}; sealed {this_run['theorems']} finished theorems in {output}, {left} theorems "
+                         "left to mine: re-run the same command with --resume once the server answers again.",
+                         result, left=left)
     log.info("mining finished: %d theorems in %.1f s -> %s", this_run["theorems"], this_run.get("wall_s", 0.0), output)
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)

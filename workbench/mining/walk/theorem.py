@@ -25,6 +25,7 @@ from workbench.mining.walk.context import WalkContext, WalkParams, now_ms
 from workbench.mining.walk.ground_truth import advance_ground_truth
 from workbench.mining.walk.start import introduce
 from workbench.policy.base import Policy
+from workbench.policy.errors import GenerationFailed
 from workbench.trace_breaks import is_nested_in
 from workbench.traces import Theorem
 
@@ -96,18 +97,22 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
                 ctx.counts.align_other_goal += 1  # LeanDojo focused a goal that is not Lean's main goal
             # Positions count applied tactics (nested steps excluded): remaining depth follows them.
             apply = functools.partial(advance_ground_truth, ctx, session, node, node_id, index, len(applied) + 1, gid)
-            if ctx.params.overlap_generation:
-                gt_task = asyncio.ensure_future(apply())  # the policy call runs while Lean applies the step
-                try:
+            try:
+                if ctx.params.overlap_generation:
+                    gt_task = asyncio.ensure_future(apply())  # the policy call runs while Lean applies the step
+                    try:
+                        candidates = await generate(ctx, policy, node.state_text)
+                        gt_result, next_id = await gt_task
+                    finally:
+                        if not gt_task.done():
+                            gt_task.cancel()
+                            await asyncio.gather(gt_task, return_exceptions=True)
+                else:
                     candidates = await generate(ctx, policy, node.state_text)
-                    gt_result, next_id = await gt_task
-                finally:
-                    if not gt_task.done():
-                        gt_task.cancel()
-                        await asyncio.gather(gt_task, return_exceptions=True)
-            else:
-                candidates = await generate(ctx, policy, node.state_text)
-                gt_result, next_id = await apply()
+                    gt_result, next_id = await apply()
+            except GenerationFailed as e:  # no answer is not "no candidates": the theorem is unfinished
+                ctx.message = f"step {index}: generation failed: {e}"
+                return EndReason.GENERATION_FAILED
             next_node = None
             if next_id is not None:
                 applied.append(step.tactic)
@@ -126,7 +131,8 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
 async def walk_theorem(theorem: Theorem, lean: LeanBackend, policy: Policy, params: WalkParams, *,
                        simulated: bool) -> TheoremResult:
     """Walk one theorem; never raises for Lean trouble or a failed generation call (it ends up in the
-    result). ``PolicyUnavailable`` (the policy server is down) propagates: the run stops or waits."""
+    result: a failed call leaves it ``unfinished``, which the run never seals). ``PolicyUnavailable`` (the
+    policy server is down) propagates: the run stops."""
     ctx = WalkContext(theorem, params, simulated)
     t0 = time.monotonic()
     timed_out = False
@@ -142,6 +148,8 @@ async def walk_theorem(theorem: Theorem, lean: LeanBackend, policy: Policy, para
             log.info("%s: %s", theorem.full_name, ctx.message)
     if reason in (EndReason.GT_FAILED, EndReason.GT_INFRA_ERROR):
         log.info("%s: ground truth failed: %s", theorem.full_name, ctx.message[:300])
+    elif reason is EndReason.GENERATION_FAILED:
+        log.warning("%s: unfinished (--resume mines it again): %s", theorem.full_name, ctx.message[:300])
     return TheoremResult(
         theorem=theorem.full_name,
         status=status_of(reason, timed_out=timed_out),
