@@ -63,10 +63,12 @@ def main() -> None:
     p.add_argument("--per-process", type=int, default=8)
     p.add_argument("--resumes", type=int, default=1)
     p.add_argument("--seed", type=int, default=1, help="the simulator's seed (faults are drawn per process)")
+    p.add_argument("--traces", type=Path, default=SHARED_VAL if SHARED_VAL.exists() else bundled_sample_path(),
+                   help="LeanDojo traces (default: the shared real sample's val.json, else the bundled sample)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    traces = SHARED_VAL if SHARED_VAL.exists() else bundled_sample_path()
+    traces = args.traces
     rows = []
     for spec in args.faults.split(","):
         kind, _, rate = spec.partition(":")

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import json
 import logging
 import signal
 import sys
@@ -34,6 +35,7 @@ from workbench.mining.output import (
     read_status_lines,
     retry_counts,
 )
+from workbench.mining.commit import check_overwritable
 from workbench.mining.export import export_records, split_output
 from workbench.mining.identity import (check_resume, declared_identity, legacy_identity, read_identity,
                                        run_identity, write_identity)
@@ -102,7 +104,8 @@ def _sigterm_cancels(task: "asyncio.Task[Any]", received: list[int]) -> Iterator
 
     def on_sigterm() -> None:
         received.append(signal.SIGTERM)
-        task.cancel()
+        if len(received) == 1:  # once: a second SIGTERM must not cancel the clean-up that seals results
+            task.cancel()
 
     try:
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
@@ -121,6 +124,23 @@ def _history_path(output: Path) -> Path:
     return output / f"runs-{1 + max(used, default=-1):03d}.json"
 
 
+def _mark_killed_runs(output: Path, sink: ResultSink) -> None:
+    """A ``runs-NNN.json`` still ``running`` when the next run starts belongs to a run that was killed
+    (SIGKILL, power loss): it never wrote its end, so say so."""
+    for path in sorted(output.glob("runs-*.json")):
+        try:
+            history = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(history, dict) and history.get("state") == "running":
+            sink.write_json(path.name, history | {
+                "state": "killed", "ended_at": None,
+                "note": f"the run ended without writing its end (killed); noticed by {_history_path(output).stem}"})
+
+
+SEAL_POLL_S = 0.05  # how often the sealer looks for newly finished theorems when none is pending
+
+
 async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results: bool = False,
                      on_plan: Callable[[dict[str, Any]], None] | None = None) -> MineResult:
     """Mine ``settings.num_theorems`` theorems into ``settings.output``; see the module docstring.
@@ -129,9 +149,23 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     ``on_plan``: called once the traces are read with :func:`workbench.mining.flags.describe_plan`'s
     plan (backend, policy, traces, requested vs available), so the CLI and notebook 02 announce every
     fallback without reading the traces a second time.
-    Ctrl-C and SIGTERM seal every finished theorem and raise KeyboardInterrupt; a policy server that goes
-    away raises :class:`RunStopped` after the same clean-up. Either way ``--resume`` continues.
+    Ctrl-C and SIGTERM (from the first line on, start-up included) seal every finished theorem and raise
+    KeyboardInterrupt; a run that lost generation raises :class:`RunStopped` after the same clean-up.
+    Either way ``--resume`` continues.
     """
+    sigterm: list[int] = []
+    current = asyncio.current_task()
+    with _sigterm_cancels(current, sigterm) if current is not None else contextlib.nullcontext():
+        try:
+            return await _mine(settings, policy, keep_results, on_plan, sigterm)
+        except asyncio.CancelledError:
+            if sigterm:  # SIGTERM before the walks started: ends as Ctrl-C does (exit status 130)
+                raise KeyboardInterrupt("SIGTERM") from None
+            raise
+
+
+async def _mine(settings: MineSettings, policy: Any, keep_results: bool,
+                on_plan: Callable[[dict[str, Any]], None] | None, sigterm: list[int]) -> MineResult:
     output, export_to = split_output(settings.output)  # NAME.parquet: mine into NAME.parquet.run, then export
     lean = open_lean(settings)  # fails fast, before any loading, when Lean is not configured
     if settings.ray_address:
@@ -140,6 +174,10 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         require_ray()  # fails fast with the install command
     if settings.mode == "new" and existing_output(output):
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
+    if settings.mode == "new" and export_to is not None and export_to.exists():
+        raise FileExistsError(f"{export_to} already exists: pass --overwrite to replace it (or --resume its run)")
+    if settings.mode == "overwrite":
+        check_overwritable(output)  # before anything starts: a folder that is not a run is not ours to empty
     # The offline retrieval policy indexes every usable theorem: load them once and sample from them;
     # with SGLang (or a given policy) only the sample is kept.
     index_theorems: list[Theorem] | None = None
@@ -178,7 +216,6 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         this_run["malformed_trace_entries"] = {"count": traces.bad_records, "first": traces.bad_examples}
     interrupted = False
     stopped: BaseException | None = None
-    sigterm: list[int] = []
     pool_stats = None
     async with contextlib.AsyncExitStack() as stack:
         if settings.ray_address:  # one actor per Lean node, each with its own pool and policy
@@ -223,6 +260,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already,
                  output, len(todo))
         sink.write_json(RUN_CONFIG, provenance)
+        _mark_killed_runs(output, sink)
         history = _history_path(output)
         sink.write_json(history.name, {"run": history.stem, "state": "running", **provenance})
         progress = MiningProgress(len(todo), settings.progress, settings.simulated, settings.progress_every_s,
@@ -246,18 +284,17 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 results.append(result)
 
         async def seal_ticker() -> None:
-            while True:  # a lone finished theorem is sealed within seal_every_s, without waiting for the next
-                await asyncio.sleep(min(0.5, max(0.05, settings.seal_every_s / 2)))
+            while True:  # a lone finished theorem is sealed seal_every_s after it ended (plus the flush itself)
+                due = sink.seal_due_in()
+                await asyncio.sleep(SEAL_POLL_S if due is None else max(due, 0.001))
                 sink.tick()
 
         workers = executor.start(todo, on_result)
         ticker = asyncio.create_task(progress.tick())
         sealer = asyncio.create_task(seal_ticker())
-        current = asyncio.current_task()
         try:
-            with _sigterm_cancels(current, sigterm) if current is not None else contextlib.nullcontext():
-                finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s,
-                                                 return_when=asyncio.FIRST_EXCEPTION)
+            finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s,
+                                             return_when=asyncio.FIRST_EXCEPTION)
             this_run["stopped_by_time_budget"] = not finished or (
                 len(finished) < len(workers) and not any(w.exception() for w in finished))
             for w in finished:
@@ -322,7 +359,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)
     if export_to is not None and not interrupted:
-        export_records(output, export_to)
+        export_records(output, export_to, overwrite=True)  # the run's own export target
         log.info("records exported to %s (run folder, for --resume: %s)", export_to, output)
     return result
 
