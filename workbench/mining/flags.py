@@ -10,6 +10,7 @@ folder named after the run's identity when none is given.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -51,8 +52,8 @@ def settings_from_flags(flags: Mapping[str, Any], env: Mapping[str, str] | None 
     kw["mode"] = "overwrite" if flags.get("overwrite") else "resume" if flags.get("resume") else "new"
     scale = flags.get("simulator_latency_scale")
     if scale is not None:
-        if float(scale) < 0:
-            raise ValueError(f"simulator_latency_scale must be >= 0, got {scale}")
+        if not math.isfinite(float(scale)) or float(scale) < 0:
+            raise ValueError(f"simulator_latency_scale must be a finite number >= 0, got {scale}")
         kw["simulator_args"] = ("--latency-scale", str(float(scale)))
     kw.setdefault("output", "")
     settings = MineSettings(**kw)

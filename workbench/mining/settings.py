@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from workbench.checks import require_finite
 from workbench.mining.walk import WalkParams
 from workbench.traces import bundled_sample_path
 
@@ -72,8 +73,14 @@ class MineSettings:
             raise ValueError("retry_infra and seal_every_s must be >= 0")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        require_finite(self)  # NaN passes every comparison below; inf never fires
         if self.target_negatives < 1 or self.tactic_timeout_s <= 0 or self.theorem_timeout_s <= 0:
             raise ValueError("target_negatives and the timeouts must be positive")
+        for name in ("server_wait_s", "progress_every_s", "temperature"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be positive (or None for no budget), got {self.time_budget_s}")
 
     def with_env(self, env: Mapping[str, str]) -> "MineSettings":
         """Fill unset URLs / the Pantograph command from PANTOGRAPH_REPL, SGLANG_URL, ENCODE_URL."""
