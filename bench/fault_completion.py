@@ -95,8 +95,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"traces": str(traces), "args": vars(args) | {"json": str(args.json)},
-                                         "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"traces": str(traces), "args": vars(args), "rows": rows}, indent=1,
+                                        default=str))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ TIERS: list[list[str]] = [
     ["workbench", "aio", "checks", "progress", "outputs", "render", "standin_http", "states", "tactics",
      "namespaces", "traces", "trajectory", "trace_stats"],
     # Lean: wire protocol -> one process -> pool -> session -> backend (the simulator is a program of its own)
-    ["lean.errors", "lean.config", "lean.binders", "lean.simrules", "lean.simnamespace"],
+    ["lean.errors", "lean.config", "lean.guard", "lean.binders", "lean.simrules", "lean.simnamespace"],
     ["lean.protocol"],
     ["lean.results", "lean.process"],
     ["lean.pool"],

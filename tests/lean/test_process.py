@@ -203,3 +203,71 @@ async def test_the_simulator_exits_when_its_stdin_closes(sim_config):
     assert await asyncio.wait_for(proc._proc.wait(), 10) == 0
     await proc.close()
     assert _gone(pid)
+
+
+FAKE_LAKE = os.path.join(os.path.dirname(__file__), "fake_lake.py")
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_a_hung_repl_under_a_forking_wrapper_dies_with_the_workbench(sim_config, sig, tmp_path):
+    """Issue 20, item 5: under `lake env repl` the REPL is the workbench's grandchild; the parent-death
+    signal reached Lake, not the REPL, and a hung REPL outlived a SIGKILLed workbench (2 of 2)."""
+    import signal
+    import subprocess
+    import sys
+
+    cfg = sim_config()
+    pidfile = tmp_path / "repl.pid"
+    command = (sys.executable, FAKE_LAKE, *cfg.command)
+    code = (
+        "import asyncio, sys\n"
+        "from workbench.lean import LeanProcess, LeanConfig\n"
+        f"cfg = LeanConfig(command={command!r}, workers=1, request_timeout_s=3600, start_timeout_s=20,"
+        f" memory_limit_bytes=None, env={{'FAKE_LAKE_PIDFILE': {str(pidfile)!r}}})\n"
+        "async def main():\n"
+        "    proc = await LeanProcess.start(cfg)\n"
+        "    start = await proc.goal_start(copy_from='Nat.exists_gt_foo')\n"
+        "    hung = asyncio.ensure_future(proc.goal_tactic(start.state_id, '__sim_hang__'))\n"
+        "    await asyncio.sleep(0.2)\n"
+        "    print('hung', flush=True)\n"
+        "    await hung\n"
+        "asyncio.run(main())\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "hung"
+        repl = int(pidfile.read_text())  # the simulator: the wrapper's child, the workbench's grandchild
+        assert not _gone(repl) and _ppid(repl) != parent.pid
+        parent.send_signal(getattr(signal, sig))
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while not _gone(repl) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the REPL is not our child: polling /proc is the only way to see it go
+        assert _gone(repl), f"REPL {repl} (a grandchild) outlived its workbench killed by {sig}"
+    finally:
+        parent.kill()
+        parent.wait()
+        if pidfile.exists() and not _gone(int(pidfile.read_text())):
+            os.kill(int(pidfile.read_text()), 9)
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+async def test_the_repl_status_passes_through_the_wrapper_and_the_guard(sim_config, tmp_path):
+    """A crash is still reported with the REPL's own exit status and stderr through `lake`-like wrappers."""
+    import dataclasses
+    import sys
+
+    pidfile = tmp_path / "repl.pid"
+    cfg = sim_config()
+    proc = await LeanProcess.start(dataclasses.replace(cfg, command=(sys.executable, FAKE_LAKE, *cfg.command),
+                                                       env={"FAKE_LAKE_PIDFILE": str(pidfile)}))
+    repl = int(pidfile.read_text())
+    sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
+    with pytest.raises(LeanProcessDied) as e:
+        await proc.goal_tactic(sid, "__sim_crash__")
+    assert e.value.returncode == 134 and _gone(repl)  # the wrapper passed the REPL's status on; the guard too
+    await proc.close()
