@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 from workbench.lean.errors import LeanBackendError, LeanProcessDied, LeanReplayError, LeanStartError
 from workbench.lean.pool import FATAL, LeanPool, Slot, StaleBinding
@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_REBINDS = 4  # re-pin + replay attempts after a failure during a replay
 MAX_STALE = 32  # rebinds because another request killed the process (each is someone else's failure)
+
+
+class _Hold:
+    """What a ``pause_budget`` context yields when the caller's hook yields nothing: ``charged`` is ignored."""
+
+    charged = False
 
 
 class TheoremSession:
@@ -70,10 +76,15 @@ class TheoremSession:
         self._bound: dict[tuple[Step, ...], int] = {}  # path -> state id on (slot, generation)
         self._created: list[int] = []  # state ids to delete on the current binding
         self.replays = 0  # rebinds that replayed a path
-        # Re-pinning after a process died (waiting for a restart, replaying the path) is not this theorem's
-        # work: the caller may pause its budget meanwhile (a context manager factory; see mining/walk.py).
+        # Infrastructure is not this theorem's work: re-pinning after a process died (waiting for a restart,
+        # replaying the path), or waiting behind a request that hung or crashed. The caller may pause its
+        # budget meanwhile: a context manager factory whose context yields a handle with a writable
+        # ``charged`` (default False). Re-pins run inside it; so does every tactic request, which the
+        # session marks ``charged = True`` unless infrastructure on its process delayed it (see
+        # ``Slot.disturbances``), so the deadline never fires while someone else's failure holds the process.
         self.infra_wait_s = 0.0
-        self.pause_budget: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+        self.rebinds = 0  # re-pins that replayed (root or path) after the first start
+        self.pause_budget: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
 
     async def __aenter__(self) -> "TheoremSession":
         return self
@@ -102,35 +113,48 @@ class TheoremSession:
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
         if node.theorem != self.name or node.path not in self._goals:
             raise ValueError(f"node does not belong to session {self.name!r}")
-        for attempt in range(MAX_STALE):
+        with self._held() as hold:
+            rebinds, disturbed = self.rebinds, False
             try:
-                state_id, slot, gen = await self._bind_replaying(node.path)
-            except StaleBinding:
-                continue
-            try:
-                reply = await self._pool.call(
-                    slot,
-                    gen,
-                    lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
-                    tactic=True,
-                    recycle=attempt == 0,
-                )
-            except StaleBinding:
-                self._unbind_if(slot, gen)
-                continue
-            except (*FATAL, asyncio.CancelledError):
-                if slot.generation != gen:  # a cancel while queued leaves the process (and our states) alive
-                    self._unbind_if(slot, gen)
-                raise
-            return self._result(node, (tactic, goal_id), reply, slot, gen)
-        raise self._unstable()
+                for attempt in range(MAX_STALE):
+                    try:
+                        state_id, slot, gen = await self._bind_replaying(node.path)
+                    except StaleBinding:
+                        disturbed = True
+                        continue
+                    seen = slot.disturbances
+                    try:
+                        reply = await self._pool.call(
+                            slot,
+                            gen,
+                            lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
+                            tactic=True,
+                            recycle=attempt == 0,
+                        )
+                    except StaleBinding:
+                        disturbed = True
+                        self._unbind_if(slot, gen)
+                        continue
+                    except (*FATAL, asyncio.CancelledError):
+                        if slot.generation != gen:  # a cancel while queued leaves the process (and our states) alive
+                            self._unbind_if(slot, gen)
+                        raise
+                    finally:
+                        disturbed |= slot.disturbances != seen
+                    return self._result(node, (tactic, goal_id), reply, slot, gen)
+                raise self._unstable()
+            finally:
+                # The theorem's own work unless someone's failure (or a replay) delayed this request.
+                hold.charged = not (disturbed or self.rebinds != rebinds)
 
     async def close(self) -> None:
-        """Delete this session's states (``goal.delete``) and release its process slot."""
+        """Delete this session's states (``goal.delete``) and release its process slot (clean-up: never
+        charged to the theorem's clock)."""
         slot, gen, created = self._slot, self._gen, list(self._created)
         try:
             if slot is not None and created and slot.generation == gen:
-                await self._pool.call(slot, gen, lambda p: p.goal_delete(created))
+                with self._held():
+                    await self._pool.call(slot, gen, lambda p: p.goal_delete(created))
                 self._pool.note_deleted(len(created))
         except (StaleBinding, LeanBackendError) as e:  # a dead process freed them anyway
             logger.debug("%s: goal.delete skipped: %r", self.name, e)
@@ -142,6 +166,15 @@ class TheoremSession:
     # A binding is (slot, generation): the process whose state ids ``_bound`` and ``_created`` hold.
     # Every await may let another task of this session (or the pool) change it, so each step checks
     # that the binding it started with is still current before recording anything.
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[Any]:
+        """The caller's budget pause (see ``pause_budget``), with a handle whose ``charged`` can be set."""
+        if self.pause_budget is None:
+            yield _Hold()
+            return
+        with self.pause_budget() as handle:
+            yield handle if handle is not None else _Hold()
 
     def _unstable(self) -> LeanProcessDied:
         return LeanProcessDied(f"{self.name}: processes kept dying under this session ({MAX_STALE} rebinds)")
@@ -185,7 +218,7 @@ class TheoremSession:
 
     async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
         try:
-            result = await self._pool.call(slot, gen, fn)
+            result = await self._pool.call(slot, gen, fn, infra=() in self._goals)  # a replay after a failure
         except StaleBinding:
             self._unbind_if(slot, gen)
             raise
@@ -199,8 +232,9 @@ class TheoremSession:
         if () not in self._goals:
             return await self._bind_path(path, slot, gen)  # the first start: the theorem's own work
         t0 = time.monotonic()
+        self.rebinds += 1
         try:
-            with self.pause_budget() if self.pause_budget is not None else contextlib.nullcontext():
+            with self._held():
                 return await self._bind_path(path, slot, gen)
         finally:
             self.infra_wait_s += time.monotonic() - t0

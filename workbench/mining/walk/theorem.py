@@ -34,32 +34,50 @@ __all__ = ["walk_theorem"]
 log = logging.getLogger(__name__)
 
 
+class _Hold:
+    """One pause of the theorem's clock; the session sets ``charged`` when the time was its own work after all."""
+
+    __slots__ = ("charged",)
+
+    def __init__(self) -> None:
+        self.charged = False
+
+
 class _Budget:
-    """The theorem's clock, which stops while its session re-pins after a crash (others' restarts and
-    replays are not its work), for at most ``grace_s`` in all; past that it times out and --resume retries it."""
+    """The theorem's clock, which stops while its session waits on infrastructure (re-pinning after a
+    crash, or a request delayed by a process that hung or crashed: others' failures are not its work),
+    for at most ``grace_s`` in all; past that it times out and --resume retries it.
+
+    While paused the deadline is pushed out by the grace left, so it cannot fire in the middle of someone
+    else's failure; on leaving, the pause is granted (the deadline moves by the time it took) unless every
+    hold in it was ``charged`` (then the deadline goes back where it was, and may fire at once)."""
 
     def __init__(self, ctx: WalkContext, timeout: "asyncio.Timeout", grace_s: float) -> None:
         self.ctx, self.timeout, self.grace_s = ctx, timeout, grace_s
         self.granted_s = 0.0
-        self._depth, self._paused_at, self._when = 0, 0.0, None
+        self._depth, self._paused_at, self._when, self._refund = 0, 0.0, None, False
 
     @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        self.ctx.counts.infra_rebinds += 1  # a timed-out theorem with rebinds is retried by --resume
+    def paused(self) -> Iterator[_Hold]:
         loop = asyncio.get_running_loop()
         if self._depth == 0:
-            self._paused_at, self._when = loop.time(), self.timeout.when()
+            self._paused_at, self._when, self._refund = loop.time(), self.timeout.when(), False
             if self._when is not None and not self.timeout.expired():
                 self.timeout.reschedule(self._when + self.grace_s - self.granted_s)
-        self._depth += 1  # several candidates of one theorem may be re-pinning at once
+        self._depth += 1  # several requests of one theorem may wait at once
+        hold = _Hold()
         try:
-            yield
+            yield hold
         finally:
+            self._refund |= not hold.charged
             self._depth -= 1
-            if self._depth == 0 and self._when is not None and not self.timeout.expired():
-                grant = min(loop.time() - self._paused_at, self.grace_s - self.granted_s)
-                self.granted_s += grant
-                self.timeout.reschedule(self._when + grant)
+            if self._depth == 0:
+                if self._refund:
+                    self.ctx.counts.infra_rebinds += 1  # a timed-out theorem with these is retried by --resume
+                if self._when is not None and not self.timeout.expired():
+                    grant = min(loop.time() - self._paused_at, self.grace_s - self.granted_s) if self._refund else 0.0
+                    self.granted_s += grant
+                    self.timeout.reschedule(self._when + grant)
 
 
 async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "asyncio.Timeout | None") -> EndReason:
