@@ -26,7 +26,7 @@ FLAGS: dict[str, str | None] = {
     "seed": "seed", "candidates_per_step": "candidates_per_step", "target_negatives": "target_negatives",
     "temperature": "temperature", "pantograph_cmd": "pantograph_cmd", "imports": None,
     "lean_workers": "lean_workers", "concurrency": "concurrency", "tactic_timeout": "tactic_timeout_s",
-    "theorem_timeout": "theorem_timeout_s", "server_url": "server_url", "encode_url": "encode_url",
+    "theorem_timeout": "theorem_timeout_s", "infra_grace": "infra_grace_s", "server_url": "server_url", "encode_url": "encode_url",
     "lean": "lean", "resume": None, "overwrite": None, "simulator_latency_scale": None, "progress": "progress",
     "progress_every": "progress_every_s", "prompt_format": "prompt_format", "server_wait": "server_wait_s",
     "ray_address": "ray_address",

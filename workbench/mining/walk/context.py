@@ -45,7 +45,9 @@ class WalkParams:
     infra_retries: int = 1  # extra tries of a request whose process died / answered garbage
     gt_infra_retries: int = 3  # ... of a ground-truth step: the theorem's walk stands on it (a candidate
     #                            that keeps failing costs only itself)
-    infra_grace_s: float = 120.0  # most a theorem's budget is extended by time spent waiting on restarts
+    infra_grace_s: float = 1800.0  # most a theorem's budget is extended by time spent waiting on infrastructure
+    #                               (restarts, replays, others' hangs and crashes): a slow pool is not a theorem's
+    #                               fault; the cap only ends walks on a pool that is never usable
     policy_retries: int = 1  # extra tries of a failed generation call before skipping the step
     wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
     overlap_generation: bool = True  # generate while Lean applies the ground-truth step (False: the
