@@ -63,7 +63,8 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_overwrite_deletes_only_what_the_run_wrote(run_folder, tmp_path):
     out = copy_run(run_folder, tmp_path)
-    foreign = [out / "notes.md", out / "attempts" / "my_analysis.csv", out / "scratch.tmp", out / "part-1.parquet"]
+    foreign = [out / "notes.md", out / "attempts" / "my_analysis.csv", out / "scratch.tmp", out / "part-1.parquet",
+               out / "part-final.parquet"]
     for f in foreign:
         f.write_text("mine, not the workbench's")
     old_parts = {p.name for p in out.glob("part-*.parquet")}

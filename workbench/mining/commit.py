@@ -40,6 +40,7 @@ COMMIT_VERSION = 1
 _OWN_TOP = re.compile(r"(part-\d{5,}\.parquet|theorems\.jsonl|manifest\.json|summary\.json|run_config\.json"
                       r"|identity\.json|runs-\d{3,}\.json)(\.tmp)?")
 _OWN_ATTEMPTS = re.compile(r"part-\d{5,}\.parquet(\.tmp)?")
+_PART_NUMBER = re.compile(r"part-(\d+)\.parquet")
 _OWN_EMBEDDINGS = re.compile(r"part-\d{5,}\.parquet|\.part-\d{5,}\.parquet\.tmp")
 
 # Test hook: called with the name of each step of a flush (see tests/mining/test_output_commit.py).
@@ -77,10 +78,11 @@ class Commit:
 
     def next_number(self, path: Path) -> int:
         """A part number never used in this folder (sealed or not)."""
-        names = [p.file for p in (*self.parts, *self.attempts_parts)]
+        names = [Path(p.file).name for p in (*self.parts, *self.attempts_parts)]
         names += [p.name for p in path.glob("part-*.parquet")]
         names += [p.name for p in (path / ATTEMPTS_DIR).glob("part-*.parquet")]
-        return 1 + max((int(Path(n).name.split("-")[1].split(".")[0]) for n in names), default=-1)
+        numbers = [int(m.group(1)) for n in names if (m := _PART_NUMBER.fullmatch(n))]  # ours only
+        return 1 + max(numbers, default=-1)
 
 
 def _entries(raw: Sequence[dict[str, Any]]) -> list[PartEntry]:
