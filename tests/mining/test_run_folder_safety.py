@@ -79,10 +79,12 @@ def test_resume_removes_its_own_temporary_files_only(run_folder, tmp_path):
     """Before: recovery deleted every *.tmp of the folder."""
     out = copy_run(run_folder, tmp_path)
     (out / "my_download.tmp").write_text("someone else's")
+    (out / "part-final.parquet").write_text("someone else's")
     (out / "part-00042.parquet.tmp").write_text("a part a kill left half-written")
     (out / "manifest.json.tmp").write_text("{")
     mine(offline_demo_settings(out, num_theorems=4, mode="resume", simulator_args=FAST))
     assert (out / "my_download.tmp").read_text() == "someone else's"
+    assert (out / "part-final.parquet").read_text() == "someone else's"
     assert not (out / "part-00042.parquet.tmp").exists() and not (out / "manifest.json.tmp").exists()
 
 

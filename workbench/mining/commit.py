@@ -216,8 +216,8 @@ def recover(path: Path) -> tuple[Commit, bool]:
         commit = _legacy_commit(path)
     sealed = {p.file for p in (*commit.parts, *commit.attempts_parts)}
     removed = []
-    for f in [*path.glob("part-*.parquet"), *(path / ATTEMPTS_DIR).glob("part-*.parquet")]:
-        if f.relative_to(path).as_posix() not in sealed:
+    for f in own_files(path):  # parts of ours the commit does not list (never a file we did not write)
+        if f.suffix == ".parquet" and f.parent != path / EMBEDDINGS_DIR and f.relative_to(path).as_posix() not in sealed:
             f.unlink()
             removed.append(f.relative_to(path).as_posix())
     for f in own_files(path):  # temporary files of ours only: a foreign *.tmp is not ours to delete
