@@ -240,51 +240,64 @@ class TheoremSession:
             self.infra_wait_s += time.monotonic() - t0
 
     async def _bind_path(self, path: tuple[Step, ...], slot: Slot, gen: int) -> int:
-        if () not in self._bound:
-            await self._bind_root(slot, gen)
-        # Deepest already-bound prefix, then one goal.tactic per missing step.
+        """Bind the root if needed, then replay each missing step from the deepest bound prefix: all in one
+        call on the process, so no other session's request (which could kill the process and void the
+        replay) runs in between (under frequent crashes, interleaved replays of many sessions never finish)."""
         k = len(path)
-        while path[:k] not in self._bound:
+        while k > 0 and path[:k] not in self._bound:
             k -= 1
+        root_needed = () not in self._bound
         if k < len(path):
             self.replays += 1
-        for i in range(k, len(path)):
-            parent = self._bound[path[:i]]
-            tactic, goal_id = path[i]
-            reply = await self._call_bound(
-                slot, gen, lambda p, s=parent, t=tactic, g=goal_id: p.goal_tactic(s, t, g)
-            )
-            if reply.next_state_id is not None:
-                self._created.append(reply.next_state_id)
+        copy_from, expr = self._root if self._root is not None else (None, None)
+
+        def record(state_id: int | None) -> None:
+            if state_id is not None and self._current(slot, gen):
+                self._created.append(state_id)
+
+        async def replay(p: LeanProcess) -> tuple[tuple[int, tuple[Goal, ...]] | None, list[GoalTacticReply]]:
+            root = None
+            if root_needed:
+                assert self._root is not None, "start() first"
+                started = await p.goal_start(copy_from=copy_from, expr=expr)
+                record(started.state_id)
+                root = (started.state_id, (await p.goal_print(started.state_id)).goals)
+                state_id = started.state_id
+            else:
+                state_id = self._bound[path[:k]]
+            replies: list[GoalTacticReply] = []
+            for i in range(k, len(path)):
+                tactic, goal_id = path[i]
+                reply = await p.goal_tactic(state_id, tactic, goal_id)
+                record(reply.next_state_id)
+                replies.append(reply)
+                if not self._reached(reply, path[: i + 1]):
+                    break  # the mismatch is raised below, outside the process's lock
+                state_id = reply.next_state_id  # type: ignore[assignment]
+            return root, replies
+
+        root, replies = await self._call_bound(slot, gen, replay)
+        if root is not None:
+            known = self._goals.get(())
+            if known is not None and render_state(known) != render_state(root[1]):
+                raise LeanReplayError(f"{self.name}: root state differs after restart: {render_state(root[1])[:200]!r}")
+            self._goals[()] = root[1]
+            self._bound[()] = root[0]
+        for i, reply in enumerate(replies, start=k):
             self._pool.note_replayed()
-            expected = self._goals[path[: i + 1]]
-            if reply.outcome not in (TacticOutcome.ADVANCED, TacticOutcome.COMPLETE) or render_state(
-                reply.goals
-            ) != render_state(expected):
+            if not self._reached(reply, path[: i + 1]):
+                expected = self._goals[path[: i + 1]]
                 raise LeanReplayError(
-                    f"{self.name}: replaying step {i} ({tactic!r}) gave {reply.outcome} "
+                    f"{self.name}: replaying step {i} ({path[i][0]!r}) gave {reply.outcome} "
                     f"{render_state(reply.goals)[:200]!r}, expected {render_state(expected)[:200]!r}"
                 )
             self._bound[path[: i + 1]] = reply.next_state_id  # type: ignore[assignment]
         return self._bound[path]
 
-    async def _bind_root(self, slot: Slot, gen: int) -> None:
-        assert self._root is not None, "start() first"
-        copy_from, expr = self._root
-
-        async def start(p: LeanProcess) -> tuple[int, tuple[Goal, ...]]:
-            reply = await p.goal_start(copy_from=copy_from, expr=expr)
-            if self._current(slot, gen):
-                self._created.append(reply.state_id)
-            printed = await p.goal_print(reply.state_id)
-            return reply.state_id, printed.goals
-
-        state_id, goals = await self._call_bound(slot, gen, start)
-        known = self._goals.get(())
-        if known is not None and render_state(known) != render_state(goals):
-            raise LeanReplayError(f"{self.name}: root state differs after restart: {render_state(goals)[:200]!r}")
-        self._goals[()] = goals
-        self._bound[()] = state_id
+    def _reached(self, reply: GoalTacticReply, path: tuple[Step, ...]) -> bool:
+        """A replayed step reached the state the path recorded (same goals, as Lean renders them)."""
+        return reply.outcome in (TacticOutcome.ADVANCED, TacticOutcome.COMPLETE) and render_state(
+            reply.goals) == render_state(self._goals[path])
 
     def _result(self, node: Node, step: Step, reply: GoalTacticReply, slot: Slot, gen: int) -> TacticResult:
         bound = self._current(slot, gen)  # else the state died with its process: the path still names it
