@@ -119,7 +119,13 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
                 if ctx.params.overlap_generation:
                     gt_task = asyncio.ensure_future(apply())  # the policy call runs while Lean applies the step
                     try:
-                        candidates = await generate(ctx, policy, node.state_text)
+                        try:
+                            candidates = await generate(ctx, policy, node.state_text)
+                        except GenerationFailed:
+                            # let Lean answer first: a request cancelled in flight costs its process (and
+                            # every theorem's states on it)
+                            await asyncio.gather(gt_task, return_exceptions=True)
+                            raise
                         gt_result, next_id = await gt_task
                     finally:
                         if not gt_task.done():
