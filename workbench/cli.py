@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: disk full writing {e.filename or 'the output'}: free space, then re-run with --resume "
                   "(everything finished before is kept)", file=sys.stderr)
             return EXIT_BAD_INPUT
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            print(f"error: cannot write or read {e.filename or 'a file'}: {e.strerror} (check the path and its "
+                  "permissions, or choose another --output)", file=sys.stderr)
+            return EXIT_BAD_INPUT
 
         problem = describe(e)
         if problem is None:

@@ -176,14 +176,83 @@ def _note_bad(bad: Counter | None, error: Exception) -> None:
         examples.append(str(error))
 
 
+# Guards for what a trace entry may be (a LeanDojo entry nests 5 levels and holds kilobytes of text):
+# anything past them is not a trace, and building it would take memory without bound (ijson.items builds
+# a prefix string per nesting level, so 200 KB of nested brackets took 22 GB).
+MAX_NESTING = 64
+MAX_ENTRY_CHARS = 64 * 1024 * 1024  # characters in one entry's strings and keys
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one JSONL line
+
+
+def _list_items(f: Any, where: str) -> Iterator[Any]:
+    """The elements of the top-level JSON list in ``f``, built from ijson's flat events (no prefixes) with
+    the nesting depth and text size of each bounded. An element past a bound is skipped to its end and
+    yielded as a :class:`TraceError` (so ``skip_bad`` can go on); the stream stays in step."""
+    events = ijson.basic_parse(f, use_float=True)
+    first = next(events, (None, None))[0]
+    if first != "start_array":
+        raise TraceError(f"{where}: expected a JSON list of theorems")
+    stack: list[Any] = []  # the containers of the element being built, outermost first
+    keys: list[Any] = []  # the pending key of each open object
+    depth = chars = index = 0
+    problem: str | None = None  # set once the element is past a bound: it is skipped, not built
+
+    def done(value: Any) -> Any:
+        nonlocal chars, index, problem
+        out = TraceError(f"{where}: entry {index}: {problem}") if problem else value
+        chars, problem = 0, None
+        index += 1
+        return out
+
+    for event, value in events:
+        if event == "map_key":
+            chars += len(value)
+            if problem is None:
+                keys[-1] = value
+            continue
+        if event == "start_map" or event == "start_array":
+            depth += 1
+            if depth > MAX_NESTING and problem is None:
+                problem = f"nested deeper than {MAX_NESTING} levels (not a LeanDojo theorem entry)"
+                stack.clear()
+                keys.clear()
+            if problem is None:
+                stack.append({} if event == "start_map" else [])
+                keys.append(None)
+            continue
+        if event == "end_map" or event == "end_array":
+            if depth == 0:  # the top-level list ends
+                return
+            depth -= 1
+            if problem is None:
+                value = stack.pop()
+                keys.pop()
+        elif event == "string":
+            chars += len(value)
+            if chars > MAX_ENTRY_CHARS and problem is None:
+                problem = f"holds more than {MAX_ENTRY_CHARS:,} characters of text (not a LeanDojo theorem entry)"
+                stack.clear()
+                keys.clear()
+        if depth == 0:
+            yield done(value)
+        elif problem is None:
+            parent = stack[-1]
+            if keys[-1] is None:
+                parent.append(value)
+            else:
+                parent[keys[-1]] = value
+
+
 def iter_leandojo_file(path: Path, *, skip_bad: bool = False, bad: Counter | None = None) -> Iterator[_RawTheorem]:
     """Stream the theorem entries of one LeanDojo Benchmark 4 JSON file."""
     _check_top_level(path, "[")
     index = -1
     with path.open("rb") as f:
         try:
-            for index, entry in enumerate(ijson.items(f, "item", use_float=True)):
+            for index, entry in enumerate(_list_items(f, str(path))):
                 try:
+                    if isinstance(entry, TraceError):
+                        raise entry
                     yield _leandojo_entry(entry, f"{path}: entry {index}")
                 except TraceError as e:
                     if not skip_bad:
@@ -197,10 +266,18 @@ def iter_tactic_pairs(path: Path, *, skip_bad: bool = False, bad: Counter | None
     """Stream validated tactic-pair objects (``state``, ``tactic``, ``theorem``, ``depth``; extras kept)."""
     _check_top_level(path, "{")
     with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            where = f"{path}: line {lineno}"
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the line, never holding it
+                    raw = f.readline(MAX_LINE_BYTES)
+                error = TraceError(f"{where}: longer than {MAX_LINE_BYTES:,} bytes (not a tactic pair)")
+                if not skip_bad:
+                    raise error
+                _note_bad(bad, error)
+                continue
             if not raw.strip():
                 continue
-            where = f"{path}: line {lineno}"
             try:
                 try:
                     line = raw.decode("utf-8")
@@ -211,6 +288,8 @@ def iter_tactic_pairs(path: Path, *, skip_bad: bool = False, bad: Counter | None
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise TraceError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from e
+                except RecursionError:  # the C decoder's own depth guard
+                    raise TraceError(f"{where}: nested too deep (not a tactic pair)") from None
                 if not isinstance(obj, dict):
                     raise TraceError(f"{where}: expected an object, got {type(obj).__name__}")
                 _require(obj, "state", str, where)

@@ -117,3 +117,38 @@ def test_serve_encoder_command_line():
          "--load-in-4bit", "--linger-ms", "10", "--token-budget", "8192"])
     assert (args.model, args.port, args.dtype, args.load_in_4bit, args.linger_ms, args.token_budget) == \
         ("deepseek-ai/DeepSeek-Prover-V2-7B", 30001, "bf16", True, 10.0, 8192)
+
+
+async def test_request_size_is_limited_with_413_naming_the_limit(minilm_hf):
+    """Issue 20, item 8: a 30 MB request took 140 s and 9.7 GB; 119 MB reached 16 GB with no answer."""
+    from workbench.encode.server import RequestLimits
+
+    limits = RequestLimits(max_body_bytes=4096, max_text_chars=1000)
+    with serve_in_thread(create_app(minilm_hf, BatcherConfig(linger_s=0.002), limits)) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            big = await http.post("/encode", json={"text": ["x" * 500] * 20})  # 10 KB body, Content-Length
+            assert big.status_code == 413 and "limit of 4096 bytes" in big.json()["error"]
+            assert "--max-body-mb" in big.json()["error"]
+
+            async def chunks():  # no Content-Length: the limit holds while the body streams in
+                yield b'{"text": ["'
+                for _ in range(10):
+                    yield b"y" * 1000
+                yield b'"]}'
+
+            streamed = await http.post("/encode", content=chunks())
+            assert streamed.status_code == 413 and "limit of 4096 bytes" in streamed.json()["error"]
+            long = await http.post("/encode", json={"text": ["ok", "z" * 1001]})
+            assert long.status_code == 413 and "text 1 has 1001 characters" in long.json()["error"]
+            assert "--max-text-chars" in long.json()["error"]
+            fine = await http.post("/encode", json={"text": [TEXTS[0]]})
+            assert fine.status_code == 200 and len(fine.json()["embeddings"]) == 1
+            info = (await http.get("/info")).json()
+    assert info["limits"] == {"max_body_bytes": 4096, "max_text_chars": 1000}
+    assert info["stats"]["rejected_too_large"] == 1
+
+
+async def test_default_limits_refuse_a_text_no_tokenizer_window_needs(served):
+    async with httpx.AsyncClient(base_url=served) as http:
+        answer = await http.post("/encode", json={"text": "a" * 150_000})
+    assert answer.status_code == 413 and "limit of 100000" in answer.json()["error"]

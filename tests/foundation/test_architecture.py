@@ -15,10 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 # Lowest first. docs/ARCHITECTURE.md draws the same picture.
 TIERS: list[list[str]] = [
     # foundation: records and pure rules with no outside system
-    ["workbench", "aio", "progress", "outputs", "render", "standin_http", "states", "tactics", "namespaces",
-     "traces", "trajectory", "trace_stats"],
+    ["workbench", "aio", "checks", "progress", "outputs", "render", "standin_http", "states", "tactics",
+     "namespaces", "traces", "trajectory", "trace_stats"],
     # Lean: wire protocol -> one process -> pool -> session -> backend (the simulator is a program of its own)
-    ["lean.errors", "lean.config", "lean.binders", "lean.printer", "lean.simrules", "lean.simnamespace",
+    ["lean.errors", "lean.config", "lean.guard", "lean.binders", "lean.printer", "lean.simrules", "lean.simnamespace",
      "lean.simversion"],
     ["lean.protocol"],
     ["lean.results", "lean.process"],
@@ -32,7 +32,7 @@ TIERS: list[list[str]] = [
     ["encode.hf"],
     ["encode.hf_args", "encode.factory", "encode.server"],
     ["encode"],
-    ["policy.errors", "policy.extract", "policy.capacity", "policy.prompt", "policy.knn"],
+    ["policy.errors", "policy.breaker", "policy.extract", "policy.capacity", "policy.prompt", "policy.knn"],
     ["policy.base"],
     ["policy.retrieval", "policy.sglang"],
     ["policy", "policy.standin_server"],

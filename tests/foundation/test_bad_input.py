@@ -55,6 +55,24 @@ CASES = [
      ["{t}/emb/part-00000.parquet: not a readable cache part", "delete this file"]),
     ("0-byte trajectory Parquet", lambda t: (t / "traj").mkdir() or (t / "traj" / "part-00000.parquet").write_bytes(b""),
      ["encode", "--trajectories", "{t}/traj", "--cache", "{t}/c"], 2, ["part-00000.parquet: not a readable trajectory"]),
+    # issue 20, item 7
+    ("read-only output (sysfs refuses mkdir, also to root)", None,
+     ["mine", "--output", "/sys/workbench-read-only/m", "--lean", "simulated", "--num-theorems", "1",
+      "--simulator-latency-scale", "0"], 2, ["cannot write or read /sys/workbench-read-only", "--output"]),
+    ("NaN tactic timeout", None, ["mine", "--output", "{t}/m", "--lean", "simulated", "--tactic-timeout", "nan"], 2,
+     ["MineSettings.tactic_timeout_s must be a finite number, got nan"]),
+    ("infinite theorem timeout", None, ["mine", "--output", "{t}/m", "--lean", "simulated", "--theorem-timeout", "inf"],
+     2, ["MineSettings.theorem_timeout_s must be a finite number, got inf"]),
+    ("NaN simulator scale", None, ["mine", "--output", "{t}/m", "--lean", "simulated", "--simulator-latency-scale", "nan"],
+     2, ["simulator_latency_scale must be a finite number"]),
+    ("NaN learning rate", None, ["train-ebm", "--traces", SAMPLE, "--embeddings", "{t}/emb", "--output", "{t}/r",
+                                 "--lr", "nan"], 2, ["EbmSettings.lr must be a finite number, got nan"]),
+    ("nested brackets as a LeanDojo file", lambda t: (t / "deep.json").write_bytes(b"[" * 5000 + b"]" * 5000),
+     ["group", "--traces", "{t}/deep.json", "--output-dir", "{t}/o"], 2,
+     ["deep.json: entry 0: nested deeper than 64 levels"]),
+    ("nested brackets as a JSONL line", lambda t: (t / "deep.jsonl").write_bytes(
+        b'{"state": "a", "tactic": "simp", "theorem": "T", "depth": 0}\n{"a": ' + b"[" * 100000 + b"]" * 100000 + b"}\n"),
+     ["group", "--traces", "{t}/deep.jsonl", "--output-dir", "{t}/o"], 2, ["deep.jsonl: line 2: nested too deep"]),
 ]
 
 
@@ -113,3 +131,28 @@ def test_disk_full_while_mining_is_named_and_resumable(tmp_path, capsys, monkeyp
     assert kept >= 1
     assert main([*argv, "--resume"]) == 0
     assert len(read_status_lines(tmp_path / "m")) == 6
+
+
+def test_a_deeply_nested_trace_file_is_refused_in_bounded_memory(tmp_path):
+    """Issue 20, item 7: 200 KB of nested brackets took 22.7 GB (ijson built a prefix string per level)
+    and was OOM-killed. Measured in a fresh process: its peak RSS, not a clock."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / "deep.json"
+    depth = 30_000  # 60 KB: enough to show the quadratic growth (about 2 GB before), small enough to survive it
+    deep.write_bytes(b"[" + b"[" * depth + b"]" * depth + b', {"full_name": "T", "traced_tactics": '
+                     b'[{"tactic": "simp", "state_before": "\\u22a2 True", "state_after": "no goals"}]}]')
+    code = ("import json, resource, sys\n"
+            "from workbench.traces import load_traces\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "t = load_traces(sys.argv[1], skip_bad=True)\n"
+            "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+            "print(json.dumps([len(t.theorems), t.bad_records, t.bad_examples, grew // 1024]))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(deep)], capture_output=True, text=True, timeout=600,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    theorems, bad, examples, grew_mb = json.loads(out.stdout)
+    assert (theorems, bad) == (1, 1)  # the bad entry skipped (counted, named), the next one loaded
+    assert "entry 0: nested deeper than 64 levels" in examples[0]
+    assert grew_mb < 100, f"loading grew the process by {grew_mb} MB"

@@ -158,41 +158,52 @@ def _gone(pid: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
-def test_a_hung_repl_dies_with_its_parent(sim_config, sig):
-    """Audit: a REPL hung when the workbench was killed stayed alive, reparented to init (PR_SET_PDEATHSIG)."""
-    import signal
+def _hung_workbench(command, env=None):
+    """A workbench process (a subprocess) with a REPL hung on a request; it prints the REPL's pid when it hangs."""
     import subprocess
     import sys
 
-    cfg = sim_config()
     code = (
-        "import asyncio, sys\n"
+        "import asyncio, os, sys\n"
         "from workbench.lean import LeanProcess, LeanConfig\n"
-        f"cfg = LeanConfig(command={tuple(cfg.command)!r}, workers=1, request_timeout_s=3600, start_timeout_s=20,"
-        " memory_limit_bytes=None)\n"
+        f"cfg = LeanConfig(command={tuple(command)!r}, workers=1, request_timeout_s=3600, start_timeout_s=20,"
+        f" memory_limit_bytes=None, env={env!r})\n"
         "async def main():\n"
         "    proc = await LeanProcess.start(cfg)\n"
         "    start = await proc.goal_start(copy_from='Nat.exists_gt_foo')\n"
         "    hung = asyncio.ensure_future(proc.goal_tactic(start.state_id, '__sim_hang__'))\n"
         "    await asyncio.sleep(0.2)\n"
-        "    print(proc.pid, flush=True)\n"
+        "    pidfile = (cfg.env or {}).get('FAKE_LAKE_PIDFILE')\n"
+        "    print(open(pidfile).read() if pidfile else proc.pid, flush=True)\n"
         "    await hung\n"
         "asyncio.run(main())\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
+def _assert_dies_with(parent, repl: int, sig: str) -> None:
+    import signal
+
     try:
-        repl = int(parent.stdout.readline())
         assert not _gone(repl)
         parent.send_signal(getattr(signal, sig))
         parent.wait(timeout=30)
         deadline = time.monotonic() + 20
         while not _gone(repl) and time.monotonic() < deadline:
             time.sleep(0.05)  # the REPL is not our child: polling /proc is the only way to see it go
-        assert _gone(repl), f"REPL {repl} outlived its parent killed by {sig}"
+        assert _gone(repl), f"REPL {repl} outlived its workbench killed by {sig}"
     finally:
         parent.kill()
         parent.wait()
+        if not _gone(repl):
+            os.kill(repl, 9)
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_a_hung_repl_dies_with_its_parent(sim_config, sig):
+    """Audit: a REPL hung when the workbench was killed stayed alive, reparented to init (PR_SET_PDEATHSIG)."""
+    parent = _hung_workbench(sim_config().command)
+    _assert_dies_with(parent, int(parent.stdout.readline()), sig)
 
 
 async def test_the_simulator_exits_when_its_stdin_closes(sim_config):
@@ -228,3 +239,41 @@ async def test_session_root_ast_gives_leans_binders(sim_config):
             assert [(b.name, b.info) for b in binders] == [("m", "default"), ("n", "default"), ("h", "default")]
             result = await s.tactic(root, "intro m n h")
             assert result.node.state_text == "m n : ℕ\nh : m < n\n⊢ m + 1 ≤ n"
+
+
+FAKE_LAKE = os.path.join(os.path.dirname(__file__), "fake_lake.py")
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_a_hung_repl_under_a_forking_wrapper_dies_with_the_workbench(sim_config, sig, tmp_path):
+    """Issue 20, item 5: under `lake env repl` the REPL is the workbench's grandchild; the parent-death
+    signal reached Lake, not the REPL, and a hung REPL outlived a SIGKILLed workbench (2 of 2)."""
+    import sys
+
+    parent = _hung_workbench((sys.executable, FAKE_LAKE, *sim_config().command),
+                             env={"FAKE_LAKE_PIDFILE": str(tmp_path / "repl.pid")})
+    repl = int(parent.stdout.readline())  # the simulator: the wrapper's child, the workbench's grandchild
+    assert _ppid(repl) != parent.pid
+    _assert_dies_with(parent, repl, sig)
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+async def test_the_repl_status_passes_through_the_wrapper_and_the_guard(sim_config, tmp_path):
+    """A crash is still reported with the REPL's own exit status and stderr through `lake`-like wrappers."""
+    import dataclasses
+    import sys
+
+    pidfile = tmp_path / "repl.pid"
+    cfg = sim_config()
+    proc = await LeanProcess.start(dataclasses.replace(cfg, command=(sys.executable, FAKE_LAKE, *cfg.command),
+                                                       env={"FAKE_LAKE_PIDFILE": str(pidfile)}))
+    repl = int(pidfile.read_text())
+    sid = (await proc.goal_start(copy_from="Nat.exists_gt_foo")).state_id
+    with pytest.raises(LeanProcessDied) as e:
+        await proc.goal_tactic(sid, "__sim_crash__")
+    assert e.value.returncode == 134 and _gone(repl)  # the wrapper passed the REPL's status on; the guard too
+    await proc.close()

@@ -1,12 +1,15 @@
-"""A session pauses its caller's budget while it re-pins after a crash (restart wait + replay), and only then."""
+"""A session pauses its caller's budget while it waits on infrastructure: re-pinning after a crash (restart
+wait + replay), or a request delayed by another request that crashed or hung; ordinary requests are charged."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import types
 
 import pytest
 
-from workbench.lean import TheoremSession, LeanPool, LeanProcessDied
+from workbench.lean import TheoremSession, LeanPool, LeanProcessDied, LeanTimeout
 from workbench.traces import load_traces
 
 
@@ -17,17 +20,46 @@ async def test_rebinding_after_another_theorems_crash_runs_inside_the_pause(sim_
 
     @contextlib.contextmanager
     def pause():
+        hold = types.SimpleNamespace(charged=False)
         pauses.append("enter")
-        yield
-        pauses.append("exit")
+        yield hold
+        pauses.append("charged" if hold.charged else "refunded")
 
     async with LeanPool(sim_config(workers=1)) as pool:
         async with TheoremSession(pool, a_thm.full_name) as a, TheoremSession(pool, b_thm.full_name) as b:
             b.pause_budget = pause
             b_root = await b.start()
+            assert pauses == [], "the first start is the theorem's own work"
             await b.tactic(b_root, "simp")
-            assert pauses == [], "the first start and ordinary tactics are the theorem's own work"
+            assert pauses == ["enter", "charged"], "an ordinary tactic is the theorem's own work"
+            pauses.clear()
             with pytest.raises(LeanProcessDied):
                 await a.tactic(await a.start(), "__sim_crash__")
             await b.tactic(b_root, "simp")  # b re-pins (restart wait, root again) first
-            assert pauses == ["enter", "exit"] and b.infra_wait_s > 0
+            assert pauses == ["enter", "enter", "refunded", "refunded"] and b.infra_wait_s > 0
+
+
+
+async def test_a_request_queued_behind_a_hang_is_not_charged(sim_config, sample_traces_path):
+    """Issue 20, item 2: a hung request held the process for the whole request deadline, and every
+    theorem queued behind it paid for it (at a 5 % hang rate 95 % of theorems timed out)."""
+    holds: list[bool] = []
+
+    @contextlib.contextmanager
+    def pause():
+        hold = types.SimpleNamespace(charged=False)
+        yield hold
+        holds.append(hold.charged)
+
+    async with LeanPool(sim_config(workers=1, request_timeout_s=0.3)) as pool:
+        async with TheoremSession(pool, "Nat.exists_gt_foo") as a, TheoremSession(pool, "Set.image_union_foo") as b:
+            a_root, b_root = await a.start(), await b.start()
+            hung = asyncio.ensure_future(a.tactic(a_root, "__sim_hang__"))
+            await asyncio.sleep(0)  # a's request is in flight (the process holds it); b queues behind it
+            b.pause_budget = pause
+            result = await b.tactic(b_root, "simp")
+            with pytest.raises(LeanTimeout):
+                await hung
+    # b's tactic (and its re-pin: the hang's kill took b's states too, and close()) waited on a's hang
+    assert len(holds) == 3 and not any(holds), "refunded, never charged"
+    assert result is not None

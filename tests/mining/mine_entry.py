@@ -1,6 +1,8 @@
 """``python -m tests.mining.mine_entry LATENCY_SCALE <mine args>``: the ``workbench mine`` CLI with the
-simulator slowed down (or sped up) by LATENCY_SCALE, for tests that signal a running process."""
+simulator slowed down (or sped up) by LATENCY_SCALE, for tests that signal a running process.
+``MINE_ENTRY_SIMULATOR_ARGS`` (space-separated) adds simulator flags, e.g. ``--start-delay 60``."""
 
+import os
 import sys
 
 from workbench.cli import main
@@ -12,7 +14,8 @@ def _with_latency(original, scale):
         import dataclasses
 
         s = original(args, env)
-        return dataclasses.replace(s, simulator_args=("--latency-scale", scale), seal_every_s=0.2)
+        extra = tuple(os.environ.get("MINE_ENTRY_SIMULATOR_ARGS", "").split())
+        return dataclasses.replace(s, simulator_args=("--latency-scale", scale, *extra), seal_every_s=0.2)
     return settings_from_args
 
 

@@ -110,3 +110,19 @@ def test_a_runtime_difference_in_the_identity_folder_suggests_another_name(tmp_p
     with pytest.raises(IdentityMismatch) as e:
         check_resume(folder, declared | {"lean_version": "0.3.2", "policy_model": "retrieval", "prompt_template": None})
     assert set(e.value.diffs) == {"lean_version"} and e.value.suggestion != folder
+
+
+def test_target_negatives_and_temperature_are_part_of_the_identity(tmp_path):
+    """Issue 20, item 7: --target-negatives and --temperature changed silently on resume, mixing theorems
+    mined to another stopping rule or sampled at another temperature in one dataset."""
+    from workbench.mining.identity import declared_identity
+
+    out = tmp_path / "run"
+    mine(_settings(out))
+    with pytest.raises(IdentityMismatch, match="target_negatives: folder has 15, this run has 3"):
+        mine(_settings(out, target_negatives=3, resume=True))
+    sglang = MineSettings(server_url="http://127.0.0.1:1", temperature=1.0)
+    assert differences(declared_identity(sglang), declared_identity(MineSettings(server_url="http://127.0.0.1:1",
+                                                                                 temperature=0.6))) == \
+        {"temperature": (1.0, 0.6)}
+    assert declared_identity(MineSettings(temperature=0.6))["temperature"] is None  # the retrieval policy: no sampling

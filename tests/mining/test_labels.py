@@ -8,6 +8,7 @@ import pytest
 
 from workbench.lean.protocol import LimitKind
 from workbench.mining.labels import GroundTruthPath, Outcome, lean_error_kind, same_tactic
+from workbench.mining.records import EndReason
 from workbench.mining.walk import Status, WalkParams, walk_theorem
 from workbench.states import canonical_state
 
@@ -229,12 +230,14 @@ def test_infrastructure_errors_retry_or_skip_the_candidate_without_losing_record
     assert session.calls.count((canonical_state(S0), "cursed")) == 2
 
 
-def test_generation_failure_is_retried_then_the_step_is_skipped():
+def test_generation_failure_is_retried_then_the_theorem_is_left_unfinished():
+    """Issue 20 item 1: a step whose generation failed every retry is not a step with zero candidates."""
     script = {**gt_script(), (S0, "exfalso"): ("advance", OFF)}
     result, _ = run(THM, script, FakePolicy({canonical_state(S0): [cand("exfalso")]}, fail_times=1))
     assert result.counts.policy_errors == 1 and "exfalso" in by_tactic(result)
     result, _ = run(THM, script, FakePolicy({canonical_state(S0): [cand("exfalso")]}, fail_times=2))
-    assert result.counts.steps_without_candidates == 1 and result.reason == "qed"
+    assert result.reason == EndReason.GENERATION_FAILED and result.status == Status.UNFINISHED
+    assert result.counts.steps_without_candidates == 0  # never sealed as a finished step without candidates
 
 
 class BlockingPolicy(FakePolicy):
@@ -311,7 +314,7 @@ def test_heartbeat_on_a_ground_truth_step_fails_it_without_retry():
     assert [t for _, t in session.calls if TACTICS[0] in t] == [TACTICS[0]]
 
 
-def test_policy_unavailable_propagates_and_transient_failures_mark_the_theorem_incomplete():
+def test_policy_unavailable_propagates_and_transient_failures_leave_the_theorem_unfinished():
     from workbench.policy import PolicyUnavailable
 
     class DeadPolicy(FakePolicy):
@@ -320,13 +323,12 @@ def test_policy_unavailable_propagates_and_transient_failures_mark_the_theorem_i
 
     with pytest.raises(PolicyUnavailable):
         run(THM, gt_script(), DeadPolicy({}))
-    result, _ = run(THM, gt_script(), FakePolicy({}, fail_times=2))  # one step lost its candidates
-    line = result.status_line()
-    assert line["incomplete"] is True and line["steps_without_candidates"] == 1
-    assert run(THM, gt_script(), FakePolicy({}))[0].status_line()["incomplete"] is False
+    result, _ = run(THM, gt_script(), FakePolicy({}, fail_times=2))  # one step got no answer (issue 20)
+    assert result.status == Status.UNFINISHED and result.counts.steps_generation_failed == 1
+    assert run(THM, gt_script(), FakePolicy({}))[0].status == Status.COMPLETED
 
 
-def test_a_refused_generation_request_is_not_retried_and_does_not_mark_the_theorem_incomplete():
+def test_a_refused_generation_request_is_not_retried_and_does_not_leave_the_theorem_unfinished():
     from workbench.policy.errors import PolicyRequestRejected
 
     class RefusingPolicy(FakePolicy):
@@ -339,7 +341,7 @@ def test_a_refused_generation_request_is_not_retried_and_does_not_mark_the_theor
     result, _ = run(THM, gt_script(), RefusingPolicy({}))
     assert RefusingPolicy.calls == result.steps_walked  # one call per step: the same request gets the same 4xx
     assert result.counts.policy_rejected == RefusingPolicy.calls
-    assert result.status_line()["incomplete"] is False
+    assert result.status == Status.COMPLETED and result.counts.steps_generation_failed == 0
 
 
 def test_without_an_s_expression_the_walk_introduces_the_traces_names():

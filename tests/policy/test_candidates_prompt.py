@@ -57,11 +57,28 @@ def test_candidates_dedupe_keep_best_filter_forbidden():
         (5, 0, 1, 1, 1, 2)
 
 
-def test_truncated_completions_are_dropped_before_extraction():
+def test_a_cut_tactic_is_never_a_candidate():
     comps = [Completion("nlinarith [sq_nonneg (a - b),\n  sq_nonn", -0.1, 128, "length"),
              Completion("positivity", -2.0, 3, "stop")]
     cands, stats = candidates_from_completions(comps, answer_prefix="  ")
-    assert [c.tactic for c in cands] == ["positivity"] and stats.truncated == 1
+    assert [c.tactic for c in cands] == ["positivity"]
+    assert (stats.truncated, stats.truncated_kept, stats.no_tactic) == (1, 0, 0)
+
+
+def test_a_cut_sample_keeps_its_complete_leading_tactics():
+    """Issue 20 (moved from 19): a sample cut by max_new_tokens (SGLang finish_reason
+    {"type": "length"}, SPEC §2) loses only the tactic the cut fell in; the tactics before it are whole."""
+    comps = [
+        # pre-filled turn: "  " is the open indent; the cut falls inside the third line
+        Completion("intro x\n  simp at h\n  exact h.tra", -0.3, 128, "length"),
+        # a multi-line tactic cut in its continuation line: the whole bracket is dropped, not just the line
+        Completion("constructor\n  nlinarith [sq_nonneg (a - b),\n    sq_nonneg (a +", -0.2, 128, "length"),
+        # cut inside its first (and only) tactic: nothing is left
+        Completion("field_simp [mul_comm, mul_ass", -0.1, 128, "length"),
+    ]
+    cands, stats = candidates_from_completions(comps, answer_prefix="  ")
+    assert {c.tactic: c.tactics for c in cands} == {"intro x": ("intro x", "simp at h"), "constructor": ("constructor",)}
+    assert (stats.completions, stats.truncated, stats.truncated_kept, stats.no_tactic, stats.kept) == (3, 3, 2, 0, 2)
 
 
 def test_candidate_validation():

@@ -83,9 +83,14 @@ async def test_chat_shape_end_to_end():
 
 async def test_chat_answers_run_long_and_are_truncated_where_prefill_stops():
     """The point of the prefill form: the same model budget, fewer tokens, no truncated samples."""
-    long_chat = next(iter(CHAT_GENERATIONS)) + "\n\n" + "Explanation: " + "we expand the square. " * 20
-    _, _, chat = await _chains([long_chat], PROMPT_FORMATS["deepseek-chat"], max_new_tokens=64)
-    assert chat["truncated"] == 1 and chat["candidates"] == 0   # cut by length: never a candidate
+    first = next(iter(CHAT_GENERATIONS))
+    long_chat = first + "\n\n" + "Explanation: " + "we expand the square. " * 20
+    got, _, chat = await _chains([long_chat], PROMPT_FORMATS["deepseek-chat"], max_new_tokens=64)
+    # cut by length inside the prose after the closed fence: the proof before it is whole and kept
+    assert chat["truncated"] == 1 and chat["truncated_kept"] == 1 and list(got.values()) == [CHAT_GENERATIONS[first]]
+    got, _, cut = await _chains([first], PROMPT_FORMATS["deepseek-chat"], max_new_tokens=36)  # cut in `nlinarith`
+    assert cut["truncated"] == 1 and cut["truncated_kept"] == 1
+    assert list(got.values()) == [CHAT_GENERATIONS[first][:1]]  # the `have` before it, not the cut `nlinarith`
     _, _, prefill = await _chains(list(PREFILL_GENERATIONS), PROMPT_FORMATS["deepseek-prefill"], max_new_tokens=64)
     assert prefill["truncated"] == 0
     assert prefill["completion_tokens_per_sample"] < chat["completion_tokens_per_sample"]

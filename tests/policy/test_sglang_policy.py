@@ -3,6 +3,8 @@ import socket
 import pytest
 
 from workbench.policy import PROMPT_FORMATS, PolicyProtocolError, PolicyUnavailable, SGLangConfig, SGLangPolicy
+from workbench.policy.breaker import BreakerConfig
+from workbench.policy.errors import CircuitBreakerOpen, GenerationFailed
 from workbench.policy.prompt import build_prompt
 from workbench.policy.sglang import parse_generate_response
 from workbench.policy.standin_server import GenerateFaults, ScriptedCompleter, StandinSGLang
@@ -62,29 +64,33 @@ async def test_auto_mode_falls_back_when_server_ignores_n(server):
     assert cands and server.counters.generate_requests == 1 + 4 + 2
 
 
-async def test_5xx_retried_once_then_step_skipped(server):
+async def test_5xx_retried_once_then_the_step_fails(server):
     server.faults.fail_next = 1
     async with SGLangPolicy(_config(server.url)) as policy:
         assert len(await policy.candidates(STATE, 2, theorem="t")) == 2   # retry succeeded
         server.faults.fail_next = 2
-        assert await policy.candidates(STATE, 2, theorem="t") == []        # both attempts failed: skipped
+        with pytest.raises(GenerationFailed, match="HTTP 500") as e:   # both attempts failed: no answer, not []
+            await policy.candidates(STATE, 2, theorem="t")
+        assert e.value.kind == "HTTP 500" and e.value.retry_helps
         assert len(await policy.candidates(STATE, 2, theorem="t")) == 2   # next step works again
         s = policy.stats
-    assert (s.http_5xx, s.retries, s.failed_requests, s.skipped_steps) == (3, 2, 1, 1)
+    assert (s.http_5xx, s.retries, s.failed_requests, s.failed_steps) == (3, 2, 1, 1)
 
 
-async def test_timeout_counts_and_skips(server):
+async def test_timeout_counts_and_fails_the_step(server):
     server.faults.hang_next, server.faults.hang_s = 2, 0.5
     async with SGLangPolicy(_config(server.url, request_timeout_s=0.1)) as policy:
-        assert await policy.candidates(STATE, 2, theorem="t") == []
-        assert policy.stats.timeouts == 2 and policy.stats.skipped_steps == 1
+        with pytest.raises(GenerationFailed, match="timeout"):
+            await policy.candidates(STATE, 2, theorem="t")
+        assert policy.stats.timeouts == 2 and policy.stats.failed_steps == 1
 
 
-async def test_one_failed_single_request_does_not_kill_the_others(server):
+async def test_one_failed_single_request_fails_the_step(server):
     server.faults.fail_next = 1   # the first request, not retried here
     async with SGLangPolicy(_config(server.url, n_mode="single", retries=0)) as policy:
-        cands = await policy.candidates(STATE, 3, theorem="t")
-        assert cands and policy.stats.failed_requests == 1 and policy.stats.skipped_steps == 0
+        with pytest.raises(GenerationFailed):  # a step missing some of its samples is not a smaller answer
+            await policy.candidates(STATE, 3, theorem="t")
+        assert policy.stats.failed_requests == 1 and policy.stats.failed_steps == 1
 
 
 async def test_malformed_json_names_the_endpoint(server):
@@ -114,12 +120,14 @@ async def test_health_failure_is_unavailable(server):
     assert lines and "giving up in" in lines[0] and server.url in lines[0]   # the countdown
 
 
-async def test_circuit_breaker_on_sustained_connection_refused(server):
-    policy = SGLangPolicy(_config(server.url, breaker_window_s=0.0, breaker_min_failures=3))
+async def test_circuit_breaker_on_refused_connections(server):
+    policy = SGLangPolicy(_config(server.url, breaker=BreakerConfig(consecutive=3)))
     async with policy:
         server.stop()   # the server dies after start-up
-        assert await policy.candidates(STATE, 2, theorem="t") == []   # 2 refused attempts: step skipped
-        with pytest.raises(PolicyUnavailable, match="circuit breaker open"):
+        with pytest.raises(GenerationFailed, match="connection refused"):   # 2 refused attempts
+            await policy.candidates(STATE, 2, theorem="t")
+        with pytest.raises(PolicyUnavailable, match="3 generation calls in a row failed .connection refused x3.; "
+                                                    "circuit breaker open"):
             await policy.candidates(STATE, 2, theorem="t")
         with pytest.raises(PolicyUnavailable):   # stays open, no more hammering
             await policy.candidates(STATE, 2, theorem="t")
@@ -156,7 +164,7 @@ async def test_4xx_fails_the_call_with_the_servers_message_and_never_trips_the_b
     from workbench.policy import PolicyRequestRejected
 
     with StandinSGLang(ScriptedCompleter(SCRIPT), context_len=20) as server:
-        async with SGLangPolicy(_config(server.url, breaker_window_s=0.0, breaker_min_failures=1)) as policy:
+        async with SGLangPolicy(_config(server.url, breaker=BreakerConfig(consecutive=1, window=1))) as policy:
             for _ in range(3):
                 with pytest.raises(PolicyRequestRejected, match="longer than the model's context length") as e:
                     await policy.candidates(STATE, 2, theorem="t")   # the prompt alone is > 20 stand-in tokens
@@ -166,14 +174,15 @@ async def test_4xx_fails_the_call_with_the_servers_message_and_never_trips_the_b
     assert stats["http_4xx"] == {"400": 3} and stats["retries"] == 0 and stats["connection_errors"] == 0
 
 
-async def test_abort_is_a_failed_call_retried_then_skipped(server):
+async def test_abort_is_a_failed_call_retried_then_the_step_fails(server):
     server.faults.abort_next = 1
     async with SGLangPolicy(_config(server.url)) as policy:
         assert len(await policy.candidates(STATE, 2, theorem="t")) == 2   # the retry was answered
         server.faults.abort_next = 2
-        assert await policy.candidates(STATE, 2, theorem="t") == []
+        with pytest.raises(GenerationFailed, match="abort"):
+            await policy.candidates(STATE, 2, theorem="t")
         s = policy.stats
-    assert (s.aborts, s.retries, s.failed_requests, s.skipped_steps) == (3, 2, 1, 1)
+    assert (s.aborts, s.retries, s.failed_requests, s.failed_steps) == (3, 2, 1, 1)
 
 
 async def test_truncated_samples_never_become_candidates_and_tokens_are_counted():
@@ -184,15 +193,74 @@ async def test_truncated_samples_never_become_candidates_and_tokens_are_counted(
             stats = policy.provenance()["stats"]
     assert [c.tactic for c in cands] == ["simp"]
     # "simp" + EOS = 2 tokens; the long one is cut at max_new_tokens = 16
-    assert (stats["truncated"], stats["completion_tokens"], stats["answered_requests"]) == (1, 18, 1)
+    assert (stats["truncated"], stats["truncated_kept"], stats["completion_tokens"], stats["answered_requests"]) == \
+        (1, 0, 18, 1)
     assert stats["completion_tokens_per_candidate"] == 18.0 and stats["completion_tokens_per_request"] == 18.0
 
 
 async def test_breaker_raises_unavailable_exactly_when_it_trips(server):
-    policy = SGLangPolicy(_config(server.url, breaker_window_s=0.0, breaker_min_failures=4, n_mode="single"))
+    policy = SGLangPolicy(_config(server.url, breaker=BreakerConfig(consecutive=4), n_mode="single"))
     async with policy:
         server.stop()
         # 2 single requests x 2 attempts: the 4th refused connection trips it inside this call
         with pytest.raises(PolicyUnavailable, match="circuit breaker open"):
             await policy.candidates(STATE, 2, theorem="t")
         assert policy.stats.connection_errors == 4
+
+
+@pytest.mark.parametrize("fault, kind", [("fail_503", "HTTP 503"), ("fail_500", "HTTP 500"), ("abort", "abort"),
+                                         ("hang", "timeout"), ("malformed", "malformed answer")])
+async def test_persistent_failures_of_any_kind_trip_the_breaker(server, fault, kind):
+    """Issue 20: the breaker counted only refused connections over 30 s. SGLang's other ways of failing
+    every call (sglang_facts.md: 503 queue full / request timeouts §6c, scheduler 500 §6a, 200 with
+    finish_reason abort §6b, a hung scheduler) trip it too, after ``consecutive`` failed attempts."""
+    f = server.faults
+    if fault.startswith("fail_"):
+        f.fail_next, f.fail_status = 100, int(fault[5:])
+    elif fault == "abort":
+        f.abort_next = 100
+    elif fault == "hang":
+        f.hang_next, f.hang_s = 100, 0.3
+    else:
+        f.malformed_next = 100
+    async with SGLangPolicy(_config(server.url, request_timeout_s=0.05, breaker=BreakerConfig(consecutive=4))) as policy:
+        failures = []
+        with pytest.raises(CircuitBreakerOpen, match=rf"4 generation calls in a row failed \({kind} x4\)"):
+            for _ in range(4):
+                try:
+                    await policy.candidates(STATE, 2, theorem="t")
+                except (GenerationFailed, PolicyProtocolError) as e:
+                    failures.append(e)
+        assert failures, "a failed call before the breaker trips is an error, never an empty answer"
+        with pytest.raises(CircuitBreakerOpen):
+            await policy.candidates(STATE, 2, theorem="t")
+
+
+async def test_a_failure_rate_trips_the_breaker_without_failures_in_a_row(server):
+    """Every other call failing (a flapping server) never makes 3 in a row, but half of the last 6 did."""
+    async with SGLangPolicy(_config(server.url, retries=0,
+                                    breaker=BreakerConfig(consecutive=3, window=6, failure_rate=0.5))) as policy:
+        outcomes = []
+        with pytest.raises(CircuitBreakerOpen, match=r"3 of the last 6 generation calls failed \(HTTP 503 x3\)"):
+            for _ in range(10):
+                server.faults.fail_next, server.faults.fail_status = 1, 503
+                with pytest.raises(GenerationFailed):
+                    await policy.candidates(STATE, 2, theorem="t")
+                outcomes.append("failed")
+                outcomes.append(len(await policy.candidates(STATE, 2, theorem="t")))
+        assert outcomes == ["failed", 2, "failed", 2, "failed", 2]  # the 7th call fills the window: 3 of 6 failed
+
+
+async def test_4xx_answers_keep_the_breaker_closed(server):
+    """A 4xx is the server answering about one request: failures around it are not 'in a row'."""
+    with StandinSGLang(ScriptedCompleter(SCRIPT), context_len=20) as tiny:
+        async with SGLangPolicy(_config(tiny.url, retries=0, breaker=BreakerConfig(consecutive=2))) as policy:
+            from workbench.policy import PolicyRequestRejected
+
+            for _ in range(3):
+                tiny.faults.fail_next = 1
+                with pytest.raises(GenerationFailed):
+                    await policy.candidates(STATE, 2, theorem="t")
+                with pytest.raises(PolicyRequestRejected):
+                    await policy.candidates(STATE, 2, theorem="t")
+            assert policy.breaker.tripped is None

@@ -4,7 +4,8 @@ A checkpoint directory holds
   model.safetensors    the head's state dict (spectral-norm u/v vectors included)
   config.json          model config, training config, encoder identity + state-text template,
                        step, best metric -- everything needed to rebuild and to refuse misuse
-  training_state.pt    optimiser, LR schedule, sampler and torch RNG state (resume only)
+  training_state.pt    optimiser, LR schedule, sampler and torch RNG state (resume only): tensors and plain
+                       Python values only, read with ``torch.load(weights_only=True)`` (never unpickles code)
 
 An energy head only means something for the encoder and state-text template it was trained on, so
 scoring embeddings from any other encoder raises ``EncoderMismatchError`` (``ebm/scorer.py`` scores).
@@ -20,6 +21,8 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
@@ -154,7 +158,7 @@ def save_checkpoint(
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
     if training_state is not None:
-        torch.save({**training_state, "checkpoint_id": checkpoint_id}, directory / TRAINING_STATE)
+        torch.save({**_loadable(training_state), "checkpoint_id": checkpoint_id}, directory / TRAINING_STATE)
     for f in directory.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -163,6 +167,19 @@ def save_checkpoint(
     os.replace(directory, final)
     shutil.rmtree(_aside(final), ignore_errors=True)
     return final
+
+
+def _loadable(obj: Any) -> Any:
+    """``obj`` with numpy arrays as tensors and numpy scalars as Python numbers: what ``weights_only`` loads."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return {k: _loadable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_loadable(v) for v in obj)
+    return obj
 
 
 def read_meta(directory: str | Path) -> CheckpointMeta:
@@ -206,8 +223,16 @@ def load_training_state(directory: str | Path) -> dict[str, Any]:
     path = directory / TRAINING_STATE
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: this checkpoint cannot be resumed (weights only)")
-    # our own file: optimiser tensors plus numpy RNG state (plain Python objects)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # tensors and plain values only: a file that needs more is not ours, and is never unpickled
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        raise CheckpointMismatchError(
+            f"{path}: holds {found.group(1) if found else 'an object'}, not only tensors and plain values, so it "
+            "is not loaded (a file from an older workbench, or not ours). Resume from another checkpoint or "
+            "train into a new --output") from None
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(f"{path}: not a training state (a {type(state).__name__})")
     ids = {"config.json": json.loads((directory / CONFIG).read_text()).get("checkpoint_id"),
            "training_state.pt": state.pop("checkpoint_id", None)}
     with safe_open(str(directory / WEIGHTS), framework="pt") as st:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.checks import require_finite
 from workbench.ebm.data import SamplerConfig
 from workbench.ebm.features import FEATURE_NAMES, check_feature_names
 from workbench.ebm.losses import LOSS_KINDS
@@ -95,6 +96,7 @@ class EbmSettings:
     progress: bool = _knob(True, "progress bars")
 
     def __post_init__(self) -> None:
+        require_finite(self)  # --lr nan / --margin inf would pass every check below
         check_feature_names(self.features)
         if self.loss not in LOSS_KINDS:
             raise ValueError(f"loss must be one of {LOSS_KINDS}, got {self.loss!r}")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from workbench.progress import progress_bar
-from workbench.ebm.checkpoint import load_training_state, save_checkpoint
+from workbench.ebm.checkpoint import load_training_state, recover, save_checkpoint
 from workbench.ebm.data import ContrastiveBatch, ContrastiveSampler
 from workbench.ebm.losses import LossKind, LossParts, contrastive_loss
 from workbench.ebm.metrics import contrastive_metrics, health_warnings
@@ -184,6 +184,9 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     higher_is_better = METRICS[cfg.metric]
+    if resume:  # a kill mid-save left `last` aside (last.old): put it back before asking what there is
+        recover(out / "last")
+        recover(out / "best")
     resuming = resume and (out / "last" / "training_state.pt").exists()
     if resuming:
         # the architecture is the checkpoint's, whatever the flags say now: the weights only fit it

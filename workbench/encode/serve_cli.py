@@ -23,19 +23,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--linger-ms", type=float, default=5.0,
                         help="how long a request waits for others to share its batch (default 5 ms)")
     parser.add_argument("--max-waiting", type=int, default=65536, help="queued texts before answering 503")
+    parser.add_argument("--max-body-mb", type=float, default=16.0,
+                        help="largest /encode request body in MiB; larger ones get 413 unread (default 16)")
+    parser.add_argument("--max-text-chars", type=int, default=100_000,
+                        help="longest text in characters; a request with a longer one gets 413 (default 100000)")
     add_hf_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.linger_ms < 0 or args.max_waiting < 1 or not 0 <= args.port <= 65535:
         raise ValueError("--linger-ms must be >= 0, --max-waiting >= 1 and --port in 0..65535")
+    if not (0 < args.max_body_mb < float("inf")) or args.max_text_chars < 1:
+        raise ValueError("--max-body-mb must be a positive number and --max-text-chars >= 1")
     from workbench.encode.hf import HFEncoder
-    from workbench.encode.server import BatcherConfig, create_app, listening_socket, uvicorn_server
+    from workbench.encode.server import BatcherConfig, RequestLimits, create_app, listening_socket, uvicorn_server
 
     encoder = HFEncoder(hf_config(args, args.model), template=DEFAULT_TEMPLATE)  # template unused: texts come ready
     batching = BatcherConfig(linger_s=args.linger_ms / 1000, token_budget=args.token_budget,
                              max_batch=args.max_batch, max_waiting=args.max_waiting)
     sock = listening_socket(args.host, args.port)
     logger.info("serve-encoder: %s on http://%s:%d (loading the model first)", args.model, args.host, args.port)
-    uvicorn_server(create_app(encoder, batching), log_level="info").run(sockets=[sock])
+    limits = RequestLimits(max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_text_chars=args.max_text_chars)
+    uvicorn_server(create_app(encoder, batching, limits), log_level="info").run(sockets=[sock])
     return 0

@@ -4,7 +4,12 @@
   ``{"embeddings": [[...], ...]}`` for a list. The texts are encoded as sent (the client applies the template).
 - ``GET /health`` 200 once the model is loaded (it loads before the port is served).
 - ``GET /info`` the encoder identity without ``template`` (clients refuse a server whose identity differs
-  from what they expect), the batching settings and the counters.
+  from what they expect), the batching settings, the request limits and the counters.
+
+Request limits (:class:`RequestLimits`): a body over ``max_body_bytes`` is answered 413 before it is read
+(from ``Content-Length``, or while a chunked body streams in), and so is a text over ``max_text_chars``,
+before it is tokenised; the message names the limit and the flag that sets it. (Without them one 30 MB
+request took 140 s and 9.7 GB, and 119 MB reached 16 GB without an answer.)
 
 Micro-batching: the texts of concurrent requests wait in one queue; a round starts ``linger_s`` after the
 first waiting text (or at once when ``max_batch`` texts or ``token_budget`` tokens wait), takes every waiting text and runs them in
@@ -45,6 +50,76 @@ class BatcherConfig:
             raise ValueError(f"invalid batching settings: {self}")
 
 
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    max_body_bytes: int = 16 * 1024 * 1024   # one /encode body (a client batch of 32 states is ~10-100 KB)
+    max_text_chars: int = 100_000            # one text: far past any tokenizer window (max_length tokens)
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0 or self.max_text_chars <= 0:
+            raise ValueError(f"invalid request limits: {self}")
+
+
+DRAIN_BYTES = 256 * 1024 * 1024  # past this a refused body's sender gets a closed connection instead of the 413
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to a request body over ``max_bytes`` without reading (or keeping) it."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            if int(length) > self.max_bytes:
+                await self._drain(receive)
+                return await self._refuse(send, f"{int(length)} bytes")
+            return await self.app(scope, receive, send)
+        chunks, total = [], 0  # chunked: read up to the limit, then hand the body on
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            total += len(message.get("body", b""))
+            if total > self.max_bytes:
+                if message.get("more_body"):
+                    await self._drain(receive)
+                return await self._refuse(send, f"more than {self.max_bytes} bytes")
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> dict:
+            return body.pop() if body else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _drain(receive: Any) -> None:
+        """Read and discard the rest of a refused body (up to ``DRAIN_BYTES``): closing a socket with unread
+        data makes the kernel send a reset, and the client then sees a broken connection, not the 413."""
+        drained = 0
+        while drained <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    async def _refuse(self, send: Any, size: str) -> None:
+        text = json.dumps({"error": f"request body of {size} is over this server's limit of {self.max_bytes} "
+                                    "bytes (serve-encoder --max-body-mb); send fewer texts per request"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(text)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": text})
+
+
 @dataclass(slots=True)
 class ServerStats:
     requests: int = 0
@@ -52,6 +127,7 @@ class ServerStats:
     rounds: int = 0
     forwards: int = 0
     rejected_busy: int = 0
+    rejected_too_large: int = 0   # texts over max_text_chars (bodies over the limit never reach the app)
     failed_forwards: int = 0
 
 
@@ -155,7 +231,8 @@ def server_identity(encoder: HFEncoder) -> dict[str, Any]:
     return identity
 
 
-def create_app(encoder: HFEncoder, config: BatcherConfig = BatcherConfig()) -> Any:
+def create_app(encoder: HFEncoder, config: BatcherConfig = BatcherConfig(),
+               limits: RequestLimits = RequestLimits()) -> Any:
     """The FastAPI app; the model loads and the batching loop starts in its lifespan."""
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, Response
@@ -176,6 +253,7 @@ def create_app(encoder: HFEncoder, config: BatcherConfig = BatcherConfig()) -> A
 
     app = FastAPI(title="workbench encoder", lifespan=lifespan)
     app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -184,7 +262,8 @@ def create_app(encoder: HFEncoder, config: BatcherConfig = BatcherConfig()) -> A
     @app.get("/info")
     async def info() -> dict[str, Any]:
         return {"server": "workbench serve-encoder", "identity": server_identity(encoder),
-                "batching": asdict(config), "stats": asdict(batcher.stats), "encoder_stats": encoder.stats.to_dict()}
+                "batching": asdict(config), "limits": asdict(limits), "stats": asdict(batcher.stats),
+                "encoder_stats": encoder.stats.to_dict()}
 
     @app.post("/encode")
     async def encode(request: EncodeRequest) -> Response:
@@ -194,6 +273,11 @@ def create_app(encoder: HFEncoder, config: BatcherConfig = BatcherConfig()) -> A
                                      f"({encoder.identity.model}) has {dim}")
         single = isinstance(request.text, str)
         texts = [request.text] if single else request.text
+        too_long = next((i for i, t in enumerate(texts) if len(t) > limits.max_text_chars), None)
+        if too_long is not None:
+            batcher.stats.rejected_too_large += 1
+            raise HTTPException(413, f"text {too_long} has {len(texts[too_long])} characters, over this server's "
+                                     f"limit of {limits.max_text_chars} (serve-encoder --max-text-chars)")
         ids = await asyncio.to_thread(encoder.tokenize, texts) if texts else []
         try:
             matrix = await batcher.submit(ids)
@@ -248,4 +332,5 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, start_t
         sock.close()
 
 
-__all__ = ["BatcherConfig", "MicroBatcher", "create_app", "serve_in_thread", "server_identity"]
+__all__ = ["BatcherConfig", "RequestLimits", "BodyLimit", "MicroBatcher", "create_app", "serve_in_thread",
+           "server_identity"]

@@ -22,9 +22,11 @@ __all__ = ["LeanSession", "LeanBackend", "PantographBackend"]
 class LeanSession(Protocol):
     """One theorem's proof states (an async context manager; its states are freed on exit)."""
 
-    # Set by the caller: a context manager factory the session enters while it waits on infrastructure
-    # (a restart, a replay), so the theorem's clock can pause (see workbench.mining.walk).
-    pause_budget: Callable[[], contextlib.AbstractContextManager[None]] | None
+    # Set by the caller: a context manager factory the session enters while it may wait on infrastructure
+    # (a restart, a replay, a request that hung or crashed ahead of it), so the theorem's clock can pause.
+    # Its context yields a handle with a writable ``charged``: the session sets it True when the time was
+    # the theorem's own work after all (see workbench.lean.session and workbench.mining.walk.theorem).
+    pause_budget: Callable[[], contextlib.AbstractContextManager[Any]] | None
 
     async def __aenter__(self) -> "LeanSession": ...
 

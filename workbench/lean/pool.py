@@ -15,6 +15,9 @@ Policy (the whole of it):
   (that session and the others replay; a replay itself never triggers a recycle, so it always
   finishes). New sessions avoid a process that is due.
 * A session deletes the states it created (``goal.delete``) when it exits.
+* ``Slot.disturbances`` counts infrastructure work on a slot (a process killed or retired, a restart, a
+  replay request), bumped when it starts and when it ends: a session whose request overlapped a change
+  of it was delayed by someone's failure, not by its own work (its theorem's clock is not charged).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Slot:
     busy_s: float = 0.0  # of retired generations
     restarts: int = 0
     start_failures: int = 0
+    disturbances: int = 0  # infrastructure work on this slot, bumped at its start and end (see the module doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +169,15 @@ class LeanPool:
         )
 
     async def _start(self, slot: Slot) -> LeanProcess:
+        restart = slot.generation > 0
+        slot.disturbances += restart  # a restart holds the slot: whoever waits meanwhile waits on infrastructure
         try:
             proc = await LeanProcess.start(self.config, label=f"lean-{slot.index}.{slot.generation}")
         except LeanStartError:
             slot.start_failures += 1
             raise
+        finally:
+            slot.disturbances += restart
         slot.process = proc
         return proc
 
@@ -181,6 +189,7 @@ class LeanPool:
         slot.process = None
         slot.generation += 1
         slot.restarts += 1
+        slot.disturbances += 1
         slot.busy_s += proc.busy_s
         self._restarts[cause] += 1
         logger.warning("%s: retired (%s) after %d requests", proc.label, cause, proc.requests)
@@ -238,12 +247,14 @@ class LeanPool:
         *,
         tactic: bool = False,
         recycle: bool = False,
+        infra: bool = False,
     ) -> T:
         """Run ``fn`` on the slot's process if it is still the ``generation`` the caller bound to.
 
         ``recycle``: this is a request boundary where a due process may be recycled (the caller then
         gets ``StaleBinding`` and replays). Only a session's own first attempt passes it, so a replay can
         never be recycled away again (no livelock even with tiny limits).
+        ``infra``: the request repairs after a failure (a replay), which counts as a disturbance.
         """
         slot.waiting += 1
         try:
@@ -257,6 +268,7 @@ class LeanPool:
             if slot.generation != generation:
                 raise StaleBinding
             t0 = time.monotonic()
+            slot.disturbances += infra
             try:
                 result = await fn(proc)
             except FATAL as e:
@@ -268,6 +280,7 @@ class LeanPool:
                     # Not awaited here (we are being cancelled): mark the slot, restart in background.
                     slot.process, slot.generation = None, slot.generation + 1
                     slot.restarts += 1
+                    slot.disturbances += 1
                     slot.busy_s += proc.busy_s
                     self._restarts[proc.death_cause or "cancelled"] += 1
                     self._restart_soon(slot)
@@ -277,6 +290,7 @@ class LeanPool:
                 raise
             finally:
                 slot.requests += 1
+                slot.disturbances += infra
             if tactic:
                 self._tactic_requests += 1
                 self._latencies.append(time.monotonic() - t0)

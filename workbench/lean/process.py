@@ -1,8 +1,9 @@
 """One Pantograph REPL process.
 
-Spawned in its own process group with an address-space cap (RLIMIT_AS), a parent-death signal (it is
-SIGKILLed when the workbench process dies, however it dies) and stderr going to an
-anonymous temporary file (never a pipe nobody reads). :meth:`LeanProcess.request` is the single I/O
+Spawned under a guard (``guard.py``: the direct child, leader of the REPL's own process group and a child
+subreaper) with an address-space cap (RLIMIT_AS) and stderr going to an anonymous temporary file (never
+a pipe nobody reads). When the workbench process dies, however it dies, the guard gets its parent-death
+signal and SIGKILLs the whole group: the REPL too, also when it is a grandchild (``lake env repl``). :meth:`LeanProcess.request` is the single I/O
 chokepoint: it writes one line and reads one line under a deadline. Anything other than a JSON object
 in time — timeout, EOF, broken pipe, a garbage line, or the caller cancelling while the reply is
 pending — leaves the stream unsynchronised, so the whole process group is killed and a typed error
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import errno
 import logging
 import os
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -24,6 +27,7 @@ from typing import IO, Any, Callable, Sequence, TypeVar
 
 from workbench.lean import protocol as P
 from workbench.lean.config import LeanConfig
+from workbench.lean.guard import guarded_argv
 from workbench.lean.errors import (
     LeanGarbage,
     LeanProcessDied,
@@ -59,17 +63,30 @@ _PRCTL = _libc_prctl()
 def _child_setup(limit: int | None) -> Callable[[], None]:
     parent = os.getpid()
 
-    def apply() -> None:  # runs in the child between fork and exec
+    def apply() -> None:  # runs in the child (the guard) between fork and exec
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if _PRCTL is not None:
-            # The REPL dies with the workbench process, even when that is SIGKILLed while the REPL is busy or
-            # hung (a Mathlib REPL holds up to 12 GB). Linux ties this to the spawning thread: the event loop's.
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            # The guard and its REPL die with the workbench process, even when that is SIGKILLed while the
+            # REPL is busy or hung (a Mathlib REPL holds up to 12 GB). SIGTERM, not SIGKILL: the guard
+            # catches it and kills its whole group. Linux ties this to the spawning thread: the event loop's.
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
             if os.getppid() != parent:  # the parent died before prctl took effect
                 os._exit(1)
 
     return apply
+
+
+def _resolve(command: str, config: LeanConfig) -> None:
+    """Raise FileNotFoundError when ``command`` cannot be run (the guard would only exit 127 saying so)."""
+    env = _env(config) or os.environ
+    if os.sep in command:
+        path = command if os.path.isabs(command) else os.path.join(config.cwd or os.getcwd(), command)
+        found = path if os.access(path, os.X_OK) and not os.path.isdir(path) else None
+    else:
+        found = shutil.which(command, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "No such executable", command)
 
 
 def _env(config: LeanConfig) -> dict[str, str] | None:
@@ -99,14 +116,15 @@ class LeanProcess:
         argv = config.argv()
         stderr = tempfile.TemporaryFile(prefix="lean-stderr-")
         try:
+            _resolve(argv[0], config)
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *guarded_argv(argv),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
                 cwd=config.cwd,
                 env=_env(config),
-                start_new_session=True,  # own process group: kill the group, not just `lake`
+                start_new_session=True,  # own process group (the guard leads it): kill the group, not just `lake`
                 preexec_fn=_child_setup(config.memory_limit_bytes),
                 limit=STREAM_LIMIT,
             )
@@ -184,6 +202,12 @@ class LeanProcess:
                 if self._proc.returncode is None:
                     self._proc.kill()
 
+    async def _died(self) -> None:
+        """The REPL closed its end: its guard exits with the REPL's status once it has emptied the group
+        (a moment); the group is killed after that (or if the guard lingers) all the same."""
+        await self._wait_exit(2.0)
+        await self._kill("died")
+
     async def _kill(self, cause: str) -> None:
         self._kill_now(cause)
         await self._wait_exit(10.0)
@@ -258,7 +282,7 @@ class LeanProcess:
                 await self._kill("timeout")
                 raise LeanTimeout(f"{self.label}: no reply to {req.cmd} within {timeout:g}s; process killed") from None
             except (BrokenPipeError, ConnectionResetError) as e:
-                await self._kill("died")
+                await self._died()
                 raise LeanProcessDied(
                     f"{self.label}: broken pipe writing {req.cmd}",
                     stderr=self.stderr_tail(),
@@ -275,7 +299,7 @@ class LeanProcess:
                 self.busy_s += time.monotonic() - t0
                 self.requests += 1
             if not reply:
-                await self._kill("died")
+                await self._died()
                 raise LeanProcessDied(
                     f"{self.label}: EOF waiting for the reply to {req.cmd}",
                     stderr=self.stderr_tail(),

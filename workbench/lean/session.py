@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 from workbench.lean.errors import LeanBackendError, LeanProcessDied, LeanReplayError, LeanStartError
 from workbench.lean.pool import FATAL, LeanPool, Slot, StaleBinding
@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_REBINDS = 4  # re-pin + replay attempts after a failure during a replay
 MAX_STALE = 32  # rebinds because another request killed the process (each is someone else's failure)
+
+
+class _Hold:
+    """What a ``pause_budget`` context yields when the caller's hook yields nothing: ``charged`` is ignored."""
+
+    charged = False
 
 
 class TheoremSession:
@@ -71,10 +77,15 @@ class TheoremSession:
         self._bound: dict[tuple[Step, ...], int] = {}  # path -> state id on (slot, generation)
         self._created: list[int] = []  # state ids to delete on the current binding
         self.replays = 0  # rebinds that replayed a path
-        # Re-pinning after a process died (waiting for a restart, replaying the path) is not this theorem's
-        # work: the caller may pause its budget meanwhile (a context manager factory; see mining/walk.py).
+        # Infrastructure is not this theorem's work: re-pinning after a process died (waiting for a restart,
+        # replaying the path), or waiting behind a request that hung or crashed. The caller may pause its
+        # budget meanwhile: a context manager factory whose context yields a handle with a writable
+        # ``charged`` (default False). Re-pins run inside it; so does every tactic request, which the
+        # session marks ``charged = True`` unless infrastructure on its process delayed it (see
+        # ``Slot.disturbances``), so the deadline never fires while someone else's failure holds the process.
         self.infra_wait_s = 0.0
-        self.pause_budget: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+        self.rebinds = 0  # re-pins that replayed (root or path) after the first start
+        self.pause_budget: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
 
     async def __aenter__(self) -> "TheoremSession":
         return self
@@ -94,13 +105,8 @@ class TheoremSession:
         if self._root is not None and self._root != (copy_from, expr, tuple(levels)):
             raise ValueError(f"session {self.name!r} was already started from {self._root}")
         self._root = (copy_from, expr, tuple(levels))
-        for _ in range(MAX_STALE):
-            try:
-                await self._bind_replaying(())
-                return Node(self.name, (), self._goals[()])
-            except StaleBinding:
-                continue
-        raise self._unstable()
+        await self._request((), None)
+        return Node(self.name, (), self._goals[()])
 
     async def root_ast(self) -> str | None:
         """The root goal's target as Pantograph's s-expression (``printExprAST``), to read Lean's own
@@ -108,47 +114,64 @@ class TheoremSession:
         After :meth:`start`."""
         if () not in self._goals:
             raise ValueError(f"session {self.name!r}: start() first")
-        for _ in range(MAX_STALE):
-            try:
-                state_id, slot, gen = await self._bind_replaying(())
-                reply = await self._call_bound(slot, gen, lambda p, s=state_id: p.goal_print_ast(s))
-            except StaleBinding:
-                continue
-            return reply.target_sexps[0] if reply.target_sexps else None
-        raise self._unstable()
+        reply, _, _ = await self._request((), lambda p, sid: p.goal_print_ast(sid))
+        return reply.target_sexps[0] if reply.target_sexps else None
 
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult:
         if node.theorem != self.name or node.path not in self._goals:
             raise ValueError(f"node does not belong to session {self.name!r}")
-        for attempt in range(MAX_STALE):
+        reply, slot, gen = await self._request(
+            node.path, lambda p, sid: p.goal_tactic(sid, tactic, goal_id), tactic=True)
+        return self._result(node, (tactic, goal_id), reply, slot, gen)
+
+    async def _request(self, path: tuple[Step, ...], fn: Callable[[LeanProcess, int], Awaitable[T]] | None,
+                       *, tactic: bool = False) -> tuple[T, Slot, int]:
+        """Bind ``path`` (replaying after a restart), then run ``fn(process, state id)`` on its process:
+        inside the caller's clock hook, charged to the theorem unless infrastructure work (someone's hang
+        or crash on this process, a re-pin or replay) delayed it. ``fn=None`` only binds."""
+        with self._held() as hold:
+            rebinds, disturbed = self.rebinds, False
             try:
-                state_id, slot, gen = await self._bind_replaying(node.path)
-            except StaleBinding:
-                continue
-            try:
-                reply = await self._pool.call(
-                    slot,
-                    gen,
-                    lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
-                    tactic=True,
-                    recycle=attempt == 0,
-                )
-            except StaleBinding:
-                self._unbind_if(slot, gen)
-                continue
-            except (*FATAL, asyncio.CancelledError):
-                if slot.generation != gen:  # a cancel while queued leaves the process (and our states) alive
-                    self._unbind_if(slot, gen)
-                raise
-            return self._result(node, (tactic, goal_id), reply, slot, gen)
-        raise self._unstable()
+                for attempt in range(MAX_STALE):
+                    slot, _ = self._ensure_slot()
+                    seen = slot.disturbances
+                    try:  # a wait behind someone's hang, or a restart, while binding is not ours either
+                        state_id, slot, gen = await self._bind_replaying(path)
+                    except StaleBinding:
+                        disturbed = True
+                        continue
+                    finally:
+                        disturbed |= self._slot is not slot or slot.disturbances != seen
+                    if fn is None:
+                        return None, slot, gen  # type: ignore[return-value]
+                    seen = slot.disturbances
+                    try:
+                        reply = await self._pool.call(slot, gen, lambda p, sid=state_id: fn(p, sid),
+                                                      tactic=tactic, recycle=tactic and attempt == 0)
+                    except StaleBinding:
+                        disturbed = True
+                        self._unbind_if(slot, gen)
+                        continue
+                    except (*FATAL, asyncio.CancelledError):
+                        if slot.generation != gen:  # a cancel while queued leaves the process (and our states) alive
+                            self._unbind_if(slot, gen)
+                        raise
+                    finally:
+                        disturbed |= slot.disturbances != seen
+                    return reply, slot, gen
+                raise self._unstable()
+            finally:
+                # The theorem's own work unless someone's failure (or a replay) delayed this request.
+                hold.charged = not (disturbed or self.rebinds != rebinds)
 
     async def close(self) -> None:
-        """Delete this session's states (``goal.delete``) and release its process slot."""
+        """Delete this session's states (``goal.delete``) and release its process slot (clean-up: never
+        charged to the theorem's clock)."""
         slot, gen, created = self._slot, self._gen, list(self._created)
         try:
             if slot is not None and created and slot.generation == gen:
-                await self._pool.call(slot, gen, lambda p: p.goal_delete(created))
+                with self._held():
+                    await self._pool.call(slot, gen, lambda p: p.goal_delete(created))
                 self._pool.note_deleted(len(created))
         except (StaleBinding, LeanBackendError) as e:  # a dead process freed them anyway
             logger.debug("%s: goal.delete skipped: %r", self.name, e)
@@ -160,6 +183,15 @@ class TheoremSession:
     # A binding is (slot, generation): the process whose state ids ``_bound`` and ``_created`` hold.
     # Every await may let another task of this session (or the pool) change it, so each step checks
     # that the binding it started with is still current before recording anything.
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[Any]:
+        """The caller's budget pause (see ``pause_budget``), with a handle whose ``charged`` can be set."""
+        if self.pause_budget is None:
+            yield _Hold()
+            return
+        with self.pause_budget() as handle:
+            yield handle if handle is not None else _Hold()
 
     def _unstable(self) -> LeanProcessDied:
         return LeanProcessDied(f"{self.name}: processes kept dying under this session ({MAX_STALE} rebinds)")
@@ -203,7 +235,7 @@ class TheoremSession:
 
     async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
         try:
-            result = await self._pool.call(slot, gen, fn)
+            result = await self._pool.call(slot, gen, fn, infra=() in self._goals)  # a replay after a failure
         except StaleBinding:
             self._unbind_if(slot, gen)
             raise
@@ -217,58 +249,72 @@ class TheoremSession:
         if () not in self._goals:
             return await self._bind_path(path, slot, gen)  # the first start: the theorem's own work
         t0 = time.monotonic()
+        self.rebinds += 1
         try:
-            with self.pause_budget() if self.pause_budget is not None else contextlib.nullcontext():
+            with self._held():
                 return await self._bind_path(path, slot, gen)
         finally:
             self.infra_wait_s += time.monotonic() - t0
 
     async def _bind_path(self, path: tuple[Step, ...], slot: Slot, gen: int) -> int:
-        if () not in self._bound:
-            await self._bind_root(slot, gen)
-        # Deepest already-bound prefix, then one goal.tactic per missing step.
+        """Bind the root if needed, then replay each missing step from the deepest bound prefix: all in one
+        call on the process, so no other session's request (which could kill the process and void the
+        replay) runs in between (under frequent crashes, interleaved replays of many sessions never finish)."""
         k = len(path)
-        while path[:k] not in self._bound:
+        while k > 0 and path[:k] not in self._bound:
             k -= 1
+        root_needed = () not in self._bound
         if k < len(path):
             self.replays += 1
-        for i in range(k, len(path)):
-            parent = self._bound[path[:i]]
-            tactic, goal_id = path[i]
-            reply = await self._call_bound(
-                slot, gen, lambda p, s=parent, t=tactic, g=goal_id: p.goal_tactic(s, t, g)
-            )
-            if reply.next_state_id is not None:
-                self._created.append(reply.next_state_id)
+        copy_from, expr, levels = self._root if self._root is not None else (None, None, ())
+
+        def record(state_id: int | None) -> None:
+            if state_id is not None and self._current(slot, gen):
+                self._created.append(state_id)
+
+        async def replay(p: LeanProcess) -> tuple[tuple[int, tuple[Goal, ...]] | None, list[GoalTacticReply]]:
+            root = None
+            if root_needed:
+                assert self._root is not None, "start() first"
+                started = await p.goal_start(copy_from=copy_from, expr=expr, levels=levels)
+                record(started.state_id)
+                root = (started.state_id, (await p.goal_print(started.state_id)).goals)
+                state_id = started.state_id
+            else:
+                state_id = self._bound[path[:k]]
+            replies: list[GoalTacticReply] = []
+            for i in range(k, len(path)):
+                tactic, goal_id = path[i]
+                reply = await p.goal_tactic(state_id, tactic, goal_id)
+                record(reply.next_state_id)
+                replies.append(reply)
+                if not self._reached(reply, path[: i + 1]):
+                    break  # the mismatch is raised below, outside the process's lock
+                state_id = reply.next_state_id  # type: ignore[assignment]
+            return root, replies
+
+        root, replies = await self._call_bound(slot, gen, replay)
+        if root is not None:
+            known = self._goals.get(())
+            if known is not None and render_state(known) != render_state(root[1]):
+                raise LeanReplayError(f"{self.name}: root state differs after restart: {render_state(root[1])[:200]!r}")
+            self._goals[()] = root[1]
+            self._bound[()] = root[0]
+        for i, reply in enumerate(replies, start=k):
             self._pool.note_replayed()
-            expected = self._goals[path[: i + 1]]
-            if reply.outcome not in (TacticOutcome.ADVANCED, TacticOutcome.COMPLETE) or render_state(
-                reply.goals
-            ) != render_state(expected):
+            if not self._reached(reply, path[: i + 1]):
+                expected = self._goals[path[: i + 1]]
                 raise LeanReplayError(
-                    f"{self.name}: replaying step {i} ({tactic!r}) gave {reply.outcome} "
+                    f"{self.name}: replaying step {i} ({path[i][0]!r}) gave {reply.outcome} "
                     f"{render_state(reply.goals)[:200]!r}, expected {render_state(expected)[:200]!r}"
                 )
             self._bound[path[: i + 1]] = reply.next_state_id  # type: ignore[assignment]
         return self._bound[path]
 
-    async def _bind_root(self, slot: Slot, gen: int) -> None:
-        assert self._root is not None, "start() first"
-        copy_from, expr, levels = self._root
-
-        async def start(p: LeanProcess) -> tuple[int, tuple[Goal, ...]]:
-            reply = await p.goal_start(copy_from=copy_from, expr=expr, levels=levels)
-            if self._current(slot, gen):
-                self._created.append(reply.state_id)
-            printed = await p.goal_print(reply.state_id)
-            return reply.state_id, printed.goals
-
-        state_id, goals = await self._call_bound(slot, gen, start)
-        known = self._goals.get(())
-        if known is not None and render_state(known) != render_state(goals):
-            raise LeanReplayError(f"{self.name}: root state differs after restart: {render_state(goals)[:200]!r}")
-        self._goals[()] = goals
-        self._bound[()] = state_id
+    def _reached(self, reply: GoalTacticReply, path: tuple[Step, ...]) -> bool:
+        """A replayed step reached the state the path recorded (same goals, as Lean renders them)."""
+        return reply.outcome in (TacticOutcome.ADVANCED, TacticOutcome.COMPLETE) and render_state(
+            reply.goals) == render_state(self._goals[path])
 
     def _result(self, node: Node, step: Step, reply: GoalTacticReply, slot: Slot, gen: int) -> TacticResult:
         bound = self._current(slot, gen)  # else the state died with its process: the path still names it

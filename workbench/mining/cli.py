@@ -43,6 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tactic-timeout", type=float, default=_D.tactic_timeout_s, metavar="S", help="seconds per tactic")
     p.add_argument("--theorem-timeout", type=float, default=_D.theorem_timeout_s, metavar="S",
                    help="seconds per theorem (what it produced is kept)")
+    p.add_argument("--infra-grace", type=float, default=_D.infra_grace_s, metavar="S",
+                   help="a theorem's clock stops while it waits on Lean's infrastructure (restarts, replays, "
+                        "others' hangs and crashes), at most S seconds in all")
     p.add_argument("--server-url", metavar="URL", help="SGLang server (env SGLANG_URL); absent: offline retrieval policy")
     p.add_argument("--prompt-format", default=_D.prompt_format, metavar="NAME|FILE",
                    help="SGLang prompt: deepseek-prefill (pre-filled tactic turn, stops at ``` and blank line), "

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -24,13 +25,23 @@ import pyarrow.parquet as pq
 from workbench.trajectory import FORMAT, MANIFEST
 
 __all__ = ["Commit", "PartEntry", "recover", "read_commit", "write_part", "write_commit", "crash_point",
-           "STATUS_LOG", "ATTEMPTS_DIR", "COMMIT_VERSION"]
+           "STATUS_LOG", "ATTEMPTS_DIR", "EMBEDDINGS_DIR", "COMMIT_VERSION", "is_run_folder", "own_files",
+           "check_overwritable", "clear_run_folder"]
 
 log = logging.getLogger(__name__)
 
 STATUS_LOG = "theorems.jsonl"
 ATTEMPTS_DIR = "attempts"
+EMBEDDINGS_DIR = "embeddings"  # --encode-url: the embedding cache of the mined states (workbench.encode.cache)
 COMMIT_VERSION = 1
+
+# Every name `workbench mine` writes in a run folder, with the temporary name each is written under first:
+# only these are ever deleted (--overwrite, recover), never a file someone else put there.
+_OWN_TOP = re.compile(r"(part-\d{5,}\.parquet|theorems\.jsonl|manifest\.json|summary\.json|run_config\.json"
+                      r"|identity\.json|runs-\d{3,}\.json)(\.tmp)?")
+_OWN_ATTEMPTS = re.compile(r"part-\d{5,}\.parquet(\.tmp)?")
+_PART_NUMBER = re.compile(r"part-(\d+)\.parquet")
+_OWN_EMBEDDINGS = re.compile(r"part-\d{5,}\.parquet|\.part-\d{5,}\.parquet\.tmp")
 
 # Test hook: called with the name of each step of a flush (see tests/mining/test_output_commit.py).
 CRASH_HOOK: Callable[[str], None] | None = None
@@ -67,10 +78,11 @@ class Commit:
 
     def next_number(self, path: Path) -> int:
         """A part number never used in this folder (sealed or not)."""
-        names = [p.file for p in (*self.parts, *self.attempts_parts)]
+        names = [Path(p.file).name for p in (*self.parts, *self.attempts_parts)]
         names += [p.name for p in path.glob("part-*.parquet")]
         names += [p.name for p in (path / ATTEMPTS_DIR).glob("part-*.parquet")]
-        return 1 + max((int(Path(n).name.split("-")[1].split(".")[0]) for n in names), default=-1)
+        numbers = [int(m.group(1)) for n in names if (m := _PART_NUMBER.fullmatch(n))]  # ours only
+        return 1 + max(numbers, default=-1)
 
 
 def _entries(raw: Sequence[dict[str, Any]]) -> list[PartEntry]:
@@ -143,6 +155,55 @@ def _legacy_commit(path: Path) -> Commit:
     return Commit(parts, attempts, len(sealed), sealed.count(b"\n"))
 
 
+def is_run_folder(path: Path) -> bool:
+    """True when ``path`` carries a mining run's own marker: a ``manifest.json`` in the trajectory format."""
+    try:
+        raw = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and raw.get("format") == FORMAT
+
+
+def own_files(path: Path) -> list[Path]:
+    """The files of ``path`` that ``workbench mine`` wrote (by name, see ``_OWN_TOP``), deepest first."""
+    out = []
+    for sub, pattern in ((path / ATTEMPTS_DIR, _OWN_ATTEMPTS), (path / EMBEDDINGS_DIR, _OWN_EMBEDDINGS),
+                         (path, _OWN_TOP)):
+        if sub.is_dir():
+            out += sorted(f for f in sub.iterdir() if f.is_file() and not f.is_symlink() and pattern.fullmatch(f.name))
+    return out
+
+
+def check_overwritable(path: Path) -> None:
+    """Refuse (``FileExistsError``) to ``--overwrite`` a non-empty folder without the run's marker: whatever
+    it is, it is not ours to delete. A missing or empty folder, or a run folder, is fine."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a folder; mining output is a folder")
+    if any(path.iterdir()) and not is_run_folder(path):
+        raise FileExistsError(f"{path} is not a mining run folder (no manifest.json written by `workbench mine`): "
+                              "--overwrite deletes only a run's own files. Choose another --output, or empty it "
+                              "yourself")
+
+
+def clear_run_folder(path: Path) -> list[str]:
+    """``--overwrite``: delete what an earlier run wrote in ``path`` and nothing else; returns what is left
+    (after :func:`check_overwritable`)."""
+    check_overwritable(path)
+    if not path.exists():
+        return []
+    for f in own_files(path):
+        f.unlink()
+    for sub in (path / ATTEMPTS_DIR, path / EMBEDDINGS_DIR):
+        if sub.is_dir() and not sub.is_symlink() and not any(sub.iterdir()):
+            sub.rmdir()
+    left = sorted(f.relative_to(path).as_posix() for f in path.rglob("*"))
+    if left:
+        log.warning("%s: --overwrite kept what `workbench mine` did not write: %s", path, left[:10])
+    return left
+
+
 def recover(path: Path) -> tuple[Commit, bool]:
     """Remove everything a kill left unsealed; return the sealed state and whether it was a legacy folder.
 
@@ -155,12 +216,13 @@ def recover(path: Path) -> tuple[Commit, bool]:
         commit = _legacy_commit(path)
     sealed = {p.file for p in (*commit.parts, *commit.attempts_parts)}
     removed = []
-    for f in [*path.glob("part-*.parquet"), *(path / ATTEMPTS_DIR).glob("part-*.parquet")]:
-        if f.relative_to(path).as_posix() not in sealed:
+    for f in own_files(path):  # parts of ours the commit does not list (never a file we did not write)
+        if f.suffix == ".parquet" and f.parent != path / EMBEDDINGS_DIR and f.relative_to(path).as_posix() not in sealed:
             f.unlink()
             removed.append(f.relative_to(path).as_posix())
-    for f in [*path.glob("*.tmp"), *(path / ATTEMPTS_DIR).glob("*.tmp")]:
-        f.unlink()
+    for f in own_files(path):  # temporary files of ours only: a foreign *.tmp is not ours to delete
+        if f.name.endswith(".tmp") and f.parent != path / EMBEDDINGS_DIR:
+            f.unlink()
     missing = [name for name in sealed if not (path / name).exists()]
     if missing:
         raise ValueError(f"{path / MANIFEST}: lists parts that are gone: {missing[:5]}; the output folder was "

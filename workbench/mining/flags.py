@@ -10,6 +10,7 @@ folder named after the run's identity when none is given.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,7 +26,7 @@ FLAGS: dict[str, str | None] = {
     "seed": "seed", "candidates_per_step": "candidates_per_step", "target_negatives": "target_negatives",
     "temperature": "temperature", "pantograph_cmd": "pantograph_cmd", "imports": None,
     "lean_workers": "lean_workers", "concurrency": "concurrency", "tactic_timeout": "tactic_timeout_s",
-    "theorem_timeout": "theorem_timeout_s", "server_url": "server_url", "encode_url": "encode_url",
+    "theorem_timeout": "theorem_timeout_s", "infra_grace": "infra_grace_s", "server_url": "server_url", "encode_url": "encode_url",
     "lean": "lean", "resume": None, "overwrite": None, "simulator_latency_scale": None, "progress": "progress",
     "progress_every": "progress_every_s", "prompt_format": "prompt_format", "server_wait": "server_wait_s",
     "ray_address": "ray_address", "traces_lean_version": "traces_lean_version",
@@ -52,8 +53,8 @@ def settings_from_flags(flags: Mapping[str, Any], env: Mapping[str, str] | None 
     kw["mode"] = "overwrite" if flags.get("overwrite") else "resume" if flags.get("resume") else "new"
     scale = flags.get("simulator_latency_scale")
     if scale is not None:
-        if float(scale) < 0:
-            raise ValueError(f"simulator_latency_scale must be >= 0, got {scale}")
+        if not math.isfinite(float(scale)) or float(scale) < 0:
+            raise ValueError(f"simulator_latency_scale must be a finite number >= 0, got {scale}")
         kw["simulator_args"] = ("--latency-scale", str(float(scale)))
     kw.setdefault("output", "")
     settings = MineSettings(**kw)

@@ -1,7 +1,7 @@
 """A mining output folder's identity: what its records were mined *from* and *with*.
 
 A folder holds one identity (trace files and their content hash, Lean backend and version, policy and
-prompt format, sampling seed, candidates per step, imports). Resuming with another identity would mix
+prompt format, sampling temperature, sampling seed, candidates per step, negatives per theorem, imports). Resuming with another identity would mix
 sources in one dataset, so :func:`check_resume` refuses it and names the differing fields.
 
 The identity is written once, to ``identity.json``, when a folder is first mined, and never rewritten.
@@ -29,7 +29,7 @@ IDENTITY = "identity.json"
 
 # Fields fixed before any process starts (they also name notebook 02's default folder) ...
 DECLARED_FIELDS = ("traces", "traces_sha256", "lean_backend", "policy", "prompt_format", "seed",
-                   "candidates_per_step", "imports")
+                   "candidates_per_step", "imports", "target_negatives", "temperature")
 # ... and fields only known once Lean and the policy answered.
 RUNTIME_FIELDS = ("lean_version", "policy_model", "prompt_template")
 
@@ -81,6 +81,9 @@ def declared_identity(settings: MineSettings) -> dict[str, Any]:
         "seed": settings.seed,
         "candidates_per_step": settings.candidates_per_step,
         "imports": list(settings.imports) if not settings.simulated else [],
+        # both change what a theorem's records are: where its walk stops, how the policy samples
+        "target_negatives": settings.target_negatives,
+        "temperature": settings.temperature if settings.server_url else None,  # the retrieval policy has none
     }
 
 

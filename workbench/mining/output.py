@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -37,6 +36,7 @@ from workbench.mining.commit import (
     STATUS_LOG,
     Commit,
     PartEntry,
+    clear_run_folder,
     crash_point,
     read_commit,
     recover,
@@ -160,8 +160,8 @@ class ResultSink:
                  merge_fan_in: int = 16) -> None:
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path} exists and is not a folder; mining output is a folder")
-        if mode == "overwrite" and path.is_dir():
-            shutil.rmtree(path)
+        if mode == "overwrite":
+            clear_run_folder(path)  # only what a run wrote; a folder that is not a run is refused
         path.mkdir(parents=True, exist_ok=True)
         (path / ATTEMPTS_DIR).mkdir(exist_ok=True)
         self.path = path
@@ -197,6 +197,12 @@ class ResultSink:
         """Seal pending theorems once the oldest has waited ``seal_every_s``."""
         if self._oldest is not None and time.monotonic() - self._oldest >= self.seal_every_s:
             self.flush()
+
+    def seal_due_in(self) -> float | None:
+        """Seconds until :meth:`tick` seals the pending theorems (None: nothing pending)."""
+        if self._oldest is None:
+            return None
+        return max(0.0, self._oldest + self.seal_every_s - time.monotonic())
 
     def flush(self) -> None:
         if not self._results:

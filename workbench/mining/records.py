@@ -23,6 +23,7 @@ class Status(StrEnum):
     COMPLETED = "completed"
     SKIPPED = "skipped"
     TIMED_OUT = "timed_out"
+    UNFINISHED = "unfinished"  # the walk could not finish (generation failed): never sealed, --resume redoes it
 
 
 class EndReason(StrEnum):
@@ -39,6 +40,7 @@ class EndReason(StrEnum):
     GT_INFRA_ERROR = "gt_infra_error"
     UNALIGNED = "unaligned"  # a ground-truth step's goal is not among Lean's goals
     INTERNAL_ERROR = "internal_error"
+    GENERATION_FAILED = "generation_failed"  # a step's generation call failed after retries: unfinished
 
 
 SKIP_REASONS = frozenset({EndReason.START_FAILED, EndReason.START_INFRA_ERROR, EndReason.GT_FAILED,
@@ -113,7 +115,11 @@ class WalkCounts:
     # the policy
     policy_rejected: int = _count("policy_rejected")  # 4xx: the server refused the request (not transient)
     policy_errors: int = _count("policy_errors")  # failed generation calls (each retry counts)
-    steps_without_candidates: int = _count("steps_without_candidates")
+    policy_steps: int = _count("policy.steps")  # steps whose generation call was answered
+    steps_generation_failed: int = _count("policy.steps_failed")  # ... failed after retries (theorem unfinished)
+    policy_cut_by_timeout: int = _count("policy.cut_by_timeout")  # the budget ran out waiting for the server
+    steps_without_candidates: int = _count("steps_without_candidates")  # older status lines: failed steps
+    #                                                                     this version never seals
     # candidates and their chains
     outcomes: Counter = _family("outcome.")  # Outcome -> candidates
     late_same_state: int = _count("labels.late_same_state")  # negatives relabelled: a later ground-truth state
@@ -253,9 +259,8 @@ class TheoremResult:
             "start": dict(self.start),
             "step0": self.step0,
             "align": list(self.align),
-            # Steps whose generation failed every retry got no candidates: the theorem's negatives are incomplete.
-            "incomplete": self.counts.steps_without_candidates > 0,
-            "steps_without_candidates": self.counts.steps_without_candidates,
+            # (Older versions wrote "incomplete" / "steps_without_candidates" here: steps whose generation
+            # failed, sealed anyway. A failed step now leaves its theorem unfinished and never sealed.)
         }
 
 
@@ -263,4 +268,6 @@ def status_of(reason: EndReason, *, timed_out: bool = False) -> Status:
     """A theorem's status from why its walk ended."""
     if timed_out:
         return Status.TIMED_OUT
+    if reason is EndReason.GENERATION_FAILED:
+        return Status.UNFINISHED
     return Status.SKIPPED if reason in SKIP_REASONS else Status.COMPLETED

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import json
 import logging
 import signal
 import sys
@@ -34,6 +35,7 @@ from workbench.mining.output import (
     read_status_lines,
     retry_counts,
 )
+from workbench.mining.commit import check_overwritable
 from workbench.mining.export import export_records, split_output
 from workbench.mining.identity import (check_resume, declared_identity, legacy_identity, read_identity,
                                        run_identity, write_identity)
@@ -50,20 +52,24 @@ log = logging.getLogger(__name__)
 
 
 class RunStopped(RuntimeError):
-    """The run stopped early (the policy server went away); finished theorems are sealed, --resume continues."""
+    """The run lost generation (the policy server went away, or calls failed after their retries): finished
+    theorems are sealed, ``left`` theorems are not, and ``--resume`` mines them (exit status 3)."""
 
-    def __init__(self, message: str, result: "MineResult") -> None:
+    def __init__(self, message: str, result: "MineResult", *, left: int = 0) -> None:
         super().__init__(message)
         self.result = result
+        self.left = left
 
 
 def retry_reason(line: Mapping[str, Any], *, retry_incomplete: bool) -> str | None:
     """Why a finished theorem's result should be redone by --resume, or None (pure; one status line)."""
     if line.get("reason") in INFRA_REASONS:
         return str(line["reason"])
-    infra_events = WalkCounts.from_dict(line.get("counts")).infra_events
-    if line.get("status") == Status.TIMED_OUT and infra_events:
+    counts = WalkCounts.from_dict(line.get("counts"))
+    if line.get("status") == Status.TIMED_OUT and counts.infra_events:
         return "timed_out_during_infra_errors"
+    if line.get("status") == Status.TIMED_OUT and counts.policy_cut_by_timeout:
+        return "timed_out_waiting_for_generation"  # the budget ran out inside a call to the policy server
     if retry_incomplete and line.get("incomplete"):
         return "incomplete"
     return None
@@ -98,7 +104,8 @@ def _sigterm_cancels(task: "asyncio.Task[Any]", received: list[int]) -> Iterator
 
     def on_sigterm() -> None:
         received.append(signal.SIGTERM)
-        task.cancel()
+        if len(received) == 1:  # once: a second SIGTERM must not cancel the clean-up that seals results
+            task.cancel()
 
     try:
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
@@ -117,6 +124,23 @@ def _history_path(output: Path) -> Path:
     return output / f"runs-{1 + max(used, default=-1):03d}.json"
 
 
+def _mark_killed_runs(output: Path, sink: ResultSink) -> None:
+    """A ``runs-NNN.json`` still ``running`` when the next run starts belongs to a run that was killed
+    (SIGKILL, power loss): it never wrote its end, so say so."""
+    for path in sorted(output.glob("runs-*.json")):
+        try:
+            history = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(history, dict) and history.get("state") == "running":
+            sink.write_json(path.name, history | {
+                "state": "killed", "ended_at": None,
+                "note": f"the run ended without writing its end (killed); noticed by {_history_path(output).stem}"})
+
+
+SEAL_POLL_S = 0.05  # how often the sealer looks for newly finished theorems when none is pending
+
+
 async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results: bool = False,
                      on_plan: Callable[[dict[str, Any]], None] | None = None) -> MineResult:
     """Mine ``settings.num_theorems`` theorems into ``settings.output``; see the module docstring.
@@ -125,9 +149,23 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
     ``on_plan``: called once the traces are read with :func:`workbench.mining.flags.describe_plan`'s
     plan (backend, policy, traces, requested vs available), so the CLI and notebook 02 announce every
     fallback without reading the traces a second time.
-    Ctrl-C and SIGTERM seal every finished theorem and raise KeyboardInterrupt; a policy server that goes
-    away raises :class:`RunStopped` after the same clean-up. Either way ``--resume`` continues.
+    Ctrl-C and SIGTERM (from the first line on, start-up included) seal every finished theorem and raise
+    KeyboardInterrupt; a run that lost generation raises :class:`RunStopped` after the same clean-up.
+    Either way ``--resume`` continues.
     """
+    sigterm: list[int] = []
+    current = asyncio.current_task()
+    with _sigterm_cancels(current, sigterm) if current is not None else contextlib.nullcontext():
+        try:
+            return await _mine(settings, policy, keep_results, on_plan, sigterm)
+        except asyncio.CancelledError:
+            if sigterm:  # SIGTERM before the walks started: ends as Ctrl-C does (exit status 130)
+                raise KeyboardInterrupt("SIGTERM") from None
+            raise
+
+
+async def _mine(settings: MineSettings, policy: Any, keep_results: bool,
+                on_plan: Callable[[dict[str, Any]], None] | None, sigterm: list[int]) -> MineResult:
     output, export_to = split_output(settings.output)  # NAME.parquet: mine into NAME.parquet.run, then export
     lean = open_lean(settings)  # fails fast, before any loading, when Lean is not configured
     if settings.ray_address:
@@ -136,6 +174,10 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         require_ray()  # fails fast with the install command
     if settings.mode == "new" and existing_output(output):
         raise FileExistsError(f"{output} already holds mining results: pass --resume to continue or --overwrite")
+    if settings.mode == "new" and export_to is not None and export_to.exists():
+        raise FileExistsError(f"{export_to} already exists: pass --overwrite to replace it (or --resume its run)")
+    if settings.mode == "overwrite":
+        check_overwritable(output)  # before anything starts: a folder that is not a run is not ours to empty
     # The offline retrieval policy indexes every usable theorem: load them once and sample from them;
     # with SGLang (or a given policy) only the sample is kept.
     index_theorems: list[Theorem] | None = None
@@ -169,12 +211,11 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         log.warning("SIMULATED Lean backend: labels are not Lean's; never train a model on this output")
 
     results: list[TheoremResult] = []
-    this_run: dict[str, Any] = {"theorems": 0, "selected": len(traces.theorems)}
+    this_run: dict[str, Any] = {"theorems": 0, "selected": len(traces.theorems), "unfinished": 0}
     if traces.bad_records:
         this_run["malformed_trace_entries"] = {"count": traces.bad_records, "first": traces.bad_examples}
     interrupted = False
     stopped: BaseException | None = None
-    sigterm: list[int] = []
     pool_stats = None
     async with contextlib.AsyncExitStack() as stack:
         if settings.ray_address:  # one actor per Lean node, each with its own pool and policy
@@ -219,6 +260,7 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         log.info("%d theorems selected, %d already finished in %s, %d to mine", len(traces.theorems), already,
                  output, len(todo))
         sink.write_json(RUN_CONFIG, provenance)
+        _mark_killed_runs(output, sink)
         history = _history_path(output)
         sink.write_json(history.name, {"run": history.stem, "state": "running", **provenance})
         progress = MiningProgress(len(todo), settings.progress, settings.simulated, settings.progress_every_s,
@@ -227,8 +269,11 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
         totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0, "walk_s": 0.0, "steps": 0}
 
         def on_result(result: TheoremResult) -> None:
-            sink.add(result)
             progress.update(result)
+            if result.status is Status.UNFINISHED:  # never sealed: --resume mines it again
+                this_run["unfinished"] += 1
+                return
+            sink.add(result)
             this_run["theorems"] += 1
             totals["tactics"] += len(result.attempts)
             totals["generation_wait_s"] += result.generation_wait_s
@@ -239,18 +284,17 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 results.append(result)
 
         async def seal_ticker() -> None:
-            while True:  # a lone finished theorem is sealed within seal_every_s, without waiting for the next
-                await asyncio.sleep(min(0.5, max(0.05, settings.seal_every_s / 2)))
+            while True:  # a lone finished theorem is sealed seal_every_s after it ended (plus the flush itself)
+                due = sink.seal_due_in()
+                await asyncio.sleep(SEAL_POLL_S if due is None else max(due, 0.001))
                 sink.tick()
 
         workers = executor.start(todo, on_result)
         ticker = asyncio.create_task(progress.tick())
         sealer = asyncio.create_task(seal_ticker())
-        current = asyncio.current_task()
         try:
-            with _sigterm_cancels(current, sigterm) if current is not None else contextlib.nullcontext():
-                finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s,
-                                                 return_when=asyncio.FIRST_EXCEPTION)
+            finished, _ = await asyncio.wait(workers, timeout=settings.time_budget_s,
+                                             return_when=asyncio.FIRST_EXCEPTION)
             this_run["stopped_by_time_budget"] = not finished or (
                 len(finished) < len(workers) and not any(w.exception() for w in finished))
             for w in finished:
@@ -286,7 +330,9 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
                 interrupted=interrupted,
                 policy=executor.policy_provenance.get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
                 stopped_by=("SIGTERM" if sigterm else "interrupt" if interrupted
-                            else "policy_unavailable" if stopped is not None else None),
+                            else "policy_unavailable" if stopped is not None
+                            else "generation_failed" if this_run["unfinished"] else None),
+                left_to_mine=len(todo) - this_run["theorems"],
             )
             summary = summarize(read_status_lines(output), simulated=settings.simulated,
                                 provenance={k: provenance[k] for k in ("lean_backend", "simulated", "policy_model", "parameters",
@@ -295,22 +341,26 @@ async def mine_async(settings: MineSettings, *, policy: Any = None, keep_results
             sink.write_json(SUMMARY, summary)
             final = provenance | {"policy": executor.policy_provenance}  # the policy's stats as the run ended
             sink.write_json(RUN_CONFIG, final)
-            sink.write_json(history.name, {"run": history.stem, "state": "stopped" if interrupted or stopped else "finished",
+            ended = "stopped" if interrupted or stopped or this_run["unfinished"] else "finished"
+            sink.write_json(history.name, {"run": history.stem, "state": ended,
                                            **final, "ended_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                            "this_run": this_run, "lean_pool": pool_stats})
             if sigterm and interrupted:
                 # A SIGTERM'd run ends as Ctrl-C does (the CLI prints how to resume, exit status 130).
                 raise KeyboardInterrupt("SIGTERM")
     result = MineResult(output, summary, this_run, interrupted, pool_stats, results)
-    if stopped is not None:
-        raise RunStopped(f"the policy server is unavailable ({stopped}); stopped after sealing {this_run['theorems']} "
-                         f"finished theorems in {output}. Unfinished theorems are mined by re-running the same "
-                         "command with --resume once the server is back.", result)
+    left = this_run["left_to_mine"]
+    if stopped is not None or this_run["unfinished"]:
+        why = (f"the policy server is unavailable ({stopped})" if stopped is not None else
+               f"generation failed for {this_run['unfinished']} theorems (after retries; see the log)")
+        raise RunStopped(f"{why}; sealed {this_run['theorems']} finished theorems in {output}, {left} theorems "
+                         "left to mine: re-run the same command with --resume once the server answers again.",
+                         result, left=left)
     log.info("mining finished: %d theorems in %.1f s -> %s", this_run["theorems"], this_run.get("wall_s", 0.0), output)
     if settings.encode_url:
         await encode_mined_states(output, settings.encode_url)
     if export_to is not None and not interrupted:
-        export_records(output, export_to)
+        export_records(output, export_to, overwrite=True)  # the run's own export target
         log.info("records exported to %s (run folder, for --resume: %s)", export_to, output)
     return result
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from workbench.checks import require_finite
 from workbench.mining.walk import WalkParams
 from workbench.traces import bundled_sample_path
 
@@ -35,6 +36,7 @@ class MineSettings:
     concurrency: int | None = None  # theorems in flight; None = 8 per Lean worker
     tactic_timeout_s: float = 30.0
     theorem_timeout_s: float = 120.0
+    infra_grace_s: float = 1800.0  # a theorem's clock stops while it waits on infrastructure, at most this long
     server_url: str | None = None  # SGLang; None = the offline retrieval policy
     prompt_format: str = "deepseek-prefill"  # SGLang prompt: deepseek-prefill | deepseek-chat | a template file
     server_wait_s: float = 600.0  # wait this long for SGLang to finish loading (/health 503)
@@ -73,12 +75,18 @@ class MineSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_theorems is not None and self.num_theorems < 1:
             raise ValueError(f"num_theorems must be >= 1 (or None for all), got {self.num_theorems}")
-        if self.retry_infra < 0 or self.seal_every_s < 0:
-            raise ValueError("retry_infra and seal_every_s must be >= 0")
+        if self.retry_infra < 0 or self.seal_every_s < 0 or self.infra_grace_s < 0:
+            raise ValueError("retry_infra, seal_every_s and infra_grace_s must be >= 0")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        require_finite(self)  # NaN passes every comparison below; inf never fires
         if self.target_negatives < 1 or self.tactic_timeout_s <= 0 or self.theorem_timeout_s <= 0:
             raise ValueError("target_negatives and the timeouts must be positive")
+        for name in ("server_wait_s", "progress_every_s", "temperature"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be positive (or None for no budget), got {self.time_budget_s}")
 
     def with_env(self, env: Mapping[str, str]) -> "MineSettings":
         """Fill unset URLs / the Pantograph command from PANTOGRAPH_REPL, SGLANG_URL, ENCODE_URL."""
@@ -110,8 +118,8 @@ class MineSettings:
 
     def walk_params(self) -> WalkParams:
         return WalkParams(candidates_per_step=self.candidates_per_step, target_negatives=self.target_negatives,
-                          theorem_timeout_s=self.theorem_timeout_s, wrap_candidates=self.wrap_candidates,
-                          overlap_generation=self.overlap_generation)
+                          theorem_timeout_s=self.theorem_timeout_s, infra_grace_s=self.infra_grace_s,
+                          wrap_candidates=self.wrap_candidates, overlap_generation=self.overlap_generation)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"simulated": self.simulated, "theorems_in_flight": self.theorems_in_flight}

@@ -167,8 +167,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
     if "completion_tokens" in gen:  # SGLang: what the prompt format costs per candidate
         lines.append(f"generation (this run): {gen['completion_tokens']} tokens in {gen['answered_requests']} calls, "
                      f"{gen['completion_tokens_per_candidate']} per candidate; {gen['truncated']} samples truncated "
-                     f"(dropped), {gen['aborts']} aborted calls, 4xx {gen['http_4xx']}, "
-                     f"{gen['skipped_steps']} steps skipped")
+                     f"({gen.get('truncated_kept', 0)} kept their complete leading tactics), {gen['aborts']} aborted "
+                     f"calls, 4xx {gen['http_4xx']}, {gen.get('failed_steps', 0)} steps failed (theorems left unfinished)")
     lines += [
         "depth | positives | negatives",
     ]

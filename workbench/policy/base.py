@@ -48,35 +48,54 @@ class Completion:
 @dataclass(frozen=True, slots=True)
 class CandidateFilterStats:
     completions: int
-    truncated: int      # cut by max_new_tokens (finish_reason "length"): not a tactic, never sent to Lean
+    truncated: int      # cut by max_new_tokens (finish_reason "length"): the tactic it was cut in never goes to Lean
+    truncated_kept: int  # ... of which the complete tactics before the cut made a candidate
     no_tactic: int      # nothing extractable
     forbidden: int      # first tactic uses sorry/admit/cheat
     duplicates: int     # same first tactic (after whitespace normalisation) as a better one
     kept: int
 
 
+def complete_tactics(cut_text: str) -> list[str]:
+    """The tactics of a sample cut by ``max_new_tokens`` that were generated whole.
+
+    Its last line is unfinished, so it is dropped; of what is left, a tactic is kept only while it reads
+    the same with and without that line (a multi-line tactic whose continuation the cut line was, e.g.
+    ``nlinarith [a,`` then ``  b, c``, is dropped with it). Prose after a closed fence changes nothing.
+    """
+    whole = extract_tactics(cut_text)
+    kept = extract_tactics(cut_text[: cut_text.rfind("\n") + 1])
+    out = []
+    for a, b in zip(kept, whole):
+        if a != b:
+            break
+        out.append(a)
+    return out
+
+
 def candidates_from_completions(completions: Iterable[Completion], *, score_kind: str = "logprob",
                                 answer_prefix: str = "") -> tuple[list[Candidate], CandidateFilterStats]:
     """Extract, filter and dedupe: one candidate per distinct first tactic, the best-scored one, best first.
 
-    A completion cut by ``length`` is dropped (its last tactic is unfinished). A chain is cut before its
-    first sorry/admit/cheat; a candidate whose first tactic uses one is dropped. ``answer_prefix`` is
-    what the prompt left open on the answer's first line (see ``PromptFormat.answer_prefix``).
+    A completion cut by ``length`` keeps its complete leading tactics (:func:`complete_tactics`), so a
+    cut sample whose first tactic is the cut one gives nothing. A chain is cut before its first sorry/admit/cheat; a candidate whose
+    first tactic uses one is dropped. ``answer_prefix`` is what the prompt left open on the answer's
+    first line (see ``PromptFormat.answer_prefix``).
     """
     best: dict[str, Candidate] = {}
-    total = truncated = no_tactic = forbidden = duplicates = 0
+    total = truncated = truncated_kept = no_tactic = forbidden = duplicates = 0
     for c in completions:
         total += 1
-        if c.finish_reason == "length":
-            truncated += 1
-            continue
-        tactics = extract_tactics(answer_prefix + c.text)
+        cut = c.finish_reason == "length"
+        tactics = complete_tactics(answer_prefix + c.text) if cut else extract_tactics(answer_prefix + c.text)
+        truncated += cut
         if not tactics:
-            no_tactic += 1
+            no_tactic += not cut
             continue
         if has_forbidden(tactics[0]):
             forbidden += 1
             continue
+        truncated_kept += cut
         chain = tuple(usable_chain(tactics))
         cand = Candidate(tactic=chain[0], tactics=chain, raw_text=c.text, score=c.logprob,
                          score_kind=score_kind, num_tokens=c.num_tokens)
@@ -87,4 +106,4 @@ def candidates_from_completions(completions: Iterable[Completion], *, score_kind
                 continue
         best[key] = cand
     kept = sorted(best.values(), key=lambda c: -c.score)
-    return kept, CandidateFilterStats(total, truncated, no_tactic, forbidden, duplicates, len(kept))
+    return kept, CandidateFilterStats(total, truncated, truncated_kept, no_tactic, forbidden, duplicates, len(kept))

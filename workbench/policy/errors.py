@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["PolicyError", "PolicyProtocolError", "PolicyUnavailable", "CircuitBreakerOpen", "PolicyRequestRejected"]
+__all__ = ["PolicyError", "PolicyProtocolError", "PolicyUnavailable", "CircuitBreakerOpen", "PolicyRequestRejected",
+           "GenerationFailed"]
 
 
 class PolicyError(RuntimeError):
@@ -18,7 +19,22 @@ class PolicyUnavailable(PolicyError):
 
 
 class CircuitBreakerOpen(PolicyUnavailable):
-    """Connections were refused for ``breaker_window_s``: the server is gone (raised from then on)."""
+    """Generation calls kept failing (refused connections, 5xx, aborts, timeouts; see ``policy/breaker.py``):
+    the server is gone or broken (raised from then on)."""
+
+
+class GenerationFailed(PolicyError):
+    """One step's generation call failed after its retries (5xx, 503, abort, timeout, refused connection).
+
+    Not a step with zero candidates: the step has no answer, so the theorem is unfinished and a resumed
+    run mines it again (asking again later can help, unlike :class:`PolicyRequestRejected`).
+    """
+
+    retry_helps = True
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # the last failure: "connection refused", "HTTP 503", "abort", "timeout", ...
 
 
 class PolicyRequestRejected(PolicyError):

@@ -9,13 +9,17 @@ Start-up: ``/health`` answers 503 (or refuses connections) while SGLang loads; `
 200 up to ``startup_wait_s`` with a countdown, then raises ``PolicyUnavailable`` naming the URL and
 the last answer.
 
-Per call: a sample whose ``meta_info.finish_reason.type`` is ``length`` is dropped and counted
-(``truncated``, never sent to Lean); an ``abort`` sample makes the call a failure (``aborts``). A 5xx,
-timeout, refused connection or abort is retried once with backoff, then that step's candidates are
-skipped (``[]``, counted). A 4xx (bad request, prompt longer than the context) is not retried: the
-call raises ``PolicyRequestRejected`` with the server's message, counted by status. Refused
-connections that persist for ``breaker_window_s`` trip a circuit breaker: ``PolicyUnavailable`` from
-then on (the run must stop). Malformed JSON raises ``PolicyProtocolError`` naming the endpoint.
+Per call: a sample whose ``meta_info.finish_reason.type`` is ``length`` keeps only its complete leading
+tactics (the one the cut fell in is dropped; counted as ``truncated`` / ``truncated_kept``); an ``abort``
+sample makes the call a failure (``aborts``). A 5xx, timeout, refused connection or abort is retried
+with backoff; when every attempt failed the call raises ``GenerationFailed`` (``failed_steps``): the step
+has no answer, which the walk must not mistake for a step without candidates (the theorem stays
+unfinished and ``--resume`` mines it again). A 4xx (bad request, prompt longer than the context) is not
+retried: the call raises ``PolicyRequestRejected`` with the server's message, counted by status. Every
+attempt feeds a circuit breaker (``policy/breaker.py``): failures in a row, or a failure rate over the
+last attempts, trip it, and ``CircuitBreakerOpen`` (a ``PolicyUnavailable``: the run stops) is raised
+from then on. Malformed JSON raises ``PolicyProtocolError`` naming the endpoint (and counts as a failed
+attempt for the breaker).
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from typing import Any, Callable
 import httpx
 
 from workbench.policy.base import Candidate, Completion, candidates_from_completions
+from workbench.policy.breaker import BreakerConfig, CircuitBreaker
 from workbench.policy.errors import (
     CircuitBreakerOpen,
-    PolicyError,
+    GenerationFailed,
     PolicyProtocolError,
     PolicyRequestRejected,
     PolicyUnavailable,
@@ -56,8 +61,7 @@ class SGLangConfig:
     max_concurrency: int = 16          # requests in flight across all steps
     retries: int = 1                   # extra attempts for 5xx / timeout / refused connection / abort
     backoff_s: float = 0.5
-    breaker_window_s: float = 30.0     # refused connections for this long (and ...)
-    breaker_min_failures: int = 5      # ... at least this many in a row) trip the breaker
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)  # when failed attempts stop the run
     startup_wait_s: float = 600.0      # wait this long for /health 200 while the server loads
     startup_poll_s: float = 2.0        # between /health checks
     startup_report_s: float = 10.0     # between countdown lines
@@ -84,13 +88,15 @@ class PolicyStats:
     http_4xx: dict[str, int] = field(default_factory=dict)   # by status code
     connection_errors: int = 0
     aborts: int = 0                # calls answered with a finish_reason "abort" sample
+    protocol_errors: int = 0       # answers that are not SGLang's JSON
     failed_requests: int = 0       # gave up after retries
-    skipped_steps: int = 0         # steps that returned [] because of failures
+    failed_steps: int = 0          # steps whose generation failed (GenerationFailed: the theorem is unfinished)
     answered_requests: int = 0     # /generate calls that returned samples
     completion_tokens: int = 0     # generated tokens over those calls (meta_info.completion_tokens)
     max_completion_tokens_per_request: int = 0
     completions: int = 0
-    truncated: int = 0             # finish_reason "length": dropped, never sent to Lean
+    truncated: int = 0             # finish_reason "length": the tactic the cut fell in is never sent to Lean
+    truncated_kept: int = 0        # ... of which the complete leading tactics became a candidate
     no_tactic: int = 0
     forbidden: int = 0
     duplicates: int = 0
@@ -195,9 +201,7 @@ class SGLangPolicy:
         self._notify = notify
         self._mode = "n" if config.n_mode == "auto" else config.n_mode
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
-        self._refused_since: float | None = None
-        self._refused_in_a_row = 0
-        self._tripped: str | None = None
+        self.breaker = CircuitBreaker(config.breaker, name=f"SGLang at {self.url}")
         self._client = httpx.AsyncClient(
             base_url=self.url,
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
@@ -273,30 +277,35 @@ class SGLangPolicy:
         return params
 
     async def candidates(self, state_pp: str, n: int, *, theorem: str = "") -> list[Candidate]:
-        """Up to ``n`` distinct candidates for ``state_pp`` (fewer after dedup/filtering; [] if the step failed)."""
-        if self._tripped:
-            raise CircuitBreakerOpen(self._tripped)
+        """Up to ``n`` distinct candidates for ``state_pp`` (fewer after dedup/filtering).
+
+        Raises ``GenerationFailed`` when the call failed after its retries (never ``[]`` for a failure),
+        ``PolicyRequestRejected`` for a 4xx, ``CircuitBreakerOpen`` once the breaker has tripped."""
+        if self.breaker.tripped:
+            raise CircuitBreakerOpen(self.breaker.tripped)
         self.stats.steps += 1
         prompt = self.config.prompt.build(state_pp)
-        completions = await self._completions(prompt, n, theorem)
-        if completions is None:
-            self.stats.skipped_steps += 1
-            return []
+        try:
+            completions = await self._completions(prompt, n, theorem)
+        except GenerationFailed:
+            self.stats.failed_steps += 1
+            raise
         cands, fs = candidates_from_completions(completions, score_kind="logprob",
                                                 answer_prefix=self.config.prompt.answer_prefix)
         s = self.stats
         s.completions += fs.completions
         s.truncated += fs.truncated
+        s.truncated_kept += fs.truncated_kept
         s.no_tactic += fs.no_tactic
         s.forbidden += fs.forbidden
         s.duplicates += fs.duplicates
         s.candidates += fs.kept
         return cands
 
-    async def _completions(self, prompt: str, n: int, theorem: str) -> list[Completion] | None:
+    async def _completions(self, prompt: str, n: int, theorem: str) -> list[Completion]:
         if self._mode == "n":
             got = await self._generate(prompt, n, theorem)
-            if got is None or len(got) == n:
+            if len(got) == n:
                 return got
             if self.config.n_mode != "auto":
                 raise PolicyProtocolError(f"{self.url}/generate: asked for n={n} samples, got {len(got)}")
@@ -306,34 +315,63 @@ class SGLangPolicy:
         results = await asyncio.gather(*(self._generate(prompt, 1, theorem) for _ in range(n)),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:  # every request has finished: raise the gravest (a tripped breaker first)
+        if errors:  # every request has finished: raise the gravest (a tripped breaker first). A step
+            # missing some of its samples is a failed step, not a smaller answer.
             raise next((e for e in errors if isinstance(e, PolicyUnavailable)), errors[0])
-        ok = [c for r in results if r is not None for c in r]
-        return ok if ok or n == 0 else None
+        return [c for r in results for c in r]  # type: ignore[union-attr]  (no exceptions left)
 
-    async def _generate(self, prompt: str, n: int, theorem: str) -> list[Completion] | None:
-        """One /generate call with retries; None when it failed (counted), never raises for transient faults."""
+    async def _generate(self, prompt: str, n: int, theorem: str) -> list[Completion]:
+        """One /generate call with retries; raises ``GenerationFailed`` when every attempt failed (counted)."""
         payload = {"text": prompt, "sampling_params": self._sampling(n), "return_logprob": True}
         endpoint = f"{self.url}/generate"
-        for attempt in range(self.config.retries + 1):
+        attempts = self.config.retries + 1
+        last: _Transient | None = None
+        for attempt in range(attempts):
             if attempt:
                 self.stats.retries += 1
                 await asyncio.sleep(self.config.backoff_s * 2 ** (attempt - 1))
             try:
                 async with self._semaphore:
-                    obj = await self._post("/generate", payload)
-                completions = parse_generate_response(obj, endpoint=endpoint)
-                aborted = _abort_message(obj)
-                if aborted is not None:
-                    self.stats.aborts += 1
-                    raise _Transient("abort", aborted)
-                self._count_tokens(completions)
-                return completions
+                    return await self._attempt(payload, endpoint)
             except _Transient as e:
-                logger.warning("%s (%s) attempt %d/%d: %s", endpoint, theorem or "-", attempt + 1,
-                               self.config.retries + 1, e)
+                last = e
+                logger.warning("%s (%s) attempt %d/%d: %s", endpoint, theorem or "-", attempt + 1, attempts, e)
         self.stats.failed_requests += 1
-        return None
+        assert last is not None
+        raise GenerationFailed(f"{endpoint}: generation failed after {attempts} attempts; last: {last}",
+                               kind=last.kind) from last
+
+    async def _attempt(self, payload: dict[str, Any], endpoint: str) -> list[Completion]:
+        """One HTTP attempt, classified for the breaker: answered (samples or a 4xx) or failed."""
+        if self.breaker.tripped:
+            raise CircuitBreakerOpen(self.breaker.tripped)
+        try:
+            obj = await self._post("/generate", payload)
+            completions = parse_generate_response(obj, endpoint=endpoint)
+            aborted = _abort_message(obj)
+        except _Transient as e:
+            self._failed(e.kind)
+            raise
+        except PolicyProtocolError:
+            self.stats.protocol_errors += 1
+            self._failed("malformed answer")
+            raise
+        except PolicyRequestRejected:
+            self.breaker.note(True)  # the server is up and answered (about this one request)
+            raise
+        if aborted is not None:
+            self.stats.aborts += 1
+            self._failed("abort")
+            raise _Transient("abort", aborted)
+        self.breaker.note(True)
+        self._count_tokens(completions)
+        return completions
+
+    def _failed(self, kind: str) -> None:
+        tripped = self.breaker.note(False, kind)
+        if tripped:
+            logger.error("%s", tripped)
+            raise CircuitBreakerOpen(tripped)
 
     def _count_tokens(self, completions: list[Completion]) -> None:
         tokens = sum(c.num_tokens or 0 for c in completions)
@@ -343,15 +381,12 @@ class SGLangPolicy:
         s.max_completion_tokens_per_request = max(s.max_completion_tokens_per_request, tokens)
 
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        """The one HTTP chokepoint: classify faults, feed the circuit breaker."""
-        if self._tripped:
-            raise CircuitBreakerOpen(self._tripped)
+        """The one HTTP chokepoint: an answer's JSON, or the fault classified (``_Transient``, 4xx, protocol)."""
         self.stats.requests += 1
         try:
             response = await self._client.post(path, json=payload)
         except httpx.ConnectError as e:
             self.stats.connection_errors += 1
-            self._note_refused()
             raise _Transient("connection refused", str(e)) from e
         except httpx.TimeoutException as e:
             self.stats.timeouts += 1
@@ -359,7 +394,6 @@ class SGLangPolicy:
         except httpx.TransportError as e:
             self.stats.connection_errors += 1
             raise _Transient("transport error", f"{type(e).__name__}: {e}") from e
-        self._refused_since, self._refused_in_a_row = None, 0
         if response.status_code >= 500:
             self.stats.http_5xx += 1
             raise _Transient(f"HTTP {response.status_code}", _server_message(response))
@@ -377,15 +411,3 @@ class SGLangPolicy:
             return response.json()
         except json.JSONDecodeError as e:
             raise PolicyProtocolError(f"{self.url}{path}: malformed JSON answer ({e}): {response.text[:120]!r}") from e
-
-    def _note_refused(self) -> None:
-        now = time.monotonic()
-        if self._refused_since is None:
-            self._refused_since = now
-        self._refused_in_a_row += 1
-        span = now - self._refused_since
-        if span >= self.config.breaker_window_s and self._refused_in_a_row >= self.config.breaker_min_failures:
-            self._tripped = (f"SGLang at {self.url} refused {self._refused_in_a_row} connections in a row over "
-                             f"{span:.0f}s; circuit breaker open")
-            logger.error("%s", self._tripped)
-            raise CircuitBreakerOpen(self._tripped)

@@ -92,7 +92,8 @@ class RetrievalCompleter:
 @dataclass
 class GenerateFaults:
     latency_s: float = 0.0        # added to every /generate
-    fail_next: int = 0            # answer HTTP 500 to the next N /generate requests
+    fail_next: int = 0            # answer HTTP fail_status to the next N /generate requests
+    fail_status: int = 500        # 500 (scheduler fault) or 503 (queue full / request timeout), SGLang's body
     malformed_next: int = 0       # answer non-JSON to the next N requests
     hang_next: int = 0            # sleep hang_s before answering the next N requests (client timeouts)
     hang_s: float = 2.0
@@ -181,6 +182,18 @@ def context_error(prompt_tokens: int, max_new_tokens: int, context_len: int) -> 
     return None
 
 
+# SGLang's messages for the scheduler's 5xx aborts (sglang_facts.md §6a/§6c; 0.5.23 scheduler.py:3552-3562)
+_SCHEDULER_MESSAGES = {503: "The request queue is full.", 500: "Internal server error (injected by the stand-in)"}
+
+
+def _scheduler_error(status: int) -> bytes:
+    """A scheduler abort with a 5xx status as SGLang renders it: an ErrorResponse (0.4.10.post2+,
+    ``entrypoints/openai/protocol.py:106-111``), via its HTTPException handler (0.5.23 ``http_server.py:578-632``)."""
+    message = _SCHEDULER_MESSAGES.get(status, f"HTTP {status} (injected by the stand-in)")
+    return json.dumps({"object": "error", "message": message, "type": str(status), "param": None,
+                       "code": status}).encode()
+
+
 def _error_body(message: str) -> bytes:
     """SGLang's /generate error body (http_server._create_error_response)."""
     return json.dumps({"error": {"message": message}}).encode()
@@ -265,7 +278,7 @@ class StandinSGLang(LoopbackJsonServer):
             if self._take("hang_next"):
                 time.sleep(self.faults.hang_s)
             if self._take("fail_next"):
-                return 500, b'{"error": "injected failure"}'
+                return self.faults.fail_status, _scheduler_error(self.faults.fail_status)
             if self._take("malformed_next"):
                 return 200, b"{not json"
             if not isinstance(payload, dict) or "text" not in payload:

@@ -13,7 +13,7 @@ from workbench.mining.labels import Outcome, judge, normalize_tactic, same_tacti
 from workbench.mining.walk.chains import walk_chain
 from workbench.mining.walk.context import WalkContext, now_ms
 from workbench.policy.base import Candidate, Policy
-from workbench.policy.errors import PolicyUnavailable
+from workbench.policy.errors import GenerationFailed, PolicyUnavailable
 
 __all__ = ["generate", "try_candidates"]
 
@@ -21,15 +21,24 @@ log = logging.getLogger(__name__)
 
 
 async def generate(ctx: WalkContext, policy: Policy, state_pp: str) -> list[Candidate]:
-    """The policy's candidates for ``state_pp``; a failed call is retried, then the step gets none (counted)."""
+    """The policy's candidates for ``state_pp``.
+
+    A refused request (4xx: asking again gets the same answer) gives the step no candidates, counted. Any
+    other failure is retried (``policy_retries``; a ``GenerationFailed`` has had the policy's own retries)
+    and then raises ``GenerationFailed``: a step without an answer is not a step without candidates, so
+    the theorem is unfinished (the walk ends it, the run does not seal it, ``--resume`` mines it again).
+    """
     t0 = time.monotonic()
     try:
+        last: Exception | None = None
         for attempt in range(ctx.params.policy_retries + 1):
             try:
-                return list(await policy.candidates(state_pp, ctx.params.candidates_per_step, theorem=ctx.name))
+                cands = list(await policy.candidates(state_pp, ctx.params.candidates_per_step, theorem=ctx.name))
+                ctx.counts.policy_steps += 1
+                return cands
             except (asyncio.CancelledError, KeyboardInterrupt, PolicyUnavailable):
                 raise  # PolicyUnavailable: the server is down (breaker tripped); the run decides, not the walk
-            except Exception as e:  # noqa: BLE001 - any generation failure skips the step, logged
+            except Exception as e:  # noqa: BLE001 - any generation failure: retried, then the theorem is unfinished
                 if getattr(e, "retry_helps", True) is False:
                     # The server refused this request (4xx, e.g. the state is too long for the context):
                     # asking again gets the same answer, and nothing transient was lost.
@@ -37,9 +46,17 @@ async def generate(ctx: WalkContext, policy: Policy, state_pp: str) -> list[Cand
                     log.warning("%s: generation refused: %s", ctx.name, e)
                     return []
                 ctx.counts.policy_errors += 1
+                last = e
                 log.warning("%s: generation failed (try %d): %s", ctx.name, attempt + 1, e)
-        ctx.counts.steps_without_candidates += 1
-        return []
+                if isinstance(e, GenerationFailed):
+                    break  # the policy already retried this call
+        ctx.counts.steps_generation_failed += 1
+        if isinstance(last, GenerationFailed):
+            raise last
+        raise GenerationFailed(f"{type(last).__name__}: {last}", kind=type(last).__name__) from last
+    except asyncio.CancelledError:
+        ctx.counts.policy_cut_by_timeout += 1  # the theorem's budget ran out while it waited for the server
+        raise
     finally:
         ctx.generation_wait_s += time.monotonic() - t0
 

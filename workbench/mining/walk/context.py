@@ -44,7 +44,11 @@ class WalkParams:
     target_negatives: int = 15
     theorem_timeout_s: float = 120.0
     infra_retries: int = 1  # extra tries of a request whose process died / answered garbage
-    infra_grace_s: float = 120.0  # most a theorem's budget is extended by time spent waiting on restarts
+    gt_infra_retries: int = 3  # ... of a ground-truth step: the theorem's walk stands on it (a candidate
+    #                            that keeps failing costs only itself)
+    infra_grace_s: float = 1800.0  # most a theorem's budget is extended by time spent waiting on infrastructure
+    #                               (restarts, replays, others' hangs and crashes): a slow pool is not a theorem's
+    #                               fault; the cap only ends walks on a pool that is never usable
     policy_retries: int = 1  # extra tries of a failed generation call before skipping the step
     wrap_candidates: bool = True  # send candidates inside the theorem's `open` prefixes
     overlap_generation: bool = True  # generate while Lean applies the ground-truth step (False: the
@@ -129,14 +133,16 @@ class WalkContext:
     # -- the one way to Lean --------------------------------------------------------------------------
 
     async def send(self, session: LeanSession, node: Node, node_id: int, step: int, role: str, tactic: str, *,
-                   prefix: str | None = None, goal_id: int | None = None, retry_timeouts: bool = False) -> Sent:
-        """One tactic to Lean (inside ``open <prefix> in`` when ``prefix``), with the infrastructure retries:
-        a process that died or answered garbage is replaced by the session, and the request tried again."""
+                   prefix: str | None = None, goal_id: int | None = None, retry_timeouts: bool = False,
+                   retries: int | None = None) -> Sent:
+        """One tactic to Lean (inside ``open <prefix> in`` when ``prefix``), with the infrastructure retries
+        (``retries``, default ``infra_retries``): a process that died or answered garbage is replaced by the
+        session, and the request tried again."""
         sent = wrap_open(tactic, self.prefixes) if prefix else tactic
         t0 = time.monotonic()
         last = ""
         result: TacticResult | Outcome = Outcome.INFRA_ERROR
-        for attempt in range(self.params.infra_retries + 1):
+        for attempt in range((self.params.infra_retries if retries is None else retries) + 1):
             try:
                 result, last = await session.tactic(node, sent, goal_id), ""
                 break

@@ -20,7 +20,7 @@ async def advance_ground_truth(ctx: WalkContext, session: LeanSession, node: Nod
     tactic = ctx.theorem.steps[index].tactic
     ctx.counts.gt_steps += 1
     plain = await ctx.send(session, node, node_id, index, "ground_truth", tactic, goal_id=goal_id,
-                           retry_timeouts=True)
+                           retry_timeouts=True, retries=ctx.params.gt_infra_retries)
     result = plain.result
     if index == 0:
         ctx.step0 = "replayed" if plain.ok else "infra" if isinstance(result, Outcome) else None
@@ -42,7 +42,8 @@ async def advance_ground_truth(ctx: WalkContext, session: LeanSession, node: Nod
     binders = first_state_names(ctx.theorem.steps[0].state_before) if index == 0 else frozenset()
     if lean_failure and ctx.prefixes:
         wrapped = await ctx.send(session, node, node_id, index, "ground_truth_open", tactic,
-                                 prefix=ctx.prefix_text, goal_id=goal_id, retry_timeouts=True)
+                                 prefix=ctx.prefix_text, goal_id=goal_id, retry_timeouts=True,
+                                 retries=ctx.params.gt_infra_retries)
         if index == 0:
             ctx.step0 = step0_cause(messages(result), binders, rescued_by_open=wrapped.ok)
         if wrapped.ok:

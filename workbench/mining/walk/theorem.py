@@ -25,6 +25,7 @@ from workbench.mining.walk.context import WalkContext, WalkParams, now_ms
 from workbench.mining.walk.ground_truth import advance_ground_truth
 from workbench.mining.walk.start import introduce
 from workbench.policy.base import Policy
+from workbench.policy.errors import GenerationFailed
 from workbench.trace_breaks import is_nested_in
 from workbench.traces import Theorem
 
@@ -33,32 +34,50 @@ __all__ = ["walk_theorem"]
 log = logging.getLogger(__name__)
 
 
+class _Hold:
+    """One pause of the theorem's clock; the session sets ``charged`` when the time was its own work after all."""
+
+    __slots__ = ("charged",)
+
+    def __init__(self) -> None:
+        self.charged = False
+
+
 class _Budget:
-    """The theorem's clock, which stops while its session re-pins after a crash (others' restarts and
-    replays are not its work), for at most ``grace_s`` in all; past that it times out and --resume retries it."""
+    """The theorem's clock, which stops while its session waits on infrastructure (re-pinning after a
+    crash, or a request delayed by a process that hung or crashed: others' failures are not its work),
+    for at most ``grace_s`` in all; past that it times out and --resume retries it.
+
+    While paused the deadline is pushed out by the grace left, so it cannot fire in the middle of someone
+    else's failure; on leaving, the pause is granted (the deadline moves by the time it took) unless every
+    hold in it was ``charged`` (then the deadline goes back where it was, and may fire at once)."""
 
     def __init__(self, ctx: WalkContext, timeout: "asyncio.Timeout", grace_s: float) -> None:
         self.ctx, self.timeout, self.grace_s = ctx, timeout, grace_s
         self.granted_s = 0.0
-        self._depth, self._paused_at, self._when = 0, 0.0, None
+        self._depth, self._paused_at, self._when, self._refund = 0, 0.0, None, False
 
     @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        self.ctx.counts.infra_rebinds += 1  # a timed-out theorem with rebinds is retried by --resume
+    def paused(self) -> Iterator[_Hold]:
         loop = asyncio.get_running_loop()
         if self._depth == 0:
-            self._paused_at, self._when = loop.time(), self.timeout.when()
+            self._paused_at, self._when, self._refund = loop.time(), self.timeout.when(), False
             if self._when is not None and not self.timeout.expired():
                 self.timeout.reschedule(self._when + self.grace_s - self.granted_s)
-        self._depth += 1  # several candidates of one theorem may be re-pinning at once
+        self._depth += 1  # several requests of one theorem may wait at once
+        hold = _Hold()
         try:
-            yield
+            yield hold
         finally:
+            self._refund |= not hold.charged
             self._depth -= 1
-            if self._depth == 0 and self._when is not None and not self.timeout.expired():
-                grant = min(loop.time() - self._paused_at, self.grace_s - self.granted_s)
-                self.granted_s += grant
-                self.timeout.reschedule(self._when + grant)
+            if self._depth == 0:
+                if self._refund:
+                    self.ctx.counts.infra_rebinds += 1  # a timed-out theorem with these is retried by --resume
+                if self._when is not None and not self.timeout.expired():
+                    grant = min(loop.time() - self._paused_at, self.grace_s - self.granted_s) if self._refund else 0.0
+                    self.granted_s += grant
+                    self.timeout.reschedule(self._when + grant)
 
 
 async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "asyncio.Timeout | None") -> EndReason:
@@ -94,18 +113,28 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
                 ctx.counts.align_other_goal += 1  # LeanDojo focused a goal that is not Lean's main goal
             # Positions count applied tactics (nested steps excluded): remaining depth follows them.
             apply = functools.partial(advance_ground_truth, ctx, session, node, node_id, index, len(applied) + 1, gid)
-            if ctx.params.overlap_generation:
-                gt_task = asyncio.ensure_future(apply())  # the policy call runs while Lean applies the step
-                try:
+            try:
+                if ctx.params.overlap_generation:
+                    gt_task = asyncio.ensure_future(apply())  # the policy call runs while Lean applies the step
+                    try:
+                        try:
+                            candidates = await generate(ctx, policy, node.state_text)
+                        except GenerationFailed:
+                            # let Lean answer first: a request cancelled in flight costs its process (and
+                            # every theorem's states on it)
+                            await asyncio.gather(gt_task, return_exceptions=True)
+                            raise
+                        gt_result, next_id = await gt_task
+                    finally:
+                        if not gt_task.done():
+                            gt_task.cancel()
+                            await asyncio.gather(gt_task, return_exceptions=True)
+                else:
                     candidates = await generate(ctx, policy, node.state_text)
-                    gt_result, next_id = await gt_task
-                finally:
-                    if not gt_task.done():
-                        gt_task.cancel()
-                        await asyncio.gather(gt_task, return_exceptions=True)
-            else:
-                candidates = await generate(ctx, policy, node.state_text)
-                gt_result, next_id = await apply()
+                    gt_result, next_id = await apply()
+            except GenerationFailed as e:  # no answer is not "no candidates": the theorem is unfinished
+                ctx.message = f"step {index}: generation failed: {e}"
+                return EndReason.GENERATION_FAILED
             next_node = None
             if next_id is not None:
                 applied.append(step.tactic)
@@ -124,7 +153,8 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
 async def walk_theorem(theorem: Theorem, lean: LeanBackend, policy: Policy, params: WalkParams, *,
                        simulated: bool) -> TheoremResult:
     """Walk one theorem; never raises for Lean trouble or a failed generation call (it ends up in the
-    result). ``PolicyUnavailable`` (the policy server is down) propagates: the run stops or waits."""
+    result: a failed call leaves it ``unfinished``, which the run never seals). ``PolicyUnavailable`` (the
+    policy server is down) propagates: the run stops."""
     ctx = WalkContext(theorem, params, simulated)
     t0 = time.monotonic()
     timed_out = False
@@ -140,6 +170,8 @@ async def walk_theorem(theorem: Theorem, lean: LeanBackend, policy: Policy, para
             log.info("%s: %s", theorem.full_name, ctx.message)
     if reason in (EndReason.GT_FAILED, EndReason.GT_INFRA_ERROR):
         log.info("%s: ground truth failed: %s", theorem.full_name, ctx.message[:300])
+    elif reason is EndReason.GENERATION_FAILED:
+        log.warning("%s: unfinished (--resume mines it again): %s", theorem.full_name, ctx.message[:300])
     records = ctx.tree.records()
     ctx.counts.late_same_state += ctx.tree.late_positives
     return TheoremResult(
