@@ -79,12 +79,26 @@ def clean_notebook(nb: Any, repo: Path | None = None) -> Any:
     return nb
 
 
+# nbconvert's lab template (nbconvert 7, templates/lab/index.html.j2) without its three remote scripts:
+# our notebooks use none of them (no LaTeX, no diagrams, widgets removed above), and a blocking
+# ``<script src>`` to cdnjs on a machine without internet stalls the page in ``readyState == "loading"``.
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def render_report(executed: Path, html: Path, repo: Path | None = None) -> Path:
+    """The report is readable offline (no remote script)."""
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = clean_notebook(nbformat.read(str(executed), as_version=4), repo)
-    body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
+    exporter = HTMLExporter(template_name="lab", template_file="workbench_offline.html.j2",
+                            extra_loaders=[DictLoader({"workbench_offline.html.j2": _OFFLINE_TEMPLATE})])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
     html.write_text(body, encoding="utf-8")
     return html
 
