@@ -13,10 +13,11 @@ from typing import Any, Callable, Protocol
 
 from workbench.lean.config import LeanConfig
 from workbench.lean.pool import LeanPool, PoolStats
+from workbench.lean.protocol import FrontendProcessReply
 from workbench.lean.results import Node, TacticResult
 from workbench.lean.session import TheoremSession
 
-__all__ = ["LeanSession", "LeanBackend", "PantographBackend"]
+__all__ = ["LeanSession", "LeanBackend", "SourceBackend", "PantographBackend"]
 
 
 class LeanSession(Protocol):
@@ -50,6 +51,14 @@ class LeanBackend(Protocol):
     def describe(self) -> dict[str, Any]: ...  # provenance: what runs Lean ("command", "workers", ...)
 
 
+class SourceBackend(Protocol):
+    """A backend that can elaborate source files (``workbench trace``)."""
+
+    version: str
+
+    async def frontend_process(self, file_name: str, *, timeout_s: float | None = None) -> FrontendProcessReply: ...
+
+
 class PantographBackend:
     """Pantograph's protocol over a pool of local REPL processes: the real ``repl`` or the simulator.
 
@@ -76,6 +85,10 @@ class PantographBackend:
 
     def stats(self) -> PoolStats:
         return self.pool.stats()
+
+    async def frontend_process(self, file_name: str, *, timeout_s: float | None = None) -> FrontendProcessReply:
+        """One file's compilation units with their tactic invocations and new constants, on any free process."""
+        return await self.pool.run(lambda p: p.frontend_process(file_name, timeout_s=timeout_s))
 
     def describe(self) -> dict[str, Any]:
         return {"command": list(self.config.argv()), "workers": self.config.workers}

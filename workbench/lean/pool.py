@@ -284,6 +284,19 @@ class LeanPool:
         finally:
             slot.lock.release()
 
+    async def run(self, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
+        """Run one self-contained request (it leaves no state a later request needs, e.g. ``frontend.process``
+        without ``inheritEnv``) on the least busy slot; a process recycled under it is simply asked again."""
+        slot = self.assign()
+        try:
+            while True:
+                try:
+                    return await self.call(slot, slot.generation, fn)
+                except StaleBinding:
+                    continue
+        finally:
+            self.release(slot)
+
     def note_replayed(self) -> None:
         self._replayed += 1
 

@@ -44,6 +44,7 @@ class MineSettings:
     simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
     simulator_lean_version: str = "newer"  # the simulator plays a newer Lean than the traces (as every accepted
     #                                        Pantograph is), or "same": the traces' own Lean
+    simulator_traces: str | None = None  # the traces the simulator's Lean knows (its "Mathlib"); None: `traces`
     traces_lean_version: str | None = None  # the traces' Lean toolchain (v4.7.0); None: metadata.json or unknown
     wrap_candidates: bool = True
     overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
