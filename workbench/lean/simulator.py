@@ -383,9 +383,11 @@ class Simulator:
             try:
                 with open(str(file_name), encoding="utf-8") as f:
                     text = f.read()
-            except OSError as e:  # Repl.lean execute: an IO.Error becomes {"error": "io"}
+            except OSError as e:  # Repl.lean v0.3.4 L282-284: an IO.Error becomes {"error": "io"}
                 raise ReplError("io", f"no such file or directory (error code: 2)\n  file: {file_name}"
                                 if isinstance(e, FileNotFoundError) else str(e)) from None
+            except UnicodeDecodeError:  # Lean's IO.FS.readFile refuses invalid UTF-8 with an IO error too
+                raise ReplError("io", f"Tried to read from file '{file_name}' containing invalid UTF-8 data.") from None
         commands = split_commands(str(text), read_header=payload["readHeader"])
         units, invocations = [], []
         for c in commands:

@@ -194,6 +194,7 @@ async def trace_async(settings: TraceSettings) -> TraceResult:
                 result.steps += traced.steps
                 result.theorems_skipped.update(traced.skipped)
                 result.theorems_named.extend(traced.named[: max(0, 50 - len(result.theorems_named))])
+                log.info("traced %s: %d theorems", rel, len(traced.theorems))
                 bar.update(1)
 
         try:
