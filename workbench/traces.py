@@ -51,6 +51,7 @@ class Theorem:
     steps: tuple[TacticStep, ...]
     file_path: str | None = None
     statement: str | None = None
+    start_line: int | None = field(default=None, compare=False, hash=False)  # LeanDojo's `start` [line, col]
 
     @property
     def first_state(self) -> str:
@@ -94,6 +95,7 @@ class _RawTheorem:
     steps: list[TacticStep]
     file_path: str | None = None
     statement: str | None = None
+    start_line: int | None = None
 
 
 def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -154,7 +156,9 @@ def _leandojo_entry(entry: Any, where: str) -> _RawTheorem:
             )
         )
     statement = entry.get("theorem_statement")
-    return _RawTheorem(name, steps, entry.get("file_path"), statement if isinstance(statement, str) else None)
+    start = entry.get("start")
+    line = start[0] if isinstance(start, list) and start and isinstance(start[0], int) else None
+    return _RawTheorem(name, steps, entry.get("file_path"), statement if isinstance(statement, str) else None, line)
 
 
 MAX_BAD_EXAMPLES = 5  # skipped entries whose reasons are kept (file, entry/line, field)
@@ -293,7 +297,7 @@ def _to_theorem(raw: _RawTheorem) -> Theorem:
         if s.state_after is None:
             after = steps[i + 1].state_before if i + 1 < len(steps) else "no goals"
             steps[i] = TacticStep(s.depth, s.state_before, s.tactic, after, s.extra, s.references)
-    return Theorem(raw.full_name, tuple(steps), raw.file_path, raw.statement)
+    return Theorem(raw.full_name, tuple(steps), raw.file_path, raw.statement, raw.start_line)
 
 
 def load_traces(

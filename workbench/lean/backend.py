@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 
 from workbench.lean.config import LeanConfig
 from workbench.lean.pool import LeanPool, PoolStats
-from workbench.lean.protocol import FrontendProcessReply
+from workbench.lean.protocol import FrontendProcessReply, Message
 from workbench.lean.results import Node, TacticResult
 from workbench.lean.session import TheoremSession
 
@@ -35,6 +35,9 @@ class LeanSession(Protocol):
                     levels: tuple[str, ...] = ()) -> Node: ...
 
     async def root_ast(self) -> str | None: ...  # the root's target as Pantograph's s-expression, if printed
+
+    # Before start(): run every request in a source file's scope (its prelude); returns Lean's errors for it
+    async def set_scope(self, prelude: str) -> tuple[Message, ...]: ...
 
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult: ...
 

@@ -82,6 +82,7 @@ class PoolStats:
     wall_s: float
     replayed_steps: int
     deleted_states: int
+    scope_switches: int = 0  # frontend.process requests that changed a live process's scope (file scopes)
 
     def as_dict(self) -> dict:
         from dataclasses import asdict
@@ -337,4 +338,5 @@ class LeanPool:
             wall_s=wall,
             replayed_steps=self._replayed,
             deleted_states=self._deleted,
+            scope_switches=sum(s.process.scope_switches for s in self._slots if s.process is not None),
         )

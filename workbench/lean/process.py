@@ -90,6 +90,8 @@ class LeanProcess:
         self.busy_s = 0.0
         self.death_cause: str | None = None  # timeout / died / garbage / cancelled / closed / killed
         self._group_killed = False
+        self.scope = ""  # the prelude whose scope the REPL holds ("": the default, empty scope; Repl.lean L21)
+        self.scope_switches = 0  # frontend.process requests that changed it
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -342,6 +344,20 @@ class LeanProcess:
                 raise LeanProtocolError("malformed", f"{self.label}: the REPL wrote no invocations file ({e})",
                                         command="frontend.process") from None
             return P.parse_frontend_data(text, reply, where=f"invocations of {file_name}")
+
+    async def enter_scope(self, prelude: str) -> tuple[P.Message, ...]:
+        """Make ``prelude``'s scope the REPL's own (``frontend.process`` of the text on top of the REPL's
+        environment, ``inheritEnv``: Repl.lean v0.3.4 L198-202, L231-235); ``""`` restores the default scope.
+        The REPL has one scope for every state (``runCoreM`` reads it, L45-58), so the caller re-enters its
+        scope whenever another user of the process changed it. Returns the prelude's error messages (the
+        scope reached is kept anyway, as Lean keeps it)."""
+        if prelude == self.scope:
+            return ()
+        reply = P.parse_frontend_process(await self.request(P.frontend_process(file=prelude, read_header=False,
+                                                                               inherit_env=True)))
+        self.scope = prelude
+        self.scope_switches += 1
+        return tuple(m for u in reply.units for m in u.messages if m.severity is P.Severity.ERROR)
 
     async def goal_delete(self, state_ids: Sequence[int]) -> None:
         P.parse_empty(await self.request(P.goal_delete(state_ids)))

@@ -16,7 +16,7 @@ from typing import Awaitable, Callable, TypeVar
 from workbench.lean.errors import LeanBackendError, LeanProcessDied, LeanReplayError, LeanStartError
 from workbench.lean.pool import FATAL, LeanPool, Slot, StaleBinding
 from workbench.lean.process import LeanProcess
-from workbench.lean.protocol import GoalTacticReply, TacticOutcome
+from workbench.lean.protocol import GoalTacticReply, Message, TacticOutcome
 from workbench.lean.results import (
     Advanced,
     LeanError,
@@ -75,6 +75,7 @@ class TheoremSession:
         # work: the caller may pause its budget meanwhile (a context manager factory; see mining/walk.py).
         self.infra_wait_s = 0.0
         self.pause_budget: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+        self._scope = ""  # the prelude every request of this session runs under (set_scope)
 
     async def __aenter__(self) -> "TheoremSession":
         return self
@@ -101,6 +102,35 @@ class TheoremSession:
             except StaleBinding:
                 continue
         raise self._unstable()
+
+    async def set_scope(self, prelude: str) -> tuple[Message, ...]:
+        """Run this theorem's requests in a source file's scope (``prelude``: its scope-forming commands,
+        :func:`workbench.scope.file_scope`), before :meth:`start`. Every request re-enters it if another
+        session on the process changed the REPL's one scope. Returns Lean's errors for the prelude; then
+        the session keeps the default scope (the caller starts as without a file)."""
+        if () in self._goals:
+            raise ValueError(f"session {self.name!r}: set_scope() before start()")
+        for _ in range(MAX_STALE):
+            slot, gen = self._ensure_slot()
+            try:
+                errors = await self._call_bound(slot, gen, lambda p: p.enter_scope(prelude), scoped=False)
+                if errors:
+                    await self._call_bound(slot, gen, lambda p: p.enter_scope(""), scoped=False)
+            except StaleBinding:
+                continue
+            self._scope = "" if errors else prelude
+            return errors
+        raise self._unstable()
+
+    def _scoped(self, fn: Callable[[LeanProcess], Awaitable[T]]) -> Callable[[LeanProcess], Awaitable[T]]:
+        scope = self._scope
+
+        async def run(p: LeanProcess) -> T:
+            if p.scope != scope:  # another session's file, or a restarted process: re-enter ours
+                await p.enter_scope(scope)
+            return await fn(p)
+
+        return run
 
     async def root_ast(self) -> str | None:
         """The root goal's target as Pantograph's s-expression (``printExprAST``), to read Lean's own
@@ -129,7 +159,7 @@ class TheoremSession:
                 reply = await self._pool.call(
                     slot,
                     gen,
-                    lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id),
+                    self._scoped(lambda p, sid=state_id: p.goal_tactic(sid, tactic, goal_id)),
                     tactic=True,
                     recycle=attempt == 0,
                 )
@@ -201,9 +231,10 @@ class TheoremSession:
                     raise
         raise AssertionError("unreachable")
 
-    async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
+    async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]], *,
+                          scoped: bool = True) -> T:
         try:
-            result = await self._pool.call(slot, gen, fn)
+            result = await self._pool.call(slot, gen, self._scoped(fn) if scoped else fn)
         except StaleBinding:
             self._unbind_if(slot, gen)
             raise

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["SourceCommand", "split_commands", "source_text", "PLACEHOLDER_MARK"]
+__all__ = ["SourceCommand", "split_commands", "source_text", "scope_namespaces", "PLACEHOLDER_MARK"]
 
 PLACEHOLDER_MARK = "-- workbench simulator source: a placeholder the SIMULATOR reads, not Mathlib"
 
@@ -35,6 +35,8 @@ class SourceCommand:
     kind: str  # theorem | namespace | section | end | open | import | other
     name: str | None = None  # theorem: its full name (the enclosing namespaces + the declared name)
     opens: tuple[str, ...] = ()  # namespaces opened in the enclosing scopes when the command starts
+    namespace: str = ""  # the current namespace when the command starts
+    opens_written: tuple[str, ...] = ()  # an `open` command: the namespaces it names
 
 
 def _starts_command(line: str, in_comment: bool) -> bool:
@@ -89,18 +91,33 @@ def split_commands(text: str, *, read_header: bool) -> list[SourceCommand]:
                 scopes.pop()
         elif word == "open":
             kind = "open"
+            named = tuple(w for w in arg.split() if w not in ("scoped", "in") and not w.startswith("("))
             if not re.search(r"\sin\s*$|\sin\s", first):  # `open Foo in <cmd>` scopes one command only
-                scopes[-1][2].extend(w for w in arg.split() if w != "scoped" and not w.startswith("("))
+                scopes[-1][2].extend(named)
         elif word == "import":
             kind = "import"
-        commands.append(SourceCommand(offsets[i], offsets[j], body, kind, name, opens))
+        commands.append(SourceCommand(offsets[i], offsets[j], body, kind, name, opens, namespace,
+                                      named if kind == "open" else ()))
     return commands
 
 
-def source_text(theorems: Iterable[tuple[str, Sequence[str], str | None]], imports: Sequence[str] = ("Mathlib",)) -> str:
+def scope_namespaces(text: str) -> tuple[str, ...]:
+    """The namespaces a short name resolves through in the scope open at the end of ``text`` (what
+    ``inheritEnv`` leaves the REPL, Repl.lean v0.3.4 L231-235): the ``open`` ones and the current namespace
+    with its ancestors (Lean resolves ``succ_le`` to ``Nat.succ_le`` inside ``namespace Nat``)."""
+    last = split_commands(text + "\nexample : True := trivial\n", read_header=False)[-1]
+    parts = last.namespace.split(".") if last.namespace else []
+    return tuple(dict.fromkeys((*last.opens, *(".".join(parts[:i]) for i in range(1, len(parts) + 1)))))
+
+
+def source_text(theorems: Iterable[tuple[str, Sequence[str], str | None]], imports: Sequence[str] = ("Mathlib",),
+                opens: Sequence[str] = ()) -> str:
     """A placeholder Lean file declaring ``(full name, tactics, statement)`` in order, each inside the
-    namespace its name implies (so the file's scope is the one a real Mathlib file would give it)."""
+    namespace its name implies, after ``open`` of ``opens``: the scope a real file that compiles has (every
+    short name its proofs write resolves in it)."""
     out = [f"import {m}" for m in imports] + ["", PLACEHOLDER_MARK, ""]
+    if opens:
+        out += [f"open {' '.join(opens)}", ""]
     current = ""
     for full_name, tactics, statement in theorems:
         namespace, _, short = full_name.rpartition(".")

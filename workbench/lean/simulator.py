@@ -61,9 +61,9 @@ from workbench.lean.simrules import (
 )
 from workbench.lean.simnamespace import unresolved_short_name
 from workbench.lean.simversion import LEAN_VERSIONS, dropped_variables, gone_lemma, newer_state
-from workbench.namespaces import infer_open_namespace
+from workbench.namespaces import infer_open_namespace, namespaced_references, open_prefixes
 from workbench.lean.protocol import InvokedTactic, frontend_data_json, goal_to_pantograph, invocation_goals_text
-from workbench.lean.simsource import source_text, split_commands
+from workbench.lean.simsource import scope_namespaces, source_text, split_commands
 from workbench.states import Goal, collapse, parse_state, render_state
 
 SIMULATOR_VERSION = "workbench-lean-simulator 0.2.0 (simulated Pantograph protocol, not Lean)"
@@ -193,6 +193,9 @@ class Simulator:
         self.timeout_ms = 0
         self.automatic_mode = False  # recorded only (the simulator always keeps every goal, as automatic mode does)
         self.print_ast = False  # options.set printExprAST: every Expression also carries "sexp"
+        # the REPL's one scope (Repl.lean v0.3.4 L21, L45-58): namespaces short names resolve through, set by
+        # frontend.process with inheritEnv (L231-235); empty by default
+        self.scope_opens: tuple[str, ...] = ()
         self._versioned: dict[str, TracedTheorem] = {}
         self.pending_fault: str | None = None
         self.pending_delay_s = 0.0
@@ -222,6 +225,13 @@ class Simulator:
             out.append(obj)
         return out
 
+    @cached_property
+    def namespaces(self) -> frozenset[str]:
+        """Every namespace the simulator's environment has: prefixes of the names it holds or references."""
+        names = set(self.theorems)
+        names.update(full for t in self.theorems.values() for refs in t.references for _, full in refs)
+        return frozenset(p for n in names for p in open_prefixes(n))
+
     def theorem(self, name: str) -> TracedTheorem | None:
         """The traced theorem as this simulator's Lean prints it (rewritten once, in newer mode)."""
         thm = self.theorems.get(name)
@@ -246,6 +256,7 @@ class Simulator:
     def unresolved(self, thm: TracedTheorem, depth: int, opened: Sequence[str], body: str) -> str | None:
         """The short name a ground-truth tactic fails on in copyFrom's context, or None."""
         annotated = any(thm.references)
+        opened = (*opened, *self.scope_opens)
         if annotated and self.config.namespace_references:
             return unresolved_short_name(thm.name, thm.references[depth], opened)
         if not annotated and self.mismatched(thm.name) and infer_open_namespace(thm.name) not in opened:
@@ -394,6 +405,9 @@ class Simulator:
             unit: dict[str, Any] = {"boundary": [c.start, c.end], "messages": []}
             invs: list[InvokedTactic] = []
             new: list[str] = []
+            unknown = [ns for ns in c.opens_written if ns not in self.namespaces] if c.kind == "open" else []
+            if unknown:  # Lean: `open` of a namespace the environment does not have
+                unit["messages"].append(_message(f"unknown namespace '{unknown[0]}'", c.text))
             if c.kind == "import":
                 unit["messages"].append(_message("invalid 'import' command, it must be used in the beginning of the file", c.text))
             elif c.kind == "theorem" and c.name is not None:
@@ -416,6 +430,8 @@ class Simulator:
         if payload.get("invocations") is not None:
             with open(str(payload["invocations"]), "w", encoding="utf-8") as f:
                 f.write(frontend_data_json(invocations))
+        if payload["inheritEnv"]:  # the scope open at the end of the file becomes the REPL's
+            self.scope_opens = scope_namespaces(str(text))
         self.pending_delay_s = self.config.latency.seconds(0.5) * max(1, sum(len(i) for i in invocations))
         return {"units": units}
 
@@ -573,8 +589,12 @@ def write_sources(theorems: dict[str, TracedTheorem], root: str) -> int:
     for rel, thms in by_file.items():
         path = os.path.join(root, rel)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        # the file compiled, so each short name its proofs write resolved in its scope: open those namespaces
+        # the theorems' own `namespace` blocks do not already give
+        opens = dict.fromkeys(ref.namespace for t in thms for refs in t.references
+                              for ref in namespaced_references(t.name, refs) if not ref.fixed_by_open_retry)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(source_text((t.name, t.tactics, t.statement) for t in thms))
+            f.write(source_text(((t.name, t.tactics, t.statement) for t in thms), opens=tuple(opens)))
     return len(by_file)
 
 

@@ -66,6 +66,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--server-wait", type=float, default=_D.server_wait_s, metavar="S",
                    help="seconds to wait for SGLang to finish loading (/health 503) before giving up")
     p.add_argument("--encode-url", metavar="URL", help="encoding sidecar (env ENCODE_URL): encode mined states afterwards")
+    p.add_argument("--source-root", default=None, metavar="DIR",
+                   help="the traced project's sources (e.g. the Mathlib checkout the traces name): start each theorem "
+                        "in its file's scope (namespace/open/variable lines); where not possible, as without it (counted)")
     p.add_argument("--traces-lean-version", default=_D.traces_lean_version, metavar="VERSION",
                    help="the Lean toolchain the traces were made with (e.g. v4.7.0); default: LeanDojo's "
                         "metadata.json beside them, else unknown (said in the plan and identity.json)")

@@ -44,6 +44,7 @@ class MineSettings:
     simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
     simulator_lean_version: str = "newer"  # the simulator plays a newer Lean than the traces (as every accepted
     #                                        Pantograph is), or "same": the traces' own Lean
+    source_root: str | None = None  # the traced project's sources: start each theorem in its file's scope
     simulator_traces: str | None = None  # the traces the simulator's Lean knows (its "Mathlib"); None: `traces`
     traces_lean_version: str | None = None  # the traces' Lean toolchain (v4.7.0); None: metadata.json or unknown
     wrap_candidates: bool = True
@@ -112,6 +113,7 @@ class MineSettings:
     def walk_params(self) -> WalkParams:
         return WalkParams(candidates_per_step=self.candidates_per_step, target_negatives=self.target_negatives,
                           theorem_timeout_s=self.theorem_timeout_s, wrap_candidates=self.wrap_candidates,
+                          source_root=self.source_root,
                           overlap_generation=self.overlap_generation)
 
     def as_dict(self) -> dict[str, Any]:
