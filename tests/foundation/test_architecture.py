@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 TIERS: list[list[str]] = [
     # foundation: records and pure rules with no outside system
     ["workbench", "aio", "progress", "outputs", "render", "standin_http", "states", "tactics", "namespaces",
-     "traces", "trajectory", "trace_stats"],
+     "traces", "trajectory", "trace_stats", "scope"],
     # Lean: wire protocol -> one process -> pool -> session -> backend (the simulator is a program of its own)
     ["lean.errors", "lean.config", "lean.binders", "lean.printer", "lean.simrules", "lean.simnamespace",
      "lean.simversion", "lean.simsource"],
