@@ -86,6 +86,11 @@ def test_trace_then_group_and_mine_walk_with_zero_drift(tmp_path, sources, sampl
     assert {t.full_name for t in traced.theorems} == {t.full_name for t in held.theorems}
     assert all(t.file_path and not Path(t.file_path).is_absolute() for t in traced.theorems)
 
+    from workbench.cli import main
+
+    assert main(["group", "--traces", str(out), "--output-dir", str(tmp_path / "grouped")]) == 0
+    assert (tmp_path / "grouped" / "theorems.json").is_file()
+
     run = tmp_path / "mined"
     mine(_lean(sample_traces_path, traces=str(out), output=str(run), mode="overwrite"))
     summary = json.loads((run / "summary.json").read_text())

@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from workbench.errors import EXIT_ENVIRONMENT, EXIT_OK
 from workbench.mining.cli import add_lean_arguments
-from workbench.mining.flags import settings_from_flags
-from workbench.tracing.run import SUMMARY, TraceSettings, trace
+from workbench.tracing.run import SUMMARY, trace, trace_settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,21 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_lean_arguments(p)
 
 
-def _list(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return ()
-    if text.startswith("@"):
-        return tuple(line.strip() for line in Path(text[1:]).read_text(encoding="utf-8").splitlines() if line.strip())
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
 def run(args: argparse.Namespace) -> int:
-    flags = vars(args) | {"traces": args.simulator_traces, "output": args.output}
-    lean = settings_from_flags(flags, env=os.environ)
-    settings = TraceSettings(source_root=args.source_root, output=args.output, lean=lean,
-                             modules=_list(args.modules), files=_list(args.files),
-                             file_timeout_s=args.file_timeout, progress=sys.stderr.isatty())
-    if lean.simulated:
+    settings = trace_settings(vars(args) | {"trace_output": args.output, "progress": sys.stderr.isatty()}, env=os.environ)
+    if settings.lean.simulated:
         print("WARNING: Lean backend is the SIMULATOR: these traces are simulated, not Lean's", file=sys.stderr)
     result = trace(settings)
     print(result.text)

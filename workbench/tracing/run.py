@@ -22,19 +22,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from workbench import __version__
 from workbench.aio import run_sync
 from workbench.lean.errors import LeanBackendError
 from workbench.lean.protocol import lean_toolchain
 from workbench.mining.executor import open_lean
+from workbench.mining.flags import settings_from_flags
 from workbench.mining.settings import MineSettings
 from workbench.progress import progress_bar
 from workbench.traces import METADATA, TRACED_FILES
 from workbench.tracing.convert import file_trace
 
-__all__ = ["TraceSettings", "TraceResult", "source_files", "trace", "SUMMARY"]
+__all__ = ["TraceSettings", "TraceResult", "source_files", "trace", "trace_settings", "SUMMARY"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,31 @@ class TraceResult:
             lines.append("theorems left out: " + ", ".join(f"{k} {v}" for k, v in self.theorems_skipped.most_common()))
         lines += [f"  FAILED {path}: {why}" for path, why in list(self.files_failed.items())[:20]]
         return "\n".join(lines)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A list flag: a sequence, ``"a,b"``, or ``"@FILE"`` with one entry per line."""
+    if not value:
+        return ()
+    if not isinstance(value, str):
+        return tuple(str(v) for v in value)
+    if value.startswith("@"):
+        return tuple(x.strip() for x in Path(value[1:]).read_text(encoding="utf-8").splitlines() if x.strip())
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
+def trace_settings(flags: Mapping[str, Any], env: Mapping[str, str] | None = None) -> TraceSettings:
+    """``workbench trace`` options / notebook 01 parameters → settings: ``source_root``, ``trace_output``,
+    ``modules``, ``files``, ``file_timeout``, plus ``mine``'s Lean flags (one translation,
+    :func:`workbench.mining.flags.settings_from_flags`; ``simulator_traces`` is the simulator's knowledge)."""
+    file_timeout = float(flags.get("file_timeout") or 600.0)
+    # Pantograph caps a whole frontend.process with its options.set timeout (Repl.lean v0.3.4 L227-230), which
+    # the pool sets from the tactic timeout: for tracing, the file timeout is that timeout.
+    lean = settings_from_flags(dict(flags) | {"traces": flags.get("simulator_traces"), "output": str(flags["trace_output"]),
+                                              "tactic_timeout": file_timeout}, env=env)
+    return TraceSettings(source_root=str(flags["source_root"]), output=str(flags["trace_output"]), lean=lean,
+                         modules=_names(flags.get("modules")), files=_names(flags.get("files")),
+                         file_timeout_s=file_timeout, progress=bool(flags.get("progress")))
 
 
 def module_name(rel: str) -> str:
@@ -179,7 +205,9 @@ async def trace_async(settings: TraceSettings) -> TraceResult:
             async with bound:
                 t0 = time.monotonic()
                 try:
-                    reply = await lean.frontend_process(str((root / rel).resolve()), timeout_s=settings.file_timeout_s)
+                    # Pantograph's own interrupt (options.set timeout) fires first and keeps the process; ours is the backstop
+                    reply = await lean.frontend_process(str((root / rel).resolve()),
+                                                        timeout_s=settings.file_timeout_s + 15.0)
                     data = (root / rel).read_bytes()
                 except (LeanBackendError, OSError) as e:
                     result.files_failed[rel] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
