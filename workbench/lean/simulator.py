@@ -27,6 +27,12 @@ are injected at configurable rates, or deterministically by the tactics ``__sim_
 limit (``{"error": "core"}``) and its own timeout (``{"error": "internal", "desc": "interrupt"}``) — are
 injected per (state, tactic) at ``--heartbeat-rate`` / ``--interrupt-rate``, or by ``__sim_heartbeat__``,
 ``__sim_recursion__`` and ``__sim_interrupt__``.
+
+``frontend.process`` reads a source file (``--write-sources DIR`` materialises placeholder files for the
+theorems it holds, :mod:`workbench.lean.simsource`): each command is a unit; a ``theorem`` it holds yields its
+traced steps, printed as this simulator's Lean prints them, as tactic invocations (the tactics come from its
+traces, not from the file's text: it elaborates nothing); with ``inheritEnv`` the file's closing scope
+(``open`` namespaces, current namespace) becomes the REPL's one scope, which name resolution then uses.
 """
 
 from __future__ import annotations
