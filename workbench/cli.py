@@ -22,6 +22,7 @@ COMMANDS = {
     "group": ("workbench.traces_cli", "group LeanDojo traces by theorem, split by theorem, write tactic pairs"),
     "encode": ("workbench.encode.cli", "encode trajectory states into the embedding cache"),
     "serve-encoder": ("workbench.encode.serve_cli", "serve a transformers model's mean-pooled states on /encode"),
+    "trace": ("workbench.tracing.cli", "trace a Lean project's own files with the Pantograph that mines them"),
     "mine": ("workbench.mining.cli", "walk ground-truth proofs in Lean and mine labelled negatives"),
     "export": ("workbench.mining.export", "write a mining run's records to one Parquet file"),
     "train-ebm": ("workbench.ebm.cli", "train and evaluate the energy head"),

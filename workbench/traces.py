@@ -24,6 +24,7 @@ import ijson
 log = logging.getLogger(__name__)
 
 LEANDOJO_SPLITS = ("train", "val", "test")
+TRACED_FILES = "files"  # `workbench trace` writes OUTPUT/files/<source path>.json
 # A theorem whose proof uses one of these as a tactic is a stub, not a proof.
 _STUB_TACTIC = re.compile(r"(?<![\w.'])(sorry|admit)(?![\w'])")
 _ANNOTATION = re.compile(r"<a>(.*?)</a>", re.S)
@@ -50,6 +51,7 @@ class Theorem:
     steps: tuple[TacticStep, ...]
     file_path: str | None = None
     statement: str | None = None
+    start_line: int | None = field(default=None, compare=False, hash=False)  # LeanDojo's `start` [line, col]
 
     @property
     def first_state(self) -> str:
@@ -93,6 +95,7 @@ class _RawTheorem:
     steps: list[TacticStep]
     file_path: str | None = None
     statement: str | None = None
+    start_line: int | None = None
 
 
 def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -153,7 +156,9 @@ def _leandojo_entry(entry: Any, where: str) -> _RawTheorem:
             )
         )
     statement = entry.get("theorem_statement")
-    return _RawTheorem(name, steps, entry.get("file_path"), statement if isinstance(statement, str) else None)
+    start = entry.get("start")
+    line = start[0] if isinstance(start, list) and start and isinstance(start[0], int) else None
+    return _RawTheorem(name, steps, entry.get("file_path"), statement if isinstance(statement, str) else None, line)
 
 
 MAX_BAD_EXAMPLES = 5  # skipped entries whose reasons are kept (file, entry/line, field)
@@ -330,10 +335,12 @@ def input_files(path: Path) -> list[Path]:
     files = [root / f"{s}.json" for s in LEANDOJO_SPLITS if (root / f"{s}.json").is_file()]
     if not files:
         files = sorted(root.glob("*.jsonl"))
+    if not files and (path / TRACED_FILES).is_dir():  # `workbench trace` output: one LeanDojo list per source file
+        files = sorted((path / TRACED_FILES).rglob("*.lean.json"))
     if not files:
         raise TraceError(
             f"{path}: no traces found; expected a LeanDojo JSON file, a tactic-pairs .jsonl file, "
-            f"or a folder with random/{{train,val,test}}.json"
+            f"or a folder with random/{{train,val,test}}.json or {TRACED_FILES}/ (workbench trace)"
         )
     return files
 
@@ -369,7 +376,7 @@ def _to_theorem(raw: _RawTheorem) -> Theorem:
         if s.state_after is None:
             after = steps[i + 1].state_before if i + 1 < len(steps) else "no goals"
             steps[i] = TacticStep(s.depth, s.state_before, s.tactic, after, s.extra, s.references)
-    return Theorem(raw.full_name, tuple(steps), raw.file_path, raw.statement)
+    return Theorem(raw.full_name, tuple(steps), raw.file_path, raw.statement, raw.start_line)
 
 
 def load_traces(
@@ -496,6 +503,7 @@ class TracesLean:
     toolchain: str | None  # e.g. "v4.7.0"; None: unknown
     source: str  # "flag" | "metadata.json" | "unknown"
     detail: str = ""  # e.g. "LeanDojo 1.8.2, https://github.com/leanprover-community/mathlib4@fe4454af"
+    repl_version: str | None = None  # `workbench trace`'s metadata: the REPL (`repl --version`) that traced them
 
     def describe(self) -> str:
         version = f"Lean {self.toolchain}" if self.toolchain else "Lean version unknown"
@@ -525,13 +533,15 @@ def traces_lean(path: str | Path, declared: str | None = None) -> TracesLean:
         if not isinstance(meta, dict):
             raise TraceError(f"{file}: expected a JSON object")
         repo = meta.get("from_repo") if isinstance(meta.get("from_repo"), dict) else {}
+        repl = meta.get("pantograph_version") if isinstance(meta.get("pantograph_version"), str) else None
         parts = [f"LeanDojo {meta['leandojo_version']}" if meta.get("leandojo_version") else "",
+                 f"workbench trace with REPL {repl}" if repl else "",
                  f"{repo.get('url', '')}@{str(repo.get('commit', ''))[:12]}" if repo.get("commit") else ""]
         toolchain = meta.get("lean_version") or meta.get("toolchain")
         if isinstance(toolchain, str):
             toolchain = toolchain.rpartition(":")[2]  # "leanprover/lean4:v4.7.0"
         return TracesLean(toolchain if isinstance(toolchain, str) and toolchain else None, METADATA,
-                          ", ".join(p for p in parts if p))
+                          ", ".join(p for p in parts if p), repl)
     return TracesLean(None, "unknown")
 
 

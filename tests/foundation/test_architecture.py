@@ -16,16 +16,18 @@ PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 TIERS: list[list[str]] = [
     # foundation: records and pure rules with no outside system
     ["workbench", "aio", "checks", "progress", "outputs", "render", "standin_http", "states", "tactics",
-     "namespaces", "traces", "trajectory", "trace_stats"],
+     "namespaces", "traces", "trajectory", "trace_stats", "scope"],
     # Lean: wire protocol -> one process -> pool -> session -> backend (the simulator is a program of its own)
     ["lean.errors", "lean.config", "lean.guard", "lean.binders", "lean.printer", "lean.simrules", "lean.simnamespace",
-     "lean.simversion"],
+     "lean.simversion", "lean.simsource"],
     ["lean.protocol"],
     ["lean.results", "lean.process"],
     ["lean.pool"],
     ["lean.session"],
     ["lean.backend", "lean.simulator"],
     ["lean"],
+    # tracing's pure rules: invocations -> the trace format
+    ["tracing", "tracing.convert"],
     # encoders, then the policy (its prompts reuse the encoders' state text)
     ["encode.text", "encode.identity"],
     ["encode.local", "encode.sidecar", "encode.cache", "encode.standin_sidecar"],
@@ -50,7 +52,7 @@ TIERS: list[list[str]] = [
     ["mining.settings"],
     ["mining.identity", "mining.executor", "mining.replay_check"],
     ["mining.flags", "mining.ray_backend"],
-    ["mining.run"],
+    ["mining.run", "tracing.run"],
     ["mining.report", "mining.drilldown"],
     # the energy head: pure pieces -> data and checkpoints -> training -> settings/evaluation -> pipeline
     ["ebm.features", "ebm.losses", "ebm.metrics", "ebm.synthetic"],
@@ -68,6 +70,7 @@ TIERS: list[list[str]] = [
     ["doctor.run"],
     ["doctor"],
     ["traces_cli", "encode.cli", "encode.serve_cli", "mining.cli", "ebm.cli", "doctor.cli"],
+    ["tracing.cli"],
     ["cli"],
 ]
 

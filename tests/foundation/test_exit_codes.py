@@ -26,6 +26,7 @@ def _bad_input(tmp_path) -> dict[str, list[str]]:
         "mine": ["mine", "--lean", "simulated", "--traces", missing, "--output", str(tmp_path / "m")],
         "export": ["export", missing, str(tmp_path / "x.parquet")],
         "train-ebm": ["train-ebm", "--output", str(tmp_path / "t"), "--no-progress"],  # neither traces nor trajectories
+        "trace": ["trace", "--lean", "simulated", "--source-root", missing, "--output", str(tmp_path / "tr")],
         "doctor": ["doctor", "--lean", "simulated", "--traces", missing, "--output", str(tmp_path / "d.json")],
     }
 

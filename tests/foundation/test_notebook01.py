@@ -37,3 +37,22 @@ def test_group_cli_names_bad_input(tmp_path, capsys):
     bad.write_text('{"state": "⊢ a", "tactic": "simp", "theorem": "T"}\n')
     assert main(["group", "--traces", str(bad), "--output-dir", str(tmp_path / "o")]) == 2
     assert "bad.jsonl: line 1: missing field 'depth'" in capsys.readouterr().err
+
+
+def test_notebook_01_traces_a_source_root_first(sample_traces_path, tmp_path):
+    """``source_root`` set: notebook 01 runs ``workbench trace`` (the same translation of parameters) on the
+    simulator's source files, then groups what it wrote."""
+    from workbench.lean.simulator import load_theorems, write_sources
+
+    write_sources(load_theorems(str(sample_traces_path)), str(tmp_path / "src"))
+    out_dir = tmp_path / "grouped"
+    pm.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "01.ipynb"), kernel_name="python3", progress_bar=False,
+        parameters={"source_root": str(tmp_path / "src"), "trace_output": str(tmp_path / "traces"), "lean": "simulated",
+                    "modules": "Mathlib.Data.*", "output_dir": str(out_dir), "val_fraction": 0.0},
+    )
+    meta = json.loads((tmp_path / "traces" / "metadata.json").read_text())
+    assert meta["simulated"] is True
+    summary = json.loads((out_dir / "summary.json").read_text())
+    held = load_theorems(str(sample_traces_path)).values()
+    assert summary["kept"] == sum(1 for t in held if t.file_path.startswith("Mathlib/Data/")) > 0

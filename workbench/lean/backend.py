@@ -13,10 +13,11 @@ from typing import Any, Callable, Protocol
 
 from workbench.lean.config import LeanConfig
 from workbench.lean.pool import LeanPool, PoolStats
+from workbench.lean.protocol import FrontendProcessReply, Message
 from workbench.lean.results import Node, TacticResult
 from workbench.lean.session import TheoremSession
 
-__all__ = ["LeanSession", "LeanBackend", "PantographBackend"]
+__all__ = ["LeanSession", "LeanBackend", "SourceBackend", "PantographBackend"]
 
 
 class LeanSession(Protocol):
@@ -37,6 +38,9 @@ class LeanSession(Protocol):
 
     async def root_ast(self) -> str | None: ...  # the root's target as Pantograph's s-expression, if printed
 
+    # Before start(): run every request in a source file's scope (its prelude); returns Lean's errors for it
+    async def set_scope(self, prelude: str) -> tuple[Message, ...]: ...
+
     async def tactic(self, node: Node, tactic: str, goal_id: int | None = None) -> TacticResult: ...
 
 
@@ -50,6 +54,14 @@ class LeanBackend(Protocol):
     def stats(self) -> Any: ...  # .busy_fraction, .restarts_by_cause, .as_dict()
 
     def describe(self) -> dict[str, Any]: ...  # provenance: what runs Lean ("command", "workers", ...)
+
+
+class SourceBackend(Protocol):
+    """A backend that can elaborate source files (``workbench trace``)."""
+
+    version: str
+
+    async def frontend_process(self, file_name: str, *, timeout_s: float | None = None) -> FrontendProcessReply: ...
 
 
 class PantographBackend:
@@ -78,6 +90,10 @@ class PantographBackend:
 
     def stats(self) -> PoolStats:
         return self.pool.stats()
+
+    async def frontend_process(self, file_name: str, *, timeout_s: float | None = None) -> FrontendProcessReply:
+        """One file's compilation units with their tactic invocations and new constants, on any free process."""
+        return await self.pool.run(lambda p: p.frontend_process(file_name, timeout_s=timeout_s))
 
     def describe(self) -> dict[str, Any]:
         return {"command": list(self.config.argv()), "workers": self.config.workers}

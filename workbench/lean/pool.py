@@ -86,6 +86,7 @@ class PoolStats:
     wall_s: float
     replayed_steps: int
     deleted_states: int
+    scope_switches: int = 0  # frontend.process requests that changed a live process's scope (file scopes)
 
     def as_dict(self) -> dict:
         from dataclasses import asdict
@@ -298,6 +299,19 @@ class LeanPool:
         finally:
             slot.lock.release()
 
+    async def run(self, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
+        """Run one self-contained request (it leaves no state a later request needs, e.g. ``frontend.process``
+        without ``inheritEnv``) on the least busy slot; a process recycled under it is simply asked again."""
+        slot = self.assign()
+        try:
+            while True:
+                try:
+                    return await self.call(slot, slot.generation, fn)
+                except StaleBinding:
+                    continue
+        finally:
+            self.release(slot)
+
     def note_replayed(self) -> None:
         self._replayed += 1
 
@@ -338,4 +352,5 @@ class LeanPool:
             wall_s=wall,
             replayed_steps=self._replayed,
             deleted_states=self._deleted,
+            scope_switches=sum(s.process.scope_switches for s in self._slots if s.process is not None),
         )

@@ -107,6 +107,8 @@ class LeanProcess:
         self.busy_s = 0.0
         self.death_cause: str | None = None  # timeout / died / garbage / cancelled / closed / killed
         self._group_killed = False
+        self.scope = ""  # the prelude whose scope the REPL holds ("": the default, empty scope; Repl.lean L21)
+        self.scope_switches = 0  # frontend.process requests that changed it
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -343,6 +345,43 @@ class LeanProcess:
         finally:
             if self.alive:
                 await self.options_set(print_expr_ast=False)
+
+    async def frontend_process(self, file_name: str, *, timeout_s: float | None = None, read_header: bool = True,
+                               inherit_env: bool = False, new_constants: bool = True,
+                               invocations: bool = True) -> P.FrontendProcessReply:
+        """Elaborate one source file (``frontend.process``). With ``invocations`` the REPL writes every tactic
+        invocation to a file we name (Repl.lean v0.3.4 L236-239), read back here and attached to the units,
+        as PyPantograph's ``tactic_invocations`` does (server.py 66b8e47 L324-348). ``readHeader`` true loads
+        the file's imports into a fresh environment; without ``inheritEnv`` the REPL's own environment and scope
+        are left as they were (L198-202, L231-235)."""
+        with tempfile.TemporaryDirectory(prefix="workbench-invocations-") as tmp:
+            path = os.path.join(tmp, "invocations.json") if invocations else None
+            reply = P.parse_frontend_process(await self.request(P.frontend_process(
+                file_name=file_name, read_header=read_header, inherit_env=inherit_env, invocations=path,
+                new_constants=new_constants), timeout_s=timeout_s))
+            if path is None:
+                return reply
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+            except OSError as e:
+                raise LeanProtocolError("malformed", f"{self.label}: the REPL wrote no invocations file ({e})",
+                                        command="frontend.process") from None
+            return P.parse_frontend_data(text, reply, where=f"invocations of {file_name}")
+
+    async def enter_scope(self, prelude: str) -> tuple[P.Message, ...]:
+        """Make ``prelude``'s scope the REPL's own (``frontend.process`` of the text on top of the REPL's
+        environment, ``inheritEnv``: Repl.lean v0.3.4 L198-202, L231-235); ``""`` restores the default scope.
+        The REPL has one scope for every state (``runCoreM`` reads it, L45-58), so the caller re-enters its
+        scope whenever another user of the process changed it. Returns the prelude's error messages (the
+        scope reached is kept anyway, as Lean keeps it)."""
+        if prelude == self.scope:
+            return ()
+        reply = P.parse_frontend_process(await self.request(P.frontend_process(file=prelude, read_header=False,
+                                                                               inherit_env=True)))
+        self.scope = prelude
+        self.scope_switches += 1
+        return tuple(m for u in reply.units for m in u.messages if m.severity is P.Severity.ERROR)
 
     async def goal_delete(self, state_ids: Sequence[int]) -> None:
         P.parse_empty(await self.request(P.goal_delete(state_ids)))

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Mapping, Sequence
 
 from workbench.lean.errors import LeanGarbage, LeanProtocolError
-from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, render_state
+from workbench.states import INACCESSIBLE_MARK, TURNSTILE, Goal, Hypothesis, parse_state, render_state
 
 __all__ = [
     "READY_LINE",
@@ -56,6 +56,16 @@ __all__ = [
     "check_version",
     "lean_toolchain",
     "erase_macro_scopes",
+    "frontend_process",
+    "InvokedTactic",
+    "CompilationUnit",
+    "FrontendProcessReply",
+    "parse_frontend_process",
+    "parse_frontend_data",
+    "frontend_data_json",
+    "invoked_tactic_json",
+    "invocation_goals_text",
+    "state_from_invocation",
 ]
 
 READY_LINE = "ready."
@@ -191,6 +201,23 @@ def options_set(*, timeout_ms: int | None = None, automatic_mode: bool | None = 
     if print_expr_ast is not None:
         payload["printExprAST"] = print_expr_ast
     return Request("options.set", payload)
+
+
+def frontend_process(*, file_name: str | None = None, file: str | None = None, read_header: bool = True,
+                     inherit_env: bool = False, invocations: str | None = None, sorrys: bool = False,
+                     type_errors_as_goals: bool = False, new_constants: bool = False) -> Request:
+    """``frontend.process`` (Protocol.lean v0.3.4 L361-377 ``FrontendProcess``). Exactly one of ``fileName`` /
+    ``file`` (Repl.lean v0.3.4 L191-197). The five Bool fields have Lean defaults but Lean's derived
+    ``FromJson`` reads every non-Option field, so all are always sent (as PyPantograph does, server.py 66b8e47
+    L330-338); ``invocations`` is the path of a file the REPL writes (v0.3.2+; a Bool in v0.3.1)."""
+    if (file_name is None) == (file is None):
+        raise ValueError("frontend.process needs exactly one of file_name (a path) or file (the text)")
+    payload: dict[str, Any] = {"fileName": file_name} if file_name is not None else {"file": file}
+    if invocations is not None:
+        payload["invocations"] = invocations
+    payload |= {"readHeader": read_header, "inheritEnv": inherit_env, "sorrys": sorrys,
+                "typeErrorsAsGoals": type_errors_as_goals, "newConstants": new_constants}
+    return Request("frontend.process", payload)
 
 
 # --- replies -------------------------------------------------------------------------------------
@@ -405,6 +432,148 @@ def parse_goal_print(obj: Mapping[str, Any]) -> GoalPrintReply:
     sexps = tuple((g.get("target") or {}).get("sexp") if isinstance(g, dict) else None for g in obj["goals"])
     return GoalPrintReply(goals=goals, root_has_sorry=bool(obj.get("rootHasSorry", False)),
                           target_sexps=tuple(x if isinstance(x, str) else None for x in sexps))
+
+
+@dataclass(frozen=True, slots=True)
+class InvokedTactic:
+    """One tactic invocation of a processed file (Protocol.lean v0.3.4 L378-385 ``InvokedTactic``).
+
+    ``goal_before`` / ``goal_after``: Lean's ``Meta.ppGoal`` of every goal, joined by ONE newline, ``""`` for
+    none (Frontend/Elab.lean v0.3.4 L88-89); :func:`state_from_invocation` gives our canonical text."""
+
+    goal_before: str
+    goal_after: str
+    tactic: str
+    used_constants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompilationUnit:
+    """One command of a processed file (Protocol.lean v0.3.4 L387-400). ``boundary``: UTF-8 byte offsets
+    ``[start, end)`` of the command (Repl.lean v0.3.4 L205). ``invocations``: from the invocations file,
+    None when none was asked for."""
+
+    boundary: tuple[int, int]
+    messages: tuple[Message, ...] = ()
+    n_invocations: int | None = None
+    goal_state_id: int | None = None
+    goals: tuple[Goal, ...] | None = None
+    goal_src_boundaries: tuple[tuple[int, int], ...] | None = None
+    new_constants: tuple[str, ...] | None = None
+    invocations: tuple[InvokedTactic, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendProcessReply:
+    units: tuple[CompilationUnit, ...]
+
+
+def _pair(value: Any, where: str, command: str) -> tuple[int, int]:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise LeanProtocolError("malformed", f"{where} is {value!r}, expected [start, end]", command=command)
+    return (value[0], value[1])
+
+
+def parse_frontend_process(obj: Mapping[str, Any]) -> FrontendProcessReply:
+    """``{"units": [CompilationUnit...]}`` (Protocol.lean v0.3.4 L401-403; optional fields absent when
+    ``none``, as Lean's derived ``ToJson`` omits them)."""
+    cmd = "frontend.process"
+    raw_units = _field(obj, "units", list, cmd)
+    units = []
+    for i, u in enumerate(raw_units):
+        if not isinstance(u, dict):
+            raise LeanProtocolError("malformed", f"units[{i}] is not an object", command=cmd)
+        raw_messages = u.get("messages", [])
+        if not isinstance(raw_messages, list):
+            raise LeanProtocolError("malformed", f"units[{i}].messages is not a list", command=cmd)
+        messages = tuple(Message.from_json(m, f"{cmd} units[{i}] message {j}") for j, m in enumerate(raw_messages))
+        n_inv = u.get("nInvocations")
+        state_id = u.get("goalStateId")
+        new_constants = u.get("newConstants")
+        if new_constants is not None and not (isinstance(new_constants, list) and all(isinstance(c, str) for c in new_constants)):
+            raise LeanProtocolError("malformed", f"units[{i}].newConstants is {new_constants!r}"[:300], command=cmd)
+        srcs = u.get("goalSrcBoundaries")
+        units.append(CompilationUnit(
+            boundary=_pair(u.get("boundary"), f"units[{i}].boundary", cmd),
+            messages=messages,
+            n_invocations=n_inv if isinstance(n_inv, int) else None,
+            goal_state_id=state_id if isinstance(state_id, int) else None,
+            goals=_goals(u["goals"], cmd) if "goals" in u else None,
+            goal_src_boundaries=(tuple(_pair(b, f"units[{i}].goalSrcBoundaries", cmd) for b in srcs)
+                                 if isinstance(srcs, list) else None),
+            new_constants=tuple(new_constants) if new_constants is not None else None,
+        ))
+    return FrontendProcessReply(tuple(units))
+
+
+def parse_frontend_data(text: str, reply: FrontendProcessReply, *, where: str = "invocations file") -> FrontendProcessReply:
+    """Attach the invocations file (Repl.lean v0.3.4 L236-239: ``{"units": [{"invocations": [...]}...]}``, one
+    element per unit of the reply, same order) to ``reply``'s units, as PyPantograph zips them (server.py 66b8e47
+    L342-347). Raises LeanProtocolError when the file is not that shape or its unit count differs."""
+    cmd = "frontend.process"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LeanProtocolError("malformed", f"{where}: not JSON ({e})", command=cmd) from None
+    units = data.get("units") if isinstance(data, dict) else None
+    if not isinstance(units, list) or len(units) != len(reply.units):
+        n = len(units) if isinstance(units, list) else "no"
+        raise LeanProtocolError("malformed", f"{where}: {n} units for a reply of {len(reply.units)}", command=cmd)
+    out = []
+    for i, (unit, data_unit) in enumerate(zip(reply.units, units)):
+        raw = data_unit.get("invocations") if isinstance(data_unit, dict) else None
+        if not isinstance(raw, list):
+            raise LeanProtocolError("malformed", f"{where}: units[{i}] has no invocations list", command=cmd)
+        invs = []
+        for j, inv in enumerate(raw):
+            at = f"{where}: units[{i}].invocations[{j}]"
+            if not isinstance(inv, dict):
+                raise LeanProtocolError("malformed", f"{at} is not an object", command=cmd)
+            fields = [inv.get(k) for k in ("goalBefore", "goalAfter", "tactic")]
+            used = inv.get("usedConstants", [])
+            if not all(isinstance(f, str) for f in fields) or not isinstance(used, list):
+                raise LeanProtocolError("malformed", f"{at}: {inv!r}"[:300], command=cmd)
+            invs.append(InvokedTactic(*fields, used_constants=tuple(str(c) for c in used)))
+        out.append(replace(unit, invocations=tuple(invs)))
+    return FrontendProcessReply(tuple(out))
+
+
+def invoked_tactic_json(inv: InvokedTactic) -> dict[str, Any]:
+    """Pantograph's JSON for one invocation (the simulator writes the file the REPL would)."""
+    return {"goalBefore": inv.goal_before, "goalAfter": inv.goal_after, "tactic": inv.tactic,
+            "usedConstants": list(inv.used_constants)}
+
+
+def frontend_data_json(units: Sequence[Sequence[InvokedTactic]]) -> str:
+    """The invocations file as Pantograph writes it: ``toJson data |>.compress`` (one compact line)."""
+    data = {"units": [{"invocations": [invoked_tactic_json(i) for i in unit]} for unit in units]}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def invocation_goals_text(goals: Sequence[Goal]) -> str:
+    """Goals as an invocation prints them: each goal's ``Meta.ppGoal`` joined by one ``"\n"``, ``""`` for none
+    (Frontend/Elab.lean v0.3.4 L88-89 ``Format.joinSep … "\n"``)."""
+    return "\n".join(render_state((g,)) for g in goals)
+
+
+def state_from_invocation(text: str) -> str:
+    """An invocation's goal text → the canonical LeanDojo text (blank line between goals, ``no goals``).
+
+    Goals are joined by a single newline, so they are split where Lean's layout shows a new goal: a line at
+    column 0 after the ``⊢`` line (a target's continuation lines are indented by ``ppGoal``)."""
+    if not text.strip():
+        return render_state(())
+    blocks: list[list[str]] = [[]]
+    after_target = False
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if after_target and line and not line[:1].isspace():
+            blocks.append([])
+            after_target = False
+        blocks[-1].append(line)
+        if line.startswith(TURNSTILE):
+            after_target = True
+    return render_state(g for b in blocks for g in parse_state("\n".join(b)))
 
 
 def parse_stat(obj: Mapping[str, Any]) -> StatReply:

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Iterator, TypeVar
 from workbench.lean.errors import LeanBackendError, LeanProcessDied, LeanReplayError, LeanStartError
 from workbench.lean.pool import FATAL, LeanPool, Slot, StaleBinding
 from workbench.lean.process import LeanProcess
-from workbench.lean.protocol import GoalTacticReply, TacticOutcome
+from workbench.lean.protocol import GoalTacticReply, Message, TacticOutcome
 from workbench.lean.results import (
     Advanced,
     LeanError,
@@ -86,6 +86,7 @@ class TheoremSession:
         self.infra_wait_s = 0.0
         self.rebinds = 0  # re-pins that replayed (root or path) after the first start
         self.pause_budget: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+        self._scope = ""  # the prelude every request of this session runs under (set_scope)
 
     async def __aenter__(self) -> "TheoremSession":
         return self
@@ -107,6 +108,35 @@ class TheoremSession:
         self._root = (copy_from, expr, tuple(levels))
         await self._request((), None)
         return Node(self.name, (), self._goals[()])
+
+    async def set_scope(self, prelude: str) -> tuple[Message, ...]:
+        """Run this theorem's requests in a source file's scope (``prelude``: its scope-forming commands,
+        :func:`workbench.scope.file_scope`), before :meth:`start`. Every request re-enters it if another
+        session on the process changed the REPL's one scope. Returns Lean's errors for the prelude; then
+        the session keeps the default scope (the caller starts as without a file)."""
+        if () in self._goals:
+            raise ValueError(f"session {self.name!r}: set_scope() before start()")
+        for _ in range(MAX_STALE):
+            slot, gen = self._ensure_slot()
+            try:
+                errors = await self._call_bound(slot, gen, lambda p: p.enter_scope(prelude), scoped=False)
+                if errors:
+                    await self._call_bound(slot, gen, lambda p: p.enter_scope(""), scoped=False)
+            except StaleBinding:
+                continue
+            self._scope = "" if errors else prelude
+            return errors
+        raise self._unstable()
+
+    def _scoped(self, fn: Callable[[LeanProcess], Awaitable[T]]) -> Callable[[LeanProcess], Awaitable[T]]:
+        scope = self._scope
+
+        async def run(p: LeanProcess) -> T:
+            if p.scope != scope:  # another session's file, or a restarted process: re-enter ours
+                await p.enter_scope(scope)
+            return await fn(p)
+
+        return run
 
     async def root_ast(self) -> str | None:
         """The root goal's target as Pantograph's s-expression (``printExprAST``), to read Lean's own
@@ -146,7 +176,7 @@ class TheoremSession:
                         return None, slot, gen  # type: ignore[return-value]
                     seen = slot.disturbances
                     try:
-                        reply = await self._pool.call(slot, gen, lambda p, sid=state_id: fn(p, sid),
+                        reply = await self._pool.call(slot, gen, self._scoped(lambda p, sid=state_id: fn(p, sid)),
                                                       tactic=tactic, recycle=tactic and attempt == 0)
                     except StaleBinding:
                         disturbed = True
@@ -233,9 +263,11 @@ class TheoremSession:
                     raise
         raise AssertionError("unreachable")
 
-    async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]]) -> T:
+    async def _call_bound(self, slot: Slot, gen: int, fn: Callable[[LeanProcess], Awaitable[T]], *,
+                          scoped: bool = True) -> T:
         try:
-            result = await self._pool.call(slot, gen, fn, infra=() in self._goals)  # a replay after a failure
+            result = await self._pool.call(slot, gen, self._scoped(fn) if scoped else fn,
+                                           infra=() in self._goals)  # a replay after a failure
         except StaleBinding:
             self._unbind_if(slot, gen)
             raise

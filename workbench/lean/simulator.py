@@ -27,6 +27,12 @@ are injected at configurable rates, or deterministically by the tactics ``__sim_
 limit (``{"error": "core"}``) and its own timeout (``{"error": "internal", "desc": "interrupt"}``) — are
 injected per (state, tactic) at ``--heartbeat-rate`` / ``--interrupt-rate``, or by ``__sim_heartbeat__``,
 ``__sim_recursion__`` and ``__sim_interrupt__``.
+
+``frontend.process`` reads a source file (``--write-sources DIR`` materialises placeholder files for the
+theorems it holds, :mod:`workbench.lean.simsource`): each command is a unit; a ``theorem`` it holds yields its
+traced steps, printed as this simulator's Lean prints them, as tactic invocations (the tactics come from its
+traces, not from the file's text: it elaborates nothing); with ``inheritEnv`` the file's closing scope
+(``open`` namespaces, current namespace) becomes the REPL's one scope, which name resolution then uses.
 """
 
 from __future__ import annotations
@@ -61,8 +67,9 @@ from workbench.lean.simrules import (
 )
 from workbench.lean.simnamespace import unresolved_short_name
 from workbench.lean.simversion import LEAN_VERSIONS, dropped_variables, gone_lemma, newer_state
-from workbench.namespaces import infer_open_namespace
-from workbench.lean.protocol import goal_to_pantograph
+from workbench.namespaces import infer_open_namespace, namespaced_references, open_prefixes
+from workbench.lean.protocol import InvokedTactic, frontend_data_json, goal_to_pantograph, invocation_goals_text
+from workbench.lean.simsource import scope_namespaces, source_text, split_commands
 from workbench.states import Goal, collapse, parse_state, render_state
 
 SIMULATOR_VERSION = "workbench-lean-simulator 0.2.0 (simulated Pantograph protocol, not Lean)"
@@ -101,6 +108,8 @@ class TracedTheorem:
     afters: tuple[str, ...] = ()  # state_after of each step (default: the next state_before)
     # per step: (written, full name) of LeanDojo's annotated references (namespace failures)
     references: tuple[tuple[tuple[str, str], ...], ...] = field(default=(), compare=False)
+    file_path: str | None = field(default=None, compare=False)  # the source file the trace names
+    statement: str | None = field(default=None, compare=False)
 
     @cached_property
     def by_goal(self) -> dict[tuple[str, str], int]:
@@ -190,6 +199,9 @@ class Simulator:
         self.timeout_ms = 0
         self.automatic_mode = False  # recorded only (the simulator always keeps every goal, as automatic mode does)
         self.print_ast = False  # options.set printExprAST: every Expression also carries "sexp"
+        # the REPL's one scope (Repl.lean v0.3.4 L21, L45-58): namespaces short names resolve through, set by
+        # frontend.process with inheritEnv (L231-235); empty by default
+        self.scope_opens: tuple[str, ...] = ()
         self._versioned: dict[str, TracedTheorem] = {}
         self.pending_fault: str | None = None
         self.pending_delay_s = 0.0
@@ -219,6 +231,13 @@ class Simulator:
             out.append(obj)
         return out
 
+    @cached_property
+    def namespaces(self) -> frozenset[str]:
+        """Every namespace the simulator's environment has: prefixes of the names it holds or references."""
+        names = set(self.theorems)
+        names.update(full for t in self.theorems.values() for refs in t.references for _, full in refs)
+        return frozenset(p for n in names for p in open_prefixes(n))
+
     def theorem(self, name: str) -> TracedTheorem | None:
         """The traced theorem as this simulator's Lean prints it (rewritten once, in newer mode)."""
         thm = self.theorems.get(name)
@@ -243,6 +262,7 @@ class Simulator:
     def unresolved(self, thm: TracedTheorem, depth: int, opened: Sequence[str], body: str) -> str | None:
         """The short name a ground-truth tactic fails on in copyFrom's context, or None."""
         annotated = any(thm.references)
+        opened = (*opened, *self.scope_opens)
         if annotated and self.config.namespace_references:
             return unresolved_short_name(thm.name, thm.references[depth], opened)
         if not annotated and self.mismatched(thm.name) and infer_open_namespace(thm.name) not in opened:
@@ -263,6 +283,7 @@ class Simulator:
             "goal.tactic": self.goal_tactic,
             "goal.print": self.goal_print,
             "goal.delete": self.goal_delete,
+            "frontend.process": self.frontend_process,
         }
         if cmd not in handlers:
             return {"error": "command", "desc": f"Unknown command {cmd}"}
@@ -361,6 +382,65 @@ class Simulator:
         self.pending_delay_s = latency
         return self._tactic(state, goal_id, tactic, d)
 
+    def frontend_process(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Elaborate a source file as far as the simulator can: its commands (:mod:`workbench.lean.simsource`);
+        a ``theorem`` it holds yields the traced steps as this simulator's Lean prints them (newer mode: the
+        newer text), one invocation per step, written to the ``invocations`` file as Pantograph writes it
+        (Repl.lean v0.3.4 L236-239); a theorem it does not hold gets an error message (it cannot elaborate).
+        Payload and reply follow Protocol.lean v0.3.4 L361-403; every non-Option field is required, as Lean's
+        derived FromJson reads it."""
+        for key in ("readHeader", "inheritEnv", "sorrys", "typeErrorsAsGoals", "newConstants"):
+            if not isinstance(payload.get(key), bool):
+                raise ReplError("command", f"Unable to parse json: Pantograph.Protocol.FrontendProcess.{key}: "
+                                           f"expected bool")
+        file_name, text = payload.get("fileName"), payload.get("file")
+        if (file_name is None) == (text is None):
+            raise ReplError("arguments", "Exactly one of {fileName, file} must be supplied")
+        if file_name is not None:
+            try:
+                with open(str(file_name), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError as e:  # Repl.lean v0.3.4 L282-284: an IO.Error becomes {"error": "io"}
+                raise ReplError("io", f"no such file or directory (error code: 2)\n  file: {file_name}"
+                                if isinstance(e, FileNotFoundError) else str(e)) from None
+            except UnicodeDecodeError:  # Lean's IO.FS.readFile refuses invalid UTF-8 with an IO error too
+                raise ReplError("io", f"Tried to read from file '{file_name}' containing invalid UTF-8 data.") from None
+        commands = split_commands(str(text), read_header=payload["readHeader"])
+        units, invocations = [], []
+        for c in commands:
+            unit: dict[str, Any] = {"boundary": [c.start, c.end], "messages": []}
+            invs: list[InvokedTactic] = []
+            new: list[str] = []
+            unknown = [ns for ns in c.opens_written if ns not in self.namespaces] if c.kind == "open" else []
+            if unknown:  # Lean: `open` of a namespace the environment does not have
+                unit["messages"].append(_message(f"unknown namespace '{unknown[0]}'", c.text))
+            if c.kind == "import":
+                unit["messages"].append(_message("invalid 'import' command, it must be used in the beginning of the file", c.text))
+            elif c.kind == "theorem" and c.name is not None:
+                thm = self.theorem(c.name)
+                if thm is None:
+                    unit["messages"].append(_message(f"simulator: {c.name} is not in its traces (it cannot elaborate it)", c.text))
+                else:
+                    invs = [InvokedTactic(invocation_goals_text(parse_state(thm.states[k])),
+                                          invocation_goals_text(parse_state(thm.afters[k] if thm.afters else thm.states[k + 1])),
+                                          thm.tactics[k],
+                                          tuple(full for _, full in thm.references[k]) if thm.references else ())
+                           for k in range(len(thm.tactics))]
+                    new = [c.name]
+            if payload.get("invocations") is not None:
+                unit["nInvocations"] = len(invs)
+            if payload["newConstants"]:
+                unit["newConstants"] = new
+            units.append(unit)
+            invocations.append(invs)
+        if payload.get("invocations") is not None:
+            with open(str(payload["invocations"]), "w", encoding="utf-8") as f:
+                f.write(frontend_data_json(invocations))
+        if payload["inheritEnv"]:  # the scope open at the end of the file becomes the REPL's
+            self.scope_opens = scope_namespaces(str(text))
+        self.pending_delay_s = self.config.latency.seconds(0.5) * max(1, sum(len(i) for i in invocations))
+        return {"units": units}
+
     def _verdict(self, u: float) -> tuple[str, str] | None:
         c = self.config
         if u < c.heartbeat_rate:
@@ -452,7 +532,7 @@ def newer_theorem(thm: TracedTheorem) -> TracedTheorem:
     dropped = dropped_variables(first[0]) if first else ()
     states = tuple(newer_state(s, dropped) for s in thm.states)
     afters = tuple(newer_state(s, dropped) for s in thm.afters)
-    return TracedTheorem(thm.name, states, thm.tactics, afters, thm.references)
+    return TracedTheorem(thm.name, states, thm.tactics, afters, thm.references, thm.file_path, thm.statement)
 
 
 def first_goal(thm: TracedTheorem) -> Goal:
@@ -500,8 +580,28 @@ def load_theorems(path: str) -> dict[str, TracedTheorem]:
         tactics = tuple(normalize_tactic(s.tactic) for s in thm.steps)
         afters = tuple(s.state_after or "no goals" for s in thm.steps)
         refs = tuple(s.references for s in thm.steps)
-        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics, afters, refs)
+        out[thm.full_name] = TracedTheorem(thm.full_name, tuple(states), tactics, afters, refs, thm.file_path,
+                                           thm.statement)
     return out
+
+
+def write_sources(theorems: dict[str, TracedTheorem], root: str) -> int:
+    """Materialise the simulator's source files: one placeholder per ``file_path`` its traces name, declaring
+    that file's theorems in trace order (:func:`workbench.lean.simsource.source_text`). Returns the file count."""
+    by_file: dict[str, list[TracedTheorem]] = {}
+    for thm in theorems.values():
+        if thm.file_path:
+            by_file.setdefault(thm.file_path, []).append(thm)
+    for rel, thms in by_file.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        # the file compiled, so each short name its proofs write resolved in its scope: open those namespaces
+        # the theorems' own `namespace` blocks do not already give
+        opens = dict.fromkeys(ref.namespace for t in thms for refs in t.references
+                              for ref in namespaced_references(t.name, refs) if not ref.fixed_by_open_retry)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(source_text(((t.name, t.tactics, t.statement) for t in thms), opens=tuple(opens)))
+    return len(by_file)
 
 
 # --- process I/O ----------------------------------------------------------------------------------
@@ -597,6 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when importing more than Init, reserve this much address space before 'ready.' (as "
                         "importing Mathlib maps 6-8 GB); under a smaller RLIMIT_AS the start fails as Lean's does: "
                         "'INTERNAL PANIC: out of memory'")
+    p.add_argument("--write-sources", metavar="DIR", default=None,
+                   help="write a placeholder .lean file under DIR for every source file the traces name (the files "
+                        "`workbench trace --lean simulated` elaborates), then exit")
     p.add_argument("imports", nargs="*", help="modules to import (accepted and ignored)")
     return p
 
@@ -621,6 +724,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.traces:
         parser.error("--traces is required")
     theorems = load_theorems(args.traces)
+    if args.write_sources:
+        n = write_sources(theorems, args.write_sources)
+        print(f"{n} simulator source files under {args.write_sources}")
+        return 0
     delay = args.start_delay
     if args.slow_start_rate and random.Random(f"{args.seed}:start:{os.getpid()}").random() < args.slow_start_rate:
         delay += args.slow_start_s

@@ -22,6 +22,24 @@ log = logging.getLogger(__name__)
 _D = MineSettings()  # the defaults live in one place: the settings dataclass
 
 
+def add_lean_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that say which Lean answers: ``mine`` and ``trace`` take the same (one translation,
+    :func:`workbench.mining.flags.settings_from_flags`)."""
+    p.add_argument("--pantograph-cmd", metavar="CMD", help="Pantograph REPL command (env PANTOGRAPH_REPL)")
+    p.add_argument("--imports", default=",".join(_D.imports), help="modules the REPL imports, comma-separated")
+    p.add_argument("--lean-workers", type=int, default=_D.lean_workers, metavar="N", help="Lean processes")
+    p.add_argument("--lean", choices=(*LEAN_BACKENDS, "auto"), default=_D.lean,
+                   help="'simulated': the Lean simulator, for dry runs (labels are not Lean's); "
+                        "'auto': the simulator when no Pantograph command is configured")
+    p.add_argument("--simulator-latency-scale", type=float, default=None, metavar="X",
+                   help="simulator only: multiplies its real-Lean latencies (0 = instant; default 1)")
+    p.add_argument("--simulator-lean-version", choices=("newer", "same"), default=_D.simulator_lean_version,
+                   help="simulator only: play a newer Lean than the traces, as every accepted Pantograph is "
+                        "(unused section variables dropped, current printing), or the traces' own")
+    p.add_argument("--simulator-traces", default=None, metavar="PATH",
+                   help="simulator only: the traces its Lean knows (its 'Mathlib'; default: --traces)")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--tactic-pairs", "--traces", dest="traces", metavar="PATH",
@@ -35,9 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--target-negatives", type=int, default=_D.target_negatives, metavar="N",
                    help="stop a theorem once it has N negatives")
     p.add_argument("--temperature", type=float, default=_D.temperature, help="SGLang sampling temperature")
-    p.add_argument("--pantograph-cmd", metavar="CMD", help="Pantograph REPL command (env PANTOGRAPH_REPL)")
-    p.add_argument("--imports", default=",".join(_D.imports), help="modules the REPL imports, comma-separated")
-    p.add_argument("--lean-workers", type=int, default=_D.lean_workers, metavar="N", help="Lean processes")
+    add_lean_arguments(p)
     p.add_argument("--concurrency", type=int, default=None, metavar="N",
                    help="theorems in flight (default: 8 per Lean worker)")
     p.add_argument("--tactic-timeout", type=float, default=_D.tactic_timeout_s, metavar="S", help="seconds per tactic")
@@ -53,14 +69,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--server-wait", type=float, default=_D.server_wait_s, metavar="S",
                    help="seconds to wait for SGLang to finish loading (/health 503) before giving up")
     p.add_argument("--encode-url", metavar="URL", help="encoding sidecar (env ENCODE_URL): encode mined states afterwards")
-    p.add_argument("--lean", choices=(*LEAN_BACKENDS, "auto"), default=_D.lean,
-                   help="'simulated': the Lean simulator, for dry runs (labels are not Lean's); "
-                        "'auto': the simulator when no Pantograph command is configured")
-    p.add_argument("--simulator-latency-scale", type=float, default=None, metavar="X",
-                   help="simulator only: multiplies its real-Lean latencies (0 = instant; default 1)")
-    p.add_argument("--simulator-lean-version", choices=("newer", "same"), default=_D.simulator_lean_version,
-                   help="simulator only: play a newer Lean than the traces, as every accepted Pantograph is "
-                        "(unused section variables dropped, current printing), or the traces' own")
+    p.add_argument("--source-root", default=None, metavar="DIR",
+                   help="the traced project's sources (e.g. the Mathlib checkout the traces name): start each theorem "
+                        "in its file's scope (namespace/open/variable lines); where not possible, as without it (counted)")
     p.add_argument("--traces-lean-version", default=_D.traces_lean_version, metavar="VERSION",
                    help="the Lean toolchain the traces were made with (e.g. v4.7.0); default: LeanDojo's "
                         "metadata.json beside them, else unknown (said in the plan and identity.json)")

@@ -58,7 +58,7 @@ def lean_config(settings: MineSettings) -> LeanConfig:
     """The REPL processes a Pantograph-protocol backend starts: the simulator or the configured command."""
     if settings.simulated:
         return LeanConfig(
-            command=simulator_command(settings.traces_path, "--lean-version", settings.simulator_lean_version,
+            command=simulator_command(settings.simulator_traces or settings.traces_path, "--lean-version", settings.simulator_lean_version,
                                       *settings.simulator_args),
             imports=(), workers=settings.lean_workers, request_timeout_s=settings.tactic_timeout_s,
             start_timeout_s=60.0, memory_limit_bytes=None)

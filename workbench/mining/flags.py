@@ -30,7 +30,8 @@ FLAGS: dict[str, str | None] = {
     "lean": "lean", "resume": None, "overwrite": None, "simulator_latency_scale": None, "progress": "progress",
     "progress_every": "progress_every_s", "prompt_format": "prompt_format", "server_wait": "server_wait_s",
     "ray_address": "ray_address", "traces_lean_version": "traces_lean_version",
-    "simulator_lean_version": "simulator_lean_version",
+    "simulator_lean_version": "simulator_lean_version", "simulator_traces": "simulator_traces",
+    "source_root": "source_root",
     "retry_infra": "retry_infra", "retry_incomplete": "retry_incomplete", "strict": "strict",
 }
 

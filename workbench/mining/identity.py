@@ -74,7 +74,8 @@ def declared_identity(settings: MineSettings) -> dict[str, Any]:
         "traces": name,
         "traces_sha256": sha,
         # What is known of the traces' Lean (informative: not compared on resume, not in the folder's name).
-        "traces_lean": {"toolchain": lean.toolchain, "source": lean.source, "detail": lean.detail},
+        "traces_lean": {"toolchain": lean.toolchain, "source": lean.source, "detail": lean.detail,
+                        "repl_version": lean.repl_version},
         "lean_backend": backend,
         "policy": "sglang" if settings.server_url else "retrieval",  # the URL may change between sessions
         "prompt_format": settings.prompt_format if settings.server_url else None,
@@ -115,6 +116,11 @@ def versions_meet(traces: Mapping[str, Any], lean_version: str | None) -> dict[s
     ``unknown``, with a sentence saying so (identity.json, the summary, the plan)."""
     said = (traces.get("toolchain") and f"Lean {traces['toolchain']}") or "an unknown Lean"
     detail = f" ({traces['detail']})" if traces.get("detail") else ""
+    if traces.get("repl_version") and traces.get("repl_version") == lean_version:
+        # `workbench trace` made them with this very REPL: same Lean, same printing, by construction.
+        lean = "simulator" if simulator_lean_version(lean_version) else lean_toolchain(lean_version or "")
+        return {"traces": traces.get("toolchain"), "lean": lean, "meet": "same",
+                "note": f"traces made by workbench trace with this REPL ({lean_version}): same Lean"}
     mode = simulator_lean_version(lean_version)
     if mode is not None:
         meet = "differ" if mode == "newer" else "same"

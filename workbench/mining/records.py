@@ -94,6 +94,8 @@ class WalkCounts:
     gt_failed_limit: Counter = _family("gt.failed_limit.")  # LimitKind -> ground-truth steps Lean gave up on
     # how the walk reached the trace's first state: the introduced state compared with it
     start: Counter = _family("start.")  # matched (exact) | normalised | fuzzy | mismatch | intro_failed | …
+    # `mine --source-root`: file_scope (entered) | no_file | not_found | header_failed (fell back to no scope)
+    start_scope: Counter = _family("scope.")
     # Lean's binders (printExprAST) against the trace's first-state hypotheses
     binders_from_lean: int = _count("binders.from_lean")  # the intro named Lean's binders (1 per theorem)
     binders_from_trace: int = _count("binders.from_trace")  # no s-expression: the trace's names were used

@@ -327,6 +327,7 @@ async def _mine(settings: MineSettings, policy: Any, keep_results: bool,
                 steps=totals["steps"],
                 generation_wait_fraction=round(totals["generation_wait_s"] / totals["walk_s"], 4) if totals["walk_s"] else None,
                 lean_restarts=stats.restarts_by_cause,
+                lean_scope_switches=getattr(stats, "scope_switches", None),  # --source-root: file scopes re-entered
                 interrupted=interrupted,
                 policy=executor.policy_provenance.get("stats"),  # truncated, aborts, 4xx, completion tokens per candidate
                 stopped_by=("SIGTERM" if sigterm else "interrupt" if interrupted

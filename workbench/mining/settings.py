@@ -46,6 +46,8 @@ class MineSettings:
     simulator_args: tuple[str, ...] = ()  # extra `python -m workbench.lean.simulator` flags (faults, latency)
     simulator_lean_version: str = "newer"  # the simulator plays a newer Lean than the traces (as every accepted
     #                                        Pantograph is), or "same": the traces' own Lean
+    source_root: str | None = None  # the traced project's sources: start each theorem in its file's scope
+    simulator_traces: str | None = None  # the traces the simulator's Lean knows (its "Mathlib"); None: `traces`
     traces_lean_version: str | None = None  # the traces' Lean toolchain (v4.7.0); None: metadata.json or unknown
     wrap_candidates: bool = True
     overlap_generation: bool = True  # False = the reference's sequential walk (benchmark baseline)
@@ -119,7 +121,8 @@ class MineSettings:
     def walk_params(self) -> WalkParams:
         return WalkParams(candidates_per_step=self.candidates_per_step, target_negatives=self.target_negatives,
                           theorem_timeout_s=self.theorem_timeout_s, infra_grace_s=self.infra_grace_s,
-                          wrap_candidates=self.wrap_candidates, overlap_generation=self.overlap_generation)
+                          wrap_candidates=self.wrap_candidates, source_root=self.source_root,
+                          overlap_generation=self.overlap_generation)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"simulated": self.simulated, "theorems_in_flight": self.theorems_in_flight}

@@ -13,6 +13,13 @@ QUALITY_STEPS = ("0", "1", "2", "3", "4", "5+")  # step buckets of the match-qua
 _QUALITIES = ("exact", "normalised", "fuzzy", "none")
 
 
+def _scope_row(theorems: int, c: WalkCounts) -> dict[str, Any]:
+    return {"theorems": theorems, "steps": c.gt_steps, "failed_before_open_retry": c.gt_failed_plain,
+            "rescued_by_open_retry": c.gt_rescued_by_open, "failed": c.gt_failed,
+            "step_failure_rate_without_open_retry": _rate(c.gt_failed_plain, c.gt_steps),
+            "step_failure_rate": _rate(c.gt_failed, c.gt_steps)}
+
+
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
@@ -95,6 +102,14 @@ def summarize(lines: list[Mapping[str, Any]], *, simulated: bool, provenance: Ma
     step0 = Counter(line["step0"] for line in lines if line.get("step0"))
     gt["failed_by_lean_limit"] = counts.failed_by_lean_limit()
     gt["start"] = dict(sorted(start.items()))
+    # `mine --source-root`: ground-truth failures by how the theorem started (in its file's scope or not)
+    by_scope: dict[str, list[WalkCounts]] = {}
+    for line in lines:
+        mode = (line.get("start") or {}).get("scope")
+        if mode:
+            by_scope.setdefault(mode, []).append(WalkCounts.from_dict(line.get("counts")))
+    if by_scope:
+        gt["by_start_scope"] = {mode: _scope_row(len(cs), WalkCounts.total(cs)) for mode, cs in sorted(by_scope.items())}
     gt["step0_outcome"] = dict(sorted(step0.items()))
     summary: dict[str, Any] = {
         "simulated": simulated,
@@ -161,6 +176,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"{gt['step_failure_rate']} (without {gt['step_failure_rate_without_open_retry']}); "
         f"{gt['rescued_by_open_retry']} steps rescued by `open ... in`",
         f"ground-truth step 0: {gt['step0_outcome']}",
+        *(f"ground truth by start ({mode}): {r['theorems']} theorems, {r['steps']} steps, {r['failed_before_open_retry']} "
+          f"failed as written, {r['rescued_by_open_retry']} rescued by `open ... in`, {r['failed']} failed"
+          for mode, r in (gt.get("by_start_scope") or {}).items()),
         f"theorems with negatives deeper than 2: {s['theorems_with_negatives_deeper_than_2']}",
     ]
     gen = (s.get("this_run") or {}).get("policy") or {}

@@ -55,6 +55,7 @@ class WalkParams:
     #                                  reference's sequential walk, kept for the benchmark's baseline)
     introduce_binders: bool = True  # `intro` the trace's first-state hypotheses before step 0 (False: the
     #                                 reference's walk from copyFrom's ∀-root, kept to measure what it cost)
+    source_root: str | None = None  # `mine --source-root`: start each theorem in its file's scope (walk/start.py)
     align_goals: bool = True  # apply each step to the Lean goal its state_before shows (False: always the
     #                           main goal, in trace order, as the reference did)
 
@@ -117,6 +118,7 @@ class WalkContext:
     # The trace's first-state hypotheses Lean's type lacks (an older Lean kept unused section variables):
     # removed from every traced goal before it is compared with Lean's (start.py sets them).
     dropped: tuple[Hypothesis, ...] = ()
+    scope: str | None = None  # how the theorem's file scope was entered (start.enter_file_scope); None: not asked
     align: list[str] = field(default_factory=list)  # match quality of each aligned step (align.py)
 
     def __post_init__(self) -> None:

@@ -11,6 +11,9 @@ every traced goal before it is compared with Lean's (``ctx.dropped``).
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from workbench.lean.backend import LeanSession
 from workbench.lean.binders import intro_tactic, plan_intro, telescope
 from workbench.lean.errors import LeanBackendError, LeanGarbage, LeanProtocolError
@@ -18,9 +21,10 @@ from workbench.lean.printer import state_quality
 from workbench.lean.results import Advanced, Node
 from workbench.mining.labels import Outcome
 from workbench.mining.walk.context import WalkContext, messages
+from workbench.scope import declaration_line, file_scope
 from workbench.states import Goal, parse_state
 
-__all__ = ["introduce"]
+__all__ = ["introduce", "enter_file_scope"]
 
 _START = {"exact": "matched", "normalised": "normalised", "fuzzy": "fuzzy", "none": "mismatch"}
 
@@ -43,6 +47,37 @@ async def _lean_binders(ctx: WalkContext, session: LeanSession) -> str | None | 
     return Outcome.INFRA_ERROR
 
 
+@functools.lru_cache(maxsize=64)
+def _source(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+async def enter_file_scope(ctx: WalkContext, session: LeanSession) -> None:
+    """Before ``goal.start``: the REPL takes the theorem's file scope (its ``namespace``/``open``/``variable``…
+    lines before the theorem, :func:`workbench.scope.file_scope`), so tactics elaborate and states print as
+    in the file. Where that is not possible — no file, theorem not found in it, Lean rejects the prelude —
+    the theorem starts as without ``--source-root``; ``ctx.scope`` and ``counts.start_scope`` say which."""
+    thm = ctx.theorem
+    text = _source(str(Path(ctx.params.source_root, thm.file_path))) if thm.file_path else None  # type: ignore[arg-type]
+    line = declaration_line(text, thm.full_name, thm.start_line) if text is not None else None
+    if text is None:
+        ctx.scope = "no_file"
+    elif line is None:
+        ctx.scope = "not_found"
+    else:
+        try:
+            errors = await session.set_scope(file_scope(text, line))
+        except LeanBackendError as e:  # the session re-pins on its next request; start without the scope
+            errors = (f"{type(e).__name__}: {e}",)
+        ctx.scope = "header_failed" if errors else "file_scope"
+        if errors:
+            ctx.message = f"file scope of {thm.file_path}: {str(errors[0])[:200]}"
+    ctx.counts.start_scope[ctx.scope] += 1
+
+
 async def introduce(ctx: WalkContext, session: LeanSession, root: Node) -> Node | None:
     """Move Lean's binders into the context, named as the trace's first state names them.
 
@@ -55,6 +90,8 @@ async def introduce(ctx: WalkContext, session: LeanSession, root: Node) -> Node 
     except ValueError:
         first = None
     ctx.start = {"intro": None, "problem": None, "binders": None}
+    if ctx.scope is not None:
+        ctx.start["scope"] = ctx.scope
     node = root
     if first and ctx.params.introduce_binders:
         sexp = await _lean_binders(ctx, session)

@@ -23,7 +23,7 @@ from workbench.mining.walk.align import align
 from workbench.mining.walk.candidates import generate, try_candidates
 from workbench.mining.walk.context import WalkContext, WalkParams, now_ms
 from workbench.mining.walk.ground_truth import advance_ground_truth
-from workbench.mining.walk.start import introduce
+from workbench.mining.walk.start import enter_file_scope, introduce
 from workbench.policy.base import Policy
 from workbench.policy.errors import GenerationFailed
 from workbench.trace_breaks import is_nested_in
@@ -84,6 +84,8 @@ async def _walk(ctx: WalkContext, lean: LeanBackend, policy: Policy, budget: "as
     async with lean.theorem(ctx.name) as session:
         if budget is not None:
             session.pause_budget = _Budget(ctx, budget, ctx.params.infra_grace_s).paused
+        if ctx.params.source_root is not None:
+            await enter_file_scope(ctx, session)
         try:
             root = await session.start(copy_from=ctx.name)
         except LeanGarbage as e:
