@@ -3,17 +3,15 @@
 import json
 from pathlib import Path
 
-import papermill as pm
-
 from workbench.cli import main
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_group_traces.ipynb"
 
 
-def test_notebook_01_on_real_traces(shared_traces_dir, tmp_path):
+def test_notebook_01_on_real_traces(shared_traces_dir, tmp_path, execute_notebook):
     out_dir = tmp_path / "grouped"
-    pm.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "01.ipynb"), kernel_name="python3", progress_bar=False,
+    execute_notebook(
+        NOTEBOOK, tmp_path / "01.ipynb",
         parameters={"traces_path": str(shared_traces_dir), "min_steps": 2, "num_theorems": 200, "seed": 5,
                     "val_fraction": 0.25, "output_dir": str(out_dir)},
     )
