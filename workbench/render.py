@@ -7,6 +7,9 @@ What is removed: papermill/execution metadata (timings, kernel paths), progress-
 the home folder (replaced by ``<repo>``, ``<python>``, ``~``). Figures and tables are kept as they are.
 Log lines (a kernel's stderr) show as plain text, not in the error colour a traceback gets; a notebook
 that did not run to its end (an error, an interrupted run) gets a banner at the top saying where it stopped.
+The report is readable offline: nbconvert's lab template loads require.js, MathJax and mermaid from
+cdnjs.cloudflare.com; our notebooks use none of them (no LaTeX, no diagrams, widgets removed here), and a
+blocking ``<script src>`` to a host a machine cannot reach stalls the page in ``readyState == "loading"``.
 """
 
 from __future__ import annotations
@@ -111,12 +114,23 @@ def clean_notebook(nb: Any, repo: Path | None = None) -> Any:
     return nb
 
 
+# nbconvert's lab template (nbconvert 7, templates/lab/index.html.j2) without its three remote scripts
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def render_report(executed: Path, html: Path, repo: Path | None = None) -> Path:
     import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
     nb = clean_notebook(nbformat.read(str(executed), as_version=4), repo)
-    body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
+    exporter = HTMLExporter(template_name="lab", template_file="workbench_offline.html.j2",
+                            extra_loaders=[DictLoader({"workbench_offline.html.j2": _OFFLINE_TEMPLATE})])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": html.stem}})
     html.write_text(body, encoding="utf-8")
     return html
 
