@@ -35,3 +35,15 @@ def test_group_cli_names_bad_input(tmp_path, capsys):
     bad.write_text('{"state": "⊢ a", "tactic": "simp", "theorem": "T"}\n')
     assert main(["group", "--traces", str(bad), "--output-dir", str(tmp_path / "o")]) == 2
     assert "bad.jsonl: line 1: missing field 'depth'" in capsys.readouterr().err
+
+
+def test_notebook_01_says_when_its_source_is_the_hand_written_sample(tmp_path):
+    """Issue 24, item 6: the bundled sample is hand-written; a reader of notebook 01 must not take it for Mathlib."""
+    from workbench.trace_stats import source_summary
+    from workbench.traces import bundled_sample_path
+
+    summary = {"kept": 30, "steps": 90, "train_theorems": 24, "val_theorems": 6}
+    sample = source_summary(bundled_sample_path(), summary, "runs/01")
+    assert sample.startswith("**Source: the bundled HAND-WRITTEN sample**") and "do not exist in Mathlib" in sample
+    real = source_summary(tmp_path / "leandojo_benchmark_4", summary, "runs/01")
+    assert "HAND-WRITTEN" not in real and real.startswith(f"**Source:** `{tmp_path / 'leandojo_benchmark_4'}`")
