@@ -27,3 +27,22 @@ def sample_traces_path() -> Path:
     if not path.exists():
         pytest.fail(f"bundled sample missing: {path}")
     return path
+
+
+# Every headless notebook execution in the tests has a per-cell limit (as `make demo` and nbval do), so a
+# stalled cell fails its test loudly instead of hanging the suite (issue 24, item 1).
+NOTEBOOK_CELL_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="session")
+def execute_notebook():
+    """``papermill.execute_notebook`` with ``execution_timeout``, python3 kernel and no progress bar set."""
+    papermill = pytest.importorskip("papermill")
+
+    def run(notebook, output, **kwargs):
+        kwargs.setdefault("execution_timeout", NOTEBOOK_CELL_TIMEOUT_S)
+        kwargs.setdefault("kernel_name", "python3")
+        kwargs.setdefault("progress_bar", False)
+        return papermill.execute_notebook(str(notebook), str(output), **kwargs)
+
+    return run

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["NamespacedReference", "infer_open_namespace", "is_notation_or_instance", "namespaced_references", "open_prefixes", "wrap_open"]
+__all__ = ["NamespacedReference", "ROOT_EXPORTS", "infer_open_namespace", "is_notation_or_instance",
+           "namespaced_references", "open_prefixes", "wrap_open"]
 
 
 def _segments(name: str) -> list[str]:
@@ -64,6 +65,17 @@ def is_notation_or_instance(full_name: str) -> bool:
     return bool(namespace) and namespace[-1][:1].islower()
 
 
+# Lean core's `export` declarations (leanprover/lean4, src/Init/Prelude.lean: `export Bool (false true)`,
+# `export Option (none some)`, `export Min (min)`, `export Max (max)`; src/Init/Core.lean:
+# `export Insert (insert)`, `export Singleton (singleton)`): these constants resolve by their short name at
+# the root, in any namespace and with nothing opened. `true` in `simp (config := { contextual := true })`
+# is annotated `Bool.true` but is no namespace lookup. Mathlib's own exports (`export MulZeroClass
+# (mul_zero zero_mul)`) are not listed: the annotation cannot tell them apart, and this list holds only what
+# Lean core declares (the ones the shared traces use; not every core export).
+ROOT_EXPORTS = frozenset({"Bool.false", "Bool.true", "Option.none", "Option.some", "Min.min", "Max.max",
+                          "Insert.insert", "Singleton.singleton"})
+
+
 def namespaced_references(theorem_name: str, references: Iterable[tuple[str, str]]) -> list[NamespacedReference]:
     """Names a ground-truth tactic writes short because the source file had a namespace open.
 
@@ -74,7 +86,8 @@ def namespaced_references(theorem_name: str, references: Iterable[tuple[str, str
     prefixes = set(open_prefixes(theorem_name))
     out = []
     for written, full in references:
-        if written == full or not full.endswith("." + written) or is_notation_or_instance(full):
+        if (written == full or not full.endswith("." + written) or is_notation_or_instance(full)
+                or (full in ROOT_EXPORTS and written == full.rsplit(".", 1)[1])):
             continue
         namespace = full[: -len(written) - 1]
         out.append(NamespacedReference(written, full, namespace, namespace in prefixes))

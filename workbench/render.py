@@ -5,6 +5,11 @@
 What is removed: papermill/execution metadata (timings, kernel paths), progress-bar lines on stderr
 (tqdm's carriage-return refreshes), and absolute paths of this checkout, the Python environment and
 the home folder (replaced by ``<repo>``, ``<python>``, ``~``). Figures and tables are kept as they are.
+Log lines (a kernel's stderr) show as plain text, not in the error colour a traceback gets; a notebook
+that did not run to its end (an error, an interrupted run) gets a banner at the top saying where it stopped.
+The report is readable offline: nbconvert's lab template loads require.js, MathJax and mermaid from
+cdnjs.cloudflare.com; our notebooks use none of them (no LaTeX, no diagrams, widgets removed here), and a
+blocking ``<script src>`` to a host a machine cannot reach stalls the page in ``readyState == "loading"``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import argparse
 import os
 import re
 import sys
+from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["clean_notebook", "render_report", "machine_paths", "main"]
+__all__ = ["clean_notebook", "render_report", "machine_paths", "unfinished", "main"]
 
 # a tqdm refresh: "  40%|████      | 4/10 [00:01<00:02, ...]" (with or without a description)
 _BAR = re.compile(r"^.*\d+%\|.*\|.*$|^.*\d+(?:\.\d+)?\w*/s\]\s*$")
@@ -46,9 +52,36 @@ def _is_bar_noise(text: str) -> bool:
     return bool(lines) and all(_BAR.match(line) for line in lines)
 
 
+def unfinished(nb: Any) -> str | None:
+    """Why ``nb`` (an executed notebook) did not run to its end, or None when every code cell ran cleanly."""
+    code = [(i, c) for i, c in enumerate(nb.cells, 1) if c.cell_type == "code" and c.source.strip()]
+    for i, cell in code:
+        error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        if error is not None:
+            return f"it stopped with an error in cell {i} ({error.get('ename', 'error')}: {error.get('evalue', '')})"
+    pending = [i for i, c in code if c.get("execution_count") is None
+               or c.metadata.get("papermill", {}).get("status") in ("pending", "running")]
+    if pending:
+        return f"cells {pending[0]}-{pending[-1]} did not run ({len(pending)} of {len(code)} code cells): the run was interrupted"
+    return None
+
+
+def _banner(reason: str) -> Any:
+    import nbformat
+
+    html = ('<div style="background:#b00020;color:white;padding:10px;font-weight:bold">'
+            f"UNFINISHED NOTEBOOK: {escape(reason)}. What follows is partial.</div>")
+    return nbformat.v4.new_markdown_cell(html, metadata={"workbench": "unfinished"})
+
+
 def clean_notebook(nb: Any, repo: Path | None = None) -> Any:
-    """``nb`` (nbformat node) without run metadata, progress-bar output and machine paths (in place)."""
+    """``nb`` (nbformat node) without run metadata, progress-bar output and machine paths (in place); a
+    banner first when the notebook did not run to its end."""
     paths = machine_paths(repo)
+    reason = unfinished(nb)
+    nb.cells = [c for c in nb.cells if c.metadata.get("workbench") != "unfinished"]
+    if reason:
+        nb.cells.insert(0, _banner(reason))
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -61,6 +94,8 @@ def clean_notebook(nb: Any, repo: Path | None = None) -> Any:
             if out.get("output_type") == "stream":
                 if out.get("name") == "stderr" and _is_bar_noise(out.get("text", "")):
                     continue
+                # stderr is where log lines go; nbconvert paints it like an error (pink), tracebacks are "error"s
+                out["name"] = "stdout"
                 out["text"] = _scrub(out.get("text", ""), paths)
             elif out.get("output_type") in ("display_data", "execute_result"):
                 data = out.get("data", {})

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from workbench.namespaces import infer_open_namespace, namespaced_references
 from workbench.tactics import tactic_name
-from workbench.traces import Theorem, TraceSet
+from workbench.traces import Theorem, TraceSet, bundled_sample_path
+
+
+def source_summary(source: str | Path, summary: Mapping[str, Any], output_dir: str | Path) -> str:
+    """Notebook 01's first line (Markdown): where the traces came from, what was kept, where it went; when the
+    source is the bundled sample, says loudly that it is the hand-written sample, not Mathlib traces."""
+    kept = (f"kept **{summary['kept']}** theorems, {summary['steps']} steps; train {summary['train_theorems']} / "
+            f"val {summary['val_theorems']} theorems; outputs in `{output_dir}`")
+    if Path(source).resolve() == bundled_sample_path().resolve():
+        return (f"**Source: the bundled HAND-WRITTEN sample** (`{Path(source).name}`, written for this project in "
+                f"LeanDojo's format; its theorem names do not exist in Mathlib, so it only exercises the pipeline: "
+                f"set `traces_path` to LeanDojo Benchmark 4 traces for real numbers) — {kept}")
+    return f"**Source:** `{source}` — {kept}"
 
 
 def kept_dropped_table(trace_set: TraceSet) -> pd.DataFrame:

@@ -122,8 +122,31 @@ def _check_top_level(path: Path, opener: str) -> None:
         raise TraceError(f"{path}: expected {kind}, file starts with {head[:40]!r}")
 
 
+# what may follow an alternative's tag up to its `=>`: binder names and holes (`| succ n ih =>`, `| inl _ =>`)
+_ALTERNATIVE_REST = re.compile(r"(?:\s+[^\s=|<>()\[\]{}⟨⟩,:]+)*\s*=>")
+
+
+def _is_alternative_tag(text: str, match: re.Match[str]) -> bool:
+    """``| <a>zero</a> =>``, ``| <a>succ</a> n ih =>``: the tag of an ``induction``/``cases``/``match``
+    alternative. Lean matches an ``induction``/``cases`` tag against the constructor names
+    (Lean/Elab/Tactic/Induction.lean, ``inductionAltLHS := "| " ("@"? ident <|> hole) (ident <|> hole)*``,
+    ``getAltName`` takes the ident's ``getId``), and a ``match`` pattern identifier that does not resolve
+    becomes a pattern variable (Lean/Elab/PatternVar.lean, ``processIdAux``: no candidates -> ``processVar``):
+    neither is a name lookup that can fail with ``unknown identifier``. ``|x|`` (absolute value) and
+    ``{x | p x}`` are not followed by binders and ``=>``, so they stay references."""
+    before = text[: match.start()].rstrip()
+    before = before[:-1].rstrip() if before.endswith("@") else before
+    return before.endswith("|") and bool(_ALTERNATIVE_REST.match(_ANNOTATION.sub(r"\1", text[match.end():])))
+
+
 def _references(annotated: Any) -> tuple[tuple[str, str], ...]:
-    """Pair each ``<a>name</a>`` of LeanDojo's annotated tactic with the definition it resolved to."""
+    """Pair each ``<a>name</a>`` of LeanDojo's annotated tactic with the definition it resolved to, keeping
+    the ones that are name lookups in the tactic's scope.
+
+    LeanDojo 1.8.2 (``TracedTactic.get_annotated_tactic``, data_extraction/traced_data.py) marks every ident
+    whose span carries a ``TermInfo`` for a constant (ExtractData.lean, ``visitTermInfo``), in source order,
+    one provenance entry per mark. That covers more than written names: field notation and case tags too.
+    """
     if not (isinstance(annotated, list) and len(annotated) == 2 and isinstance(annotated[0], str)):
         return ()
     text = annotated[0]
@@ -133,6 +156,7 @@ def _references(annotated: Any) -> tuple[tuple[str, str], ...]:
         if isinstance(p, dict) and isinstance(p.get("full_name"), str)
         # `h.symm`, `(foo).mp`: field notation resolves through the receiver's type, not an open namespace
         and not text[: m.start()].endswith(".")
+        and not _is_alternative_tag(text, m)
     )
 
 

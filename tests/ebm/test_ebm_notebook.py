@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import papermill as pm
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_train_ebm.ipynb"
 
@@ -15,10 +14,10 @@ def test_notebook_04_is_committed_without_outputs():
     assert not any(line.lstrip().startswith("def ") for c in nb["cells"] for line in "".join(c["source"]).splitlines())
 
 
-def test_notebook_04_runs_on_tiny_parameters(tmp_path):
+def test_notebook_04_runs_on_tiny_parameters(tmp_path, execute_notebook):
     out = tmp_path / "ebm"
-    pm.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "04.ipynb"), kernel_name="python3", progress_bar=False,
+    execute_notebook(
+        NOTEBOOK, tmp_path / "04.ipynb",
         parameters={"overrides": {"steps": 20, "eval_every": 10, "batch_size": 16, "hidden": [32, 16, 8], "spectral_norm": True},
                     "output_dir": str(out)},
     )

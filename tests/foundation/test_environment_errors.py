@@ -99,13 +99,12 @@ def test_describe_finds_the_failure_behind_wrappers():
     assert describe(ValueError("bad input")) is None
 
 
-def test_notebook_02_raises_the_short_message_naming_its_parameters(tmp_path):
+def test_notebook_02_raises_the_short_message_naming_its_parameters(tmp_path, execute_notebook):
     papermill = pytest.importorskip("papermill")
     url = f"http://127.0.0.1:{_free_port()}"
     with pytest.raises(papermill.PapermillExecutionError) as e:
-        papermill.execute_notebook(
-            str(REPO / "notebooks" / "02_mine_negatives.ipynb"), str(tmp_path / "02.ipynb"),
-            cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False,
+        execute_notebook(
+            REPO / "notebooks" / "02_mine_negatives.ipynb", tmp_path / "02.ipynb", cwd=str(REPO / "notebooks"),
             parameters={"output": str(tmp_path / "o"), "num_theorems": 1, "lean": "simulated", "server_url": url,
                         "server_wait": 0.2})
     assert e.value.ename == "EnvironmentFailure"

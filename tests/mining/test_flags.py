@@ -59,7 +59,7 @@ def test_every_notebook_parameter_is_a_flag_and_defaults_agree_unless_the_notebo
         if name in ("output", "progress"):
             continue  # required on the CLI / a terminal property there
         field = {"tactic_timeout": "tactic_timeout_s", "theorem_timeout": "theorem_timeout_s",
-                 "server_wait": "server_wait_s"}.get(name, name)
+                 "server_wait": "server_wait_s", "progress_every": "progress_every_s"}.get(name, name)
         if name in ("resume", "overwrite"):
             expected = {"resume": defaults.mode == "resume", "overwrite": defaults.mode == "overwrite"}[name]
         elif name == "simulator_latency_scale":

@@ -28,20 +28,31 @@ def simulated_banner(simulated: bool, traces: str | None = None) -> str:
     )
 
 
+def _legend_outside(ax) -> None:
+    """The legend right of the axes, never over a line."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def _has_signal(values: pd.Series) -> bool:
+    """False for a curve that is all zero or missing (a loss term that is switched off, e.g. depth at weight 0)."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return bool(len(v)) and bool((v.abs() > 0).any())
+
+
 def plot_training_curves(history: Sequence[dict[str, float]]) -> Figure:
     h = pd.DataFrame(list(history))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 3.8))
     for col, style in (("train_loss", "-"), ("val_loss", "-"), ("train_loss_contrastive", ":"), ("val_loss_contrastive", ":"),
                        ("train_loss_depth", "--"), ("val_loss_depth", "--")):
-        if col in h:
+        if col in h and _has_signal(h[col]):
             ax_loss.plot(h["step"], h[col], style, label=col)
     ax_loss.set(xlabel="step", ylabel="loss", title="loss")
-    ax_loss.legend(fontsize=7)
+    _legend_outside(ax_loss)
     for col in ("val_rank_acc", "val_pairwise_acc", "val_auroc", "train_rank_acc"):
-        if col in h:
+        if col in h and _has_signal(h[col]):
             ax_acc.plot(h["step"], h[col], label=col)
     ax_acc.set(xlabel="step", ylabel="accuracy", title="contrastive accuracy", ylim=(0, 1.02))
-    ax_acc.legend(fontsize=7)
+    _legend_outside(ax_acc)
     fig.tight_layout()
     return fig
 
@@ -69,7 +80,7 @@ def plot_accuracy_by_depth(by_depth: pd.DataFrame, *, title: str, ylabel: str = 
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
     if pd.api.types.is_numeric_dtype(by_depth.index):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 

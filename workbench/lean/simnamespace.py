@@ -4,9 +4,13 @@ Pantograph runs tactics with ``openDecls := []`` and ``currNamespace := Aniva`` 
 ``createCoreContext``, lenianiva/Pantograph at 013cb8bb): none of the source file's ``namespace`` / ``open``
 directives apply, so a short name that Lean resolved through a namespace fails with
 ``unknown identifier '<short name>'`` unless the tactic opens that namespace (``open A.B in tac``).
-Field notation (``h.symm``), private and instance names are not namespace lookups and never fail here
-(:func:`workbench.namespaces.namespaced_references` drops them). Limitation: a name Mathlib
-``export``s to the root (``mul_zero``) also resolves in Lean; its annotation cannot tell, so it fails here.
+LeanDojo annotates every ident that elaborated to a constant (v1.8.2, ``TracedTactic.get_annotated_tactic``),
+which is more than the short names looked up in a namespace: field notation (``h.symm``), the tags of
+``induction``/``cases``/``match`` alternatives (``| zero =>``, ``| inl h =>``; dropped when the traces are
+read, :func:`workbench.traces._references`), private and instance names, and Lean core's root exports
+(``true``, ``some``, ``min``: :data:`workbench.namespaces.ROOT_EXPORTS`) never fail here
+(:func:`workbench.namespaces.namespaced_references` drops them). Limitation: a name Mathlib ``export``s to
+the root (``mul_zero``) also resolves in Lean; its annotation cannot tell, so it fails here.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ COMMIT_VERSION = 1
 # Every name `workbench mine` writes in a run folder, with the temporary name each is written under first:
 # only these are ever deleted (--overwrite, recover), never a file someone else put there.
 _OWN_TOP = re.compile(r"(part-\d{5,}\.parquet|theorems\.jsonl|manifest\.json|summary\.json|run_config\.json"
-                      r"|identity\.json|runs-\d{3,}\.json)(\.tmp)?")
+                      r"|identity\.json|runs-\d{3,}\.json|progress\.log)(\.tmp)?")
 _OWN_ATTEMPTS = re.compile(r"part-\d{5,}\.parquet(\.tmp)?")
 _PART_NUMBER = re.compile(r"part-(\d+)\.parquet")
 _OWN_EMBEDDINGS = re.compile(r"part-\d{5,}\.parquet|\.part-\d{5,}\.parquet\.tmp")

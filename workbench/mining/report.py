@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from workbench.htmltable import Html
 from workbench.mining import summary as summary_rules
-from workbench.mining.output import SUMMARY, read_attempts, read_status_lines
+from workbench.mining.export import split_output
+from workbench.mining.output import SUMMARY, existing_output, read_attempts, read_status_lines
+from workbench.mining.progress import latency_scale
 from workbench.trajectory import read_trajectories
 
 __all__ = ["Mined", "load_mined", "input_paths", "depth_counts", "survival", "outcome_counts", "per_theorem_yields",
-           "alternative_proofs", "gt_replay_failures", "start_and_step0", "lean_and_traces", "match_quality_by_step", "versions_met",
-           "banner", "plan_table", "plot_depth",
+           "alternative_proofs", "gt_replay_failures", "gt_failure_examples", "start_and_step0", "lean_and_traces",
+           "match_quality_by_step", "versions_met", "banner", "plan_table", "this_run_table", "plot_depth",
            "plot_survival", "plot_outcomes",
            "plot_yields", "plot_gt_failures"]
 
@@ -59,17 +63,19 @@ def load_mined(paths: str | Path | Sequence[str | Path]) -> Mined:
                  pd.concat(lines, ignore_index=True), summaries)
 
 
-def input_paths(inputs: str | Path | Sequence[str | Path] | None, *, demo_if_missing: bool = True,
+def input_paths(inputs: str | Path | Sequence[str | Path] | None, *, demo_if_missing: bool = False,
                 env: Mapping[str, str] | None = None) -> list[str]:
-    """Normalise the notebook's ``inputs`` (a path, a list, or a JSON list from the command line); when
-    ``demo_if_missing`` and the first input has no mining output, run the quick offline simulated mining there.
+    """Normalise the notebook's ``inputs`` (a path, a list, or a JSON list from the command line) and check
+    that each one holds mining output: a missing or mistyped folder is an error naming it, never a silent
+    substitute.
 
-    ``None``: the folder notebook 02 mines into with its default parameters in this environment (``env``);
-    when that is missing, the offline simulated run's folder (never a simulated run under a Lean name).
+    ``None``: the folder notebook 02 mines into with its default parameters in this environment (``env``).
+    ``demo_if_missing``: only when asked, run the quick offline SIMULATED mining into a first input that has
+    no output yet (``None`` then means the offline simulated run's folder, never a simulated run under a
+    Lean name).
     """
     if inputs is None:
         from workbench.mining.flags import settings_from_flags
-        from workbench.mining.output import existing_output
 
         inputs = settings_from_flags({"lean": "auto"}, env=env or {}, output_root=NOTEBOOK02_ROOT).output
         if not existing_output(Path(inputs)) and demo_if_missing:
@@ -77,38 +83,57 @@ def input_paths(inputs: str | Path | Sequence[str | Path] | None, *, demo_if_mis
     if isinstance(inputs, str) and inputs.strip().startswith("["):
         inputs = json.loads(inputs)
     paths = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(p) for p in inputs]
+    paths = [str(split_output(p)[0]) for p in paths]  # NAME.parquet (a --output) was mined into NAME.parquet.run
     if not paths:
         raise ValueError("no mined outputs given")
     if demo_if_missing:
         from workbench.mining.run import ensure_demo_output
 
         paths[0] = str(ensure_demo_output(paths[0]))
+    missing = [p for p in paths if not existing_output(Path(p))]
+    if missing:
+        where = Path.cwd()
+        raise FileNotFoundError(
+            f"no mining output in {', '.join(missing)} (relative to {where}): check the path, or mine it first "
+            f"(notebook 02 with output=..., or `workbench mine --output ...`); demo_if_missing=True runs the "
+            f"quick offline SIMULATED mining there instead")
     return paths
 
 
-def plan_table(plan: dict[str, Any]) -> Any:
-    """What a mining run will use (:func:`workbench.mining.flags.describe_plan`), fallbacks in red at the top."""
-    from html import escape
-
-    from IPython.display import HTML
+def plan_table(plan: dict[str, Any]) -> Html:
+    """What a mining run will use (:func:`workbench.mining.flags.describe_plan`), fallbacks in red at the top;
+    the same as text on a terminal (``papermill --log-output``)."""
+    from workbench.mining.flags import format_plan
 
     warn = "".join(f"<li>{escape(w)}</li>" for w in plan.get("warnings", []))
     rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(str(v))}</td></tr>"
                    for k, v in plan.items() if k != "warnings")
     head = (f'<div style="background:#b00020;color:white;padding:8px;font-weight:bold">Fallbacks in use:<ul>{warn}</ul></div>'
             if warn else "")
-    return HTML(f"{head}<table>{rows}</table>")
+    return Html(f"{head}<table>{rows}</table>", format_plan(plan))
 
 
-def banner(simulated: bool) -> Any:
-    """A loud notice (IPython HTML) when labels come from the simulator."""
-    from IPython.display import HTML
-
+def banner(simulated: bool) -> Html:
+    """A loud notice when labels come from the simulator (HTML in the notebook, a line on a terminal)."""
     if not simulated:
-        return HTML("<p>Labels from Lean (Pantograph).</p>")
-    return HTML('<div style="background:#b00020;color:white;padding:12px;font-size:1.3em;font-weight:bold">'
-                "SIMULATED LABELS: this output was mined with the Lean simulator, not Lean. "
-                "Use it to test the pipeline only; never train or report on it.</div>")
+        return Html("<p>Labels from Lean (Pantograph).</p>", "Labels from Lean (Pantograph).")
+    text = ("SIMULATED LABELS: this output was mined with the Lean simulator, not Lean. "
+            "Use it to test the pipeline only; never train or report on it.")
+    return Html('<div style="background:#b00020;color:white;padding:12px;font-size:1.3em;font-weight:bold">'
+                f"{text}</div>", text)
+
+
+def this_run_table(this_run: Mapping[str, Any], settings: Any) -> pd.DataFrame:
+    """Notebook 02's "this run" numbers. With the simulator the throughput (theorems/h, tactics/s) is what
+    the simulator's scaled latencies allowed, so its row names say so: it is no estimate for real Lean."""
+    rows = dict(this_run)
+    if settings.simulated:
+        label = f" (SIMULATED Lean, latencies x {latency_scale(settings.simulator_args):g}: not a real-Lean rate)"
+        rows = {(k + label if k in _THROUGHPUT else k): v for k, v in rows.items()}
+    return pd.Series(rows, name="this run", dtype=object).to_frame()
+
+
+_THROUGHPUT = ("theorems_per_hour", "tactics_per_s")
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -231,11 +256,33 @@ def _axes(title: str, figsize: tuple[float, float] = (7, 3.5)) -> tuple[Any, Any
     return fig, ax
 
 
+def _readable_bars(ax: Any, values: Sequence[float], *, horizontal: bool) -> None:
+    """Each bar labelled with its count, and a log axis when the counts span more than 50x, so a bar of 1
+    next to one of 1,400 is still seen (and no stacked segment hides in a log scale: callers group bars)."""
+    positive = [float(v) for v in values if v > 0]
+    if positive and max(positive) / min(positive) > 50:
+        (ax.set_xscale if horizontal else ax.set_yscale)("log")
+        (ax.set_xlabel if horizontal else ax.set_ylabel)(((ax.get_xlabel() if horizontal else ax.get_ylabel())
+                                                         + " (log scale)").strip())
+    for container in ax.containers:
+        ax.bar_label(container, labels=[f"{v:,.0f}" if v > 0 else "" for v in container.datavalues],
+                     fontsize=7, padding=2)
+    (ax.margins(x=0.12) if horizontal else ax.margins(y=0.12))  # room for the labels
+
+
+def _legend_outside(ax: Any) -> None:
+    """The legend right of the plot, never over a bar or a line."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+
+
 def plot_depth(records: pd.DataFrame) -> Any:
     fig, ax = _axes("positives / negatives per tree depth")
-    depth_counts(records).plot.bar(ax=ax, color=["tab:green", "tab:red"])
+    table = depth_counts(records)
+    table.plot.bar(ax=ax, color=["tab:green", "tab:red"], rot=0)
     ax.set_xlabel("depth_from_root")
     ax.set_ylabel("records")
+    _readable_bars(ax, table.to_numpy().ravel(), horizontal=False)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -252,10 +299,13 @@ def plot_survival(records: pd.DataFrame) -> Any:
 
 
 def plot_outcomes(attempts: pd.DataFrame) -> Any:
-    fig, ax = _axes("candidate outcomes")
+    """Candidate outcomes by role, side by side (not stacked: counts span 1 to thousands, see _readable_bars)."""
+    fig, ax = _axes("candidate outcomes", figsize=(8, 3.8))
     c = attempts[attempts.role.isin(["candidate", "chain"])].groupby(["outcome", "role"]).size().unstack(fill_value=0)
-    c.plot.barh(ax=ax, stacked=True)
+    c.plot.barh(ax=ax)
     ax.set_xlabel("attempts")
+    _readable_bars(ax, c.to_numpy().ravel(), horizontal=True)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -271,21 +321,21 @@ def plot_yields(records: pd.DataFrame) -> Any:
     ax.set_ylabel("theorems")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no fractional ticks
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend()
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
 
 def plot_gt_failures(attempts: pd.DataFrame) -> Any:
-    """Stacked bars per error kind; None when there are fewer than two kinds (the table says it all)."""
-    from matplotlib.ticker import MaxNLocator
-
+    """Bars per error kind (fixed by ``open … in`` / still failing); None when there are fewer than two kinds
+    (the table says it all)."""
     t = gt_replay_failures(attempts)
     if len(t) < 2:
         return None
     fig, ax = _axes("ground-truth replay failures by Lean error kind")
-    t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, stacked=True, color=["tab:blue", "tab:gray"])
+    t[["fixed_by_open", "still_failing"]].plot.barh(ax=ax, color=["tab:blue", "tab:gray"])
     ax.set_xlabel("ground-truth steps")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _readable_bars(ax, t[["fixed_by_open", "still_failing"]].to_numpy().ravel(), horizontal=True)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig

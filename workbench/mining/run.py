@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Mapping
 from workbench import __version__
 from workbench.aio import sync_twin
 from workbench.mining.executor import Executor, LeanNotConfigured, LocalExecutor, open_lean, open_policy
-from workbench.mining.progress import MiningProgress
+from workbench.mining.progress import PROGRESS_LOG, MiningProgress, first_started, latency_scale, resume_line
 from workbench.mining.output import (
     RUN_CONFIG,
     SUMMARY,
@@ -189,10 +189,16 @@ async def _mine(settings: MineSettings, policy: Any, keep_results: bool,
     else:
         traces = load_traces(settings.traces_path, min_steps=settings.min_steps, num_theorems=settings.num_theorems,
                              seed=settings.seed, skip_bad=not settings.strict)
+    resuming = (resume_line(output, len(finished_theorems(output)), first_started(output))
+                if settings.mode == "resume" and existing_output(output) else None)
+    if resuming:  # the first thing a continued run says (a re-run notebook resumes by default)
+        log.warning("%s", resuming)
     if on_plan is not None:
         from workbench.mining.flags import describe_plan
 
-        on_plan(describe_plan(settings, available=len(traces.theorems) + traces.not_sampled))
+        plan = describe_plan(settings, available=len(traces.theorems) + traces.not_sampled)
+        plan["warnings"] = ([resuming] if resuming else []) + list(plan.get("warnings", []))
+        on_plan(plan)
     if settings.num_theorems is not None and settings.num_theorems > len(traces.theorems):
         log.warning("%d theorems requested, %d available in %s", settings.num_theorems, len(traces.theorems),
                     "the bundled sample" if settings.traces is None else settings.traces)
@@ -264,7 +270,10 @@ async def _mine(settings: MineSettings, policy: Any, keep_results: bool,
         history = _history_path(output)
         sink.write_json(history.name, {"run": history.stem, "state": "running", **provenance})
         progress = MiningProgress(len(todo), settings.progress, settings.simulated, settings.progress_every_s,
-                             busy=lambda: executor.stats().busy_fraction)
+                                  busy=lambda: executor.stats().busy_fraction, log_path=output / PROGRESS_LOG,
+                                  latency=latency_scale(settings.simulator_args))
+        if resuming:
+            progress.write(resuming)
         t0 = time.monotonic()
         totals = {"tactics": 0, "generation_wait_s": 0.0, "lean_wait_s": 0.0, "walk_s": 0.0, "steps": 0}
 
