@@ -277,3 +277,36 @@ async def test_the_repl_status_passes_through_the_wrapper_and_the_guard(sim_conf
         await proc.goal_tactic(sid, "__sim_crash__")
     assert e.value.returncode == 134 and _gone(repl)  # the wrapper passed the REPL's status on; the guard too
     await proc.close()
+
+
+def our_children() -> set[int]:
+    """Live (not zombie) direct children of this test process."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[1]) == os.getpid():
+                pids.add(int(entry))
+    return pids
+
+
+async def test_a_start_cancelled_while_spawning_ends_and_leaves_no_process(sim_config):
+    """CPython 3.11's asyncio/unix_events.py ``_make_subprocess_transport``: a cancel while the child's
+    pipes connect kills it, then awaits a transport that never finishes, so the cancelled start hung
+    forever (a pool closing after a cancelled restart never returned; CI ran out of time). Cancel at
+    every early point of the spawn: each start ends, and the process it spawned is killed."""
+    cfg = sim_config()
+    before = our_children()
+    for yields in range(12):
+        task = asyncio.create_task(LeanProcess.start(cfg))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=60)  # a hang guard only: a healthy cancel takes milliseconds
+        assert done, f"LeanProcess.start cancelled after {yields} loop turns never ended"
+        if not task.cancelled():  # it finished starting before the cancel landed
+            await task.result().close()
+    await until(lambda: our_children() <= before, timeout_s=30)

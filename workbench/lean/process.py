@@ -119,7 +119,7 @@ class LeanProcess:
         stderr = tempfile.TemporaryFile(prefix="lean-stderr-")
         try:
             _resolve(argv[0], config)
-            proc = await asyncio.create_subprocess_exec(
+            proc = await _spawn(
                 *guarded_argv(argv),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -133,6 +133,9 @@ class LeanProcess:
         except OSError as e:
             stderr.close()
             raise LeanStartError(f"{label}: cannot run {argv[0]!r}: {e}") from e
+        except BaseException:  # cancelled while spawning: _spawn kills what it started
+            stderr.close()
+            raise
         self = cls(proc, stderr, config, label)
         logger.debug("%s: started pid %d: %s", label, proc.pid, " ".join(argv))
         try:
@@ -398,11 +401,47 @@ class LeanProcess:
                                                        print_expr_ast=print_expr_ast)))
 
 
+
+# Spawned processes whose start was cancelled: killed and reaped in the background (strong references).
+_ORPHANS: set[asyncio.Task] = set()
+
+
+async def _spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
+    """``asyncio.create_subprocess_exec`` that a cancel never interrupts midway.
+
+    CPython 3.11 (asyncio/unix_events.py ``_make_subprocess_transport``): a cancel while the new
+    process's pipes are being connected kills the child and then waits for its transport to finish,
+    which never happens when a pipe connected after the kill stays open: the cancelled task hangs
+    forever (a pool closing after a cancelled restart never returned). So the spawn runs to its end
+    as its own task; a cancelled caller leaves it to kill its process group and reap it.
+    """
+    spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(*argv, **kwargs))
+    try:
+        return await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        spawn.add_done_callback(_reap_cancelled_spawn)
+        raise
+
+
+def _reap_cancelled_spawn(spawn: "asyncio.Future[asyncio.subprocess.Process]") -> None:
+    if spawn.cancelled() or spawn.exception() is not None:
+        return
+    proc = spawn.result()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the child leads its own group
+    except (ProcessLookupError, PermissionError):
+        if proc.returncode is None:
+            proc.kill()
+    task = asyncio.ensure_future(proc.communicate())  # reaps it and drains and closes its pipes
+    _ORPHANS.add(task)
+    task.add_done_callback(_ORPHANS.discard)
+
+
 async def repl_version(config: LeanConfig, *, timeout_s: float = 60.0) -> str:
     """``repl --version`` output (stripped), for provenance."""
     argv = config.version_argv()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await _spawn(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
