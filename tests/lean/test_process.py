@@ -280,16 +280,14 @@ async def test_the_repl_status_passes_through_the_wrapper_and_the_guard(sim_conf
 
 
 def our_children() -> set[int]:
-    """Live (not zombie) direct children of this test process."""
+    """Live direct children of this test process (a zombie is not live: ``_gone``)."""
     pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z" and int(fields[1]) == os.getpid():
-                pids.add(int(entry))
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        try:
+            if _ppid(pid) == os.getpid() and not _gone(pid):
+                pids.add(pid)
+        except FileNotFoundError:  # exited while we looked
+            continue
     return pids
 
 

@@ -133,7 +133,7 @@ class LeanProcess:
         except OSError as e:
             stderr.close()
             raise LeanStartError(f"{label}: cannot run {argv[0]!r}: {e}") from e
-        except BaseException:  # cancelled while spawning: _spawn kills what it started
+        except BaseException:  # e.g. cancelled while spawning (_spawn kills what it started)
             stderr.close()
             raise
         self = cls(proc, stderr, config, label)
@@ -401,7 +401,6 @@ class LeanProcess:
                                                        print_expr_ast=print_expr_ast)))
 
 
-
 # Spawned processes whose start was cancelled: killed and reaped in the background (strong references).
 _ORPHANS: set[asyncio.Task] = set()
 
@@ -410,10 +409,10 @@ async def _spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
     """``asyncio.create_subprocess_exec`` that a cancel never interrupts midway.
 
     CPython 3.11 (asyncio/unix_events.py ``_make_subprocess_transport``): a cancel while the new
-    process's pipes are being connected kills the child and then waits for its transport to finish,
-    which never happens when a pipe connected after the kill stays open: the cancelled task hangs
-    forever (a pool closing after a cancelled restart never returned). So the spawn runs to its end
-    as its own task; a cancelled caller leaves it to kill its process group and reap it.
+    process's pipes are being connected kills the direct child only, then awaits ``transp._wait()``;
+    under load that await was seen never to return, so the cancelled start hung forever (a pool
+    closing after a cancelled restart never returned). So the spawn runs to its end as its own task;
+    a cancelled caller leaves it to kill the new process group and reap it.
     """
     spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(*argv, **kwargs))
     try:
