@@ -50,7 +50,7 @@ def test_train_ebm_on_traces_reports_missing_embeddings(tmp_path, sample_traces_
     write_part(tmp_path / "emb", kept, rng.standard_normal((len(kept), 8)).astype(np.float32), _identity(8))
     out = tmp_path / "run"
     rc = main(["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(tmp_path / "emb"), "--no-standardize-inputs",
-               "--output", str(out), "--steps", "20", *SMALL])
+               "--output", str(out), "--steps", "20", "--perturbations", *SMALL])  # no made-up siblings: the cache has none
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["missing_embeddings"]["distinct_states"] == 3
@@ -77,14 +77,20 @@ def test_eval_traces_writes_model_and_baselines_with_intervals(tmp_path, sample_
     assert rc == 0
     result = json.loads((out / f"eval_{sample_traces_path.stem}.json").read_text())
     methods = result["methods"]
-    assert {"energy (model)", "hypotheses: more = closer", "hypotheses: fewer = closer", "state length: longer = closer",
-            "goals: fewer = closer", "goal-target length: shorter = closer", "random (mean of draws)"} <= set(methods)
+    # one direction per feature, fixed on the training split, and the pairwise logistic models fitted there
+    assert result["baseline_directions"] == "fixed on the training split"
+    assert len([m for m in methods if m.startswith("hypotheses:")]) == 1
+    assert {"energy (model)", "pairwise logistic: structural features", "pairwise logistic: TF-IDF char n-grams",
+            "random (mean of draws)"} <= set(methods)
+    directions = result["baselines"]["directions"]
+    assert f"state length: {'shorter' if directions['state_length'].startswith('lower') else 'longer'} = closer" in methods
+    assert result["sibling_checks"] is None  # cache only (--encode none): the made-up siblings cannot be encoded
     for entry in methods.values():
         lo, hi = entry["interval"]
         assert lo <= entry["progress_accuracy"] <= hi
         assert set(entry["adjacent_accuracy"]) == {"value", "interval"}
     assert result["traces"] == str(sample_traces_path) and result["features"] == ["state_length", "hypotheses", "goals", "target_length"]
-    assert "best baseline" in result["verdict"] and result["n_theorems"] > 0
+    assert "best trivial baseline" in result["verdict"] and result["n_theorems"] > 0
     settings = json.loads((out / "settings.json").read_text())
     assert settings["eval_traces"] == [str(sample_traces_path)] and settings["loss"] == "ranknet"
 

@@ -22,8 +22,10 @@ from typing import Any
 
 from workbench.ebm.data import SamplerConfig
 from workbench.ebm.features import FEATURE_NAMES, check_feature_names
+from workbench.ebm.finetune import FinetuneConfig
 from workbench.ebm.losses import LOSS_KINDS
 from workbench.ebm.model import EnergyHeadConfig
+from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, check_kinds
 from workbench.ebm.train import METRICS, TrainConfig
 
 SEED_HIDDEN = (2048, 1024, 512)
@@ -50,12 +52,34 @@ class EbmSettings:
     trajectories: tuple[str, ...] = _knob((), "mined trajectory Parquet files or folders", metavar="PATH")
     num_theorems: int | None = _knob(None, "sample this many theorems from --traces")
     embeddings: str | None = _knob(None, "embedding cache folder (default OUTPUT/embeddings)")
-    encode: str | None = _knob("local", "encode missing states: 'local' (MiniLM), 'hf:MODEL' (a transformers "
-                               "model), the sidecar URL, or 'none' (cache only)", metavar="local|hf:MODEL|URL|none")
+    encode: str | None = _knob("local", "encode missing states: 'local' (MiniLM), 'hashed' (character n-grams), "
+                               "'hf:MODEL' (a transformers model), the sidecar URL, several joined by '+' "
+                               "(local+hashed: vectors concatenated), or 'none' (cache only)",
+                               metavar="local|hashed|hf:MODEL|URL|A+B|none")
     template: str | None = _knob(None, "state-text template (default: plain for local, deepseek for the prover)",
                                  choices=["plain", "deepseek"])
     eval_traces: tuple[str, ...] = _knob((), "after training, evaluate on these LeanDojo files; writes "
                                          "OUTPUT/eval_<stem>.json", metavar="PATH")
+    # -- no-progress siblings (ebm.perturb, ebm.checks) ------------------------------------------------
+    perturbations: tuple[str, ...] = _knob(TRAIN_KINDS, "no-progress siblings made from each traced parent, trained "
+                                           "on as hard negatives of its child (none: pass the flag with no value)",
+                                           choices=list(PERTURBATION_KINDS), nargs="*")
+    perturb_children: bool = _knob(True, "add the same kinds of junk to the child too (still closer than its parent), "
+                                   "so that the junk itself is no cue")
+    held_out_perturbations: tuple[str, ...] = _knob(HELD_OUT_KINDS, "kinds never trained on: the no-progress sibling "
+                                                    "check reports them", choices=list(PERTURBATION_KINDS), nargs="*")
+    fitted_baselines: bool = _knob(True, "fit the pairwise logistic baselines (structural features, TF-IDF "
+                                   "n-grams) on the training split and report them beside the model")
+    # -- tuning the encoder (ebm.finetune) -------------------------------------------------------------
+    finetune_encoder: bool = _knob(False, "first tune the encoder ('local' or 'hf:MODEL'; in a '+' spec the first "
+                                   "such part) as a pairwise ranker on the training split; saved to OUTPUT/encoder, "
+                                   "which then encodes every state (cache OUTPUT/encoder/embeddings)")
+    finetune_steps: int = _knob(_from(FinetuneConfig, "steps"), "encoder tuning steps")
+    finetune_batch_size: int = _knob(_from(FinetuneConfig, "batch_size"), "pairs per encoder tuning step")
+    finetune_lr: float = _knob(_from(FinetuneConfig, "lr"), "encoder tuning learning rate")
+    finetune_max_length: int = _knob(_from(FinetuneConfig, "max_length"), "tokens per state while tuning")
+    finetune_layers: int | None = _knob(_from(FinetuneConfig, "layers"), "tune only the top N layers (default all; "
+                                        "a 7B decoder needs a few)")
     # -- model ---------------------------------------------------------------------------------------
     hidden: tuple[int, int, int] | None = _knob(None, f"hidden widths (default {SEED_HIDDEN} for 4096-d encoders, "
                                                 f"{OFFLINE_HIDDEN} for MiniLM)", metavar=("H1", "H2", "H3"))
@@ -76,6 +100,8 @@ class EbmSettings:
                                      "earlier states of the same proof are negatives")
     balance_theorems: bool = _knob(_from(SamplerConfig, "balance_theorems"),
                                    "every theorem equally likely to supply a positive")
+    parent_negatives: bool = _knob(_from(SamplerConfig, "parent_negatives"),
+                                   "the parent state itself is a hard negative of its child")
     val_fraction: float = _knob(0.1, "share of theorems held out for early stopping and the run's own evaluation")
     # -- training ------------------------------------------------------------------------------------
     loss: str = _knob(_from(TrainConfig, "loss"), "training loss", choices=list(LOSS_KINDS))
@@ -106,6 +132,15 @@ class EbmSettings:
             raise ValueError(f"hidden needs three widths, got {self.hidden!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check_kinds(self.perturbations)
+        check_kinds(self.held_out_perturbations)
+        if self.finetune_encoder:
+            self.finetune_base()  # names what it would tune
+            self.finetune_config()
+        both = sorted(set(self.perturbations) & set(self.held_out_perturbations))
+        if both:
+            raise ValueError(f"perturbation kind(s) {both} are both trained on and held out: a held-out check must "
+                             "measure kinds the model never saw")
         self.sampler_config()  # validates k and the ratios
 
     # -- derived configs -----------------------------------------------------------------------------
@@ -113,25 +148,54 @@ class EbmSettings:
         """The template name: explicit, else by encoder."""
         if self.template is not None:
             return self.template
-        # the prover's own states (sidecar or hf:MODEL) are encoded in its prompt form, as `workbench encode` does
-        return "deepseek" if self.encode and self.encode.startswith(("http://", "https://", "hf:")) else "plain"
+        # the prover's own states (sidecar or hf:MODEL, alone or in a + spec) are encoded in its prompt form, as
+        # `workbench encode` does
+        parts = (self.encode or "").split("+")
+        return "deepseek" if any(p.strip().startswith(("http://", "https://", "hf:")) for p in parts) else "plain"
 
     def template_text(self) -> str:
         from workbench.encode import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
 
         return PLAIN_TEMPLATE if self.resolved_template() == "plain" else DEEPSEEK_PROVER_TEMPLATE
 
+    def encoder_spec(self) -> str | None:
+        """``encode``, with the tuned part replaced by the tuned folder when ``finetune_encoder`` is set."""
+        if not self.encode or not self.finetune_encoder:
+            return self.encode
+        parts = [p.strip() for p in self.encode.split("+")]
+        parts[parts.index(self.finetune_base())] = "hf:" + str(self.finetuned_encoder_dir())
+        return "+".join(parts)
+
+    def finetune_base(self) -> str:
+        """The part of ``encode`` that --finetune-encoder tunes: the first 'local' or 'hf:MODEL'."""
+        for part in (p.strip() for p in (self.encode or "").split("+")):
+            if part in ("local", "minilm") or part.startswith("hf:"):
+                return part
+        raise ValueError(f"--finetune-encoder needs 'local' or 'hf:MODEL' in --encode, got {self.encode!r}")
+
+    def finetuned_encoder_dir(self) -> Path:
+        return Path(self.output) / "encoder"
+
+    def finetune_config(self) -> FinetuneConfig:
+        return FinetuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch_size, lr=self.finetune_lr,
+                              max_length=self.finetune_max_length, layers=self.finetune_layers, seed=self.seed,
+                              device=self.device)
+
     def encoder(self) -> Any:
-        """The encoder ``encode`` names, with this run's template (``workbench.encode.factory``); None for
-        ``encode=None`` (cache only)."""
-        if not self.encode:
+        """The encoder ``encode`` names (the tuned one with ``finetune_encoder``), with this run's template
+        (``workbench.encode.factory``); None for ``encode=None`` (cache only)."""
+        spec = self.encoder_spec()
+        if not spec:
             return None
         from workbench.encode.factory import make_encoder
 
-        return make_encoder(self.encode, template=self.template_text())
+        return make_encoder(spec, template=self.template_text())
 
     def embeddings_path(self) -> Path:
-        return Path(self.embeddings) if self.embeddings else Path(self.output) / "embeddings"
+        if self.embeddings:
+            return Path(self.embeddings)
+        # a tuned encoder's cache lives and dies with its weights
+        return self.finetuned_encoder_dir() / "embeddings" if self.finetune_encoder else Path(self.output) / "embeddings"
 
     def model_config(self, d_encoder: int) -> EnergyHeadConfig:
         hidden = self.hidden or (SEED_HIDDEN if d_encoder >= WIDE_ENCODER else OFFLINE_HIDDEN)
@@ -143,7 +207,8 @@ class EbmSettings:
         hard, medium, easy = self.ratios
         return SamplerConfig(k_negatives=self.k_negatives, hard_ratio=hard, medium_ratio=medium, easy_ratio=easy,
                              easy_source=self.easy_source, progress_negatives=self.progress_negatives,
-                             balance_theorems=self.balance_theorems, seed=self.seed)
+                             balance_theorems=self.balance_theorems, parent_negatives=self.parent_negatives,
+                             seed=self.seed)
 
     def train_config(self) -> TrainConfig:
         warmup = self.warmup_steps if self.warmup_steps is not None else max(1, self.steps // 20)
@@ -222,7 +287,7 @@ def _flag_options(f: dataclasses.Field) -> dict[str, Any]:
 def _normalise(values: dict[str, Any]) -> dict[str, Any]:
     """Lists (JSON, argparse, papermill) -> tuples; paths -> strings."""
     out = dict(values)
-    for key in ("trajectories", "eval_traces", "features", "ratios", "hidden"):
+    for key in ("trajectories", "eval_traces", "features", "ratios", "hidden", "perturbations", "held_out_perturbations"):
         if key in out and out[key] is not None and not isinstance(out[key], tuple):
             v = out[key]
             out[key] = (str(v),) if isinstance(v, (str, Path)) and key in ("trajectories", "eval_traces") else tuple(
