@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from workbench.ebm.baselines import STRUCTURAL_LOGISTIC, TFIDF_LOGISTIC, fit_baselines, training_pairs
-from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, TRAINED, check_pairs, kind_check,
+from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, TRAINED, UNTRAINED, check_pairs, kind_check,
                                   pair_checks)
+from workbench.ebm.perturb import PERTURBATION_KINDS
 from workbench.ebm.data import ContrastiveSampler, SamplerConfig, attach_embeddings, records_from_traces, with_perturbations
 from workbench.ebm.evaluate import MODEL, progress_evaluation
 from workbench.ebm.perturb import perturb
@@ -40,8 +41,10 @@ def test_pairs_parent_to_child_from_state_after_and_no_progress_siblings():
     junk = p[p["check"] == kind_check("true_hyp")].iloc[0]
     assert cp.texts[junk["worse"]] == perturb(recs.loc[0, "state_pp"], "true_hyp", 0)
     assert cp.texts[junk["better"]] == recs.loc[1, "state_pp"]
-    assert cp.groups == {HELD_OUT: (kind_check("rename_hyp"),), TRAINED: (kind_check("true_hyp"),)}
-    assert cp.order[:4] == [PARENT_CHILD, HELD_OUT, TRAINED, LENGTH_MATCHED] or LENGTH_MATCHED not in set(p["check"])
+    others = tuple(kind_check(k) for k in PERTURBATION_KINDS if k not in ("rename_hyp", "true_hyp"))
+    assert cp.groups == {HELD_OUT: (kind_check("rename_hyp"),), TRAINED: (kind_check("true_hyp"),), UNTRAINED: others}
+    assert set(p["check"]) >= {kind_check(k) for k in PERTURBATION_KINDS if k != "reorder_hyps"}  # every kind, always
+    assert cp.order[:4] == [PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED]
 
 
 def test_length_matched_pairs_are_within_tolerance():

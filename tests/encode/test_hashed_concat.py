@@ -89,3 +89,18 @@ async def test_a_composite_and_a_single_encoder_never_share_a_cache(tmp_path):
     other = ConcatEncoder([single, HashedEncoder(template=PLAIN_TEMPLATE, dim=32)])
     with pytest.raises(CacheIdentityError, match="refusing to mix"):
         await encode_states(STATES[:2], other, tmp_path / "two", progress=False)
+
+
+def test_anonymous_view_ignores_the_names_hypotheses_were_given():
+    from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, state_text
+
+    for template in (PLAIN_TEMPLATE, DEEPSEEK_PROVER_TEMPLATE):
+        anon = make_encoder("hashed-anon", template=template)
+        a, b, c = anon.encode_sync([state_text(s, template) for s in
+                                    ("x : ℕ\nhx : 0 < x\n⊢ x ≠ 0", "y : ℕ\nh✝ : 0 < y\n⊢ y ≠ 0", "x : ℕ\nhx : 0 < x\n⊢ x = 0")])
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, c)
+        assert anon.identity.pooling.endswith(",anonymous-names")
+        assert encoder_from_identity(anon.identity).anonymous
+    plain = make_encoder("hashed", template=PLAIN_TEMPLATE)
+    assert plain.identity != make_encoder("hashed-anon", template=PLAIN_TEMPLATE).identity

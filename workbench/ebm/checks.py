@@ -8,8 +8,9 @@ exist, these checks stand in, each a set of (better, worse) pairs grouped by the
   parent→child              the state a traced tactic produced (``state_after``; not ``no goals``) beats
                             the state it was applied to
   no-progress: KIND         the same child beats the parent after a no-progress step of KIND
-                            (``workbench.ebm.perturb``); summarised over the kinds held out of training
-                            and over the training kinds
+                            (``workbench.ebm.perturb``; every kind, whatever the model trained on);
+                            summarised over the kinds held out of training, the training kinds, and
+                            the rest
   length-matched progress   the later of two states of one proof beats the earlier, among pairs whose
                             lengths differ by at most 5 % (where "longer = closer" says little)
 
@@ -34,6 +35,7 @@ from workbench.states import NO_GOALS
 PARENT_CHILD = "parent→child"
 HELD_OUT = "no-progress siblings, held-out kinds"
 TRAINED = "no-progress siblings, training kinds"
+UNTRAINED = "no-progress siblings, other kinds (not trained on)"  # the kinds neither held out nor trained
 LENGTH_MATCHED = "length-matched progress pairs"
 LENGTH_TOLERANCE = 0.05
 
@@ -55,7 +57,8 @@ class CheckPairs:
         """Checks in report order: the headline checks first, then each kind."""
         present = set(self.pairs["check"]) | set(self.groups)
         kinds = [kind_check(k) for k in (*self.held_out, *self.trained)]
-        return [c for c in (PARENT_CHILD, HELD_OUT, TRAINED, LENGTH_MATCHED, *kinds) if c in present]
+        kinds += [kind_check(k) for k in PERTURBATION_KINDS if kind_check(k) not in kinds]
+        return [c for c in (PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED, LENGTH_MATCHED, *kinds) if c in present]
 
 
 def _children(gt: pd.DataFrame) -> pd.Series:
@@ -87,7 +90,7 @@ def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KIN
         return index.setdefault(text, len(index))
 
     rows: list[tuple[str, str, int, int]] = []
-    kinds = [k for k in PERTURBATION_KINDS if k in held_out or k in trained]
+    kinds = list(PERTURBATION_KINDS)  # every kind, so that models trained on different kinds compare on the same pairs
     for (theorem, parent, child) in zip(gt["theorem_name"], gt["state_pp"], _children(gt)):
         if child is None or child == NO_GOALS or child == parent:
             continue
@@ -105,10 +108,10 @@ def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KIN
                     rows.append((LENGTH_MATCHED, theorem, row(texts[j]), row(texts[i])))
     pairs = pd.DataFrame(rows, columns=["check", "theorem", "better", "worse"])
     groups = {}
-    if held_out:
-        groups[HELD_OUT] = tuple(kind_check(k) for k in held_out)
-    if trained:
-        groups[TRAINED] = tuple(kind_check(k) for k in trained)
+    other = tuple(k for k in PERTURBATION_KINDS if k not in held_out and k not in trained)
+    for name, members in ((HELD_OUT, held_out), (TRAINED, trained), (UNTRAINED, other)):
+        if members:
+            groups[name] = tuple(kind_check(k) for k in members)
     return CheckPairs(texts=list(index), pairs=pairs, groups=groups, held_out=held_out, trained=trained)
 
 
@@ -200,5 +203,5 @@ def pair_checks(checks: CheckPairs, energies: Mapping[str, np.ndarray], *, model
                        held_out=checks.held_out, trained=checks.trained, n_boot=n_boot)
 
 
-__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "PARENT_CHILD", "TRAINED", "check_pairs",
+__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "PARENT_CHILD", "TRAINED", "UNTRAINED", "check_pairs",
            "kind_check", "pair_checks"]

@@ -23,29 +23,15 @@ function of (state, kind, seed).
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable, Sequence
 
-from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, parse_state, render_state
+from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, name_pattern, parse_state, render_state, rename_in
 
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
-# Characters that continue a Lean identifier as it is printed (letters of any script, digits, _, ', !, ?,
-# subscripts, the inaccessible mark and its superscript index).
-_IDENT_CHAR = r"[\w'!?₀-₉ₐ-ₜ✝⁰¹²³⁴⁵⁶⁷⁸⁹]"
 
 
 def _mentions(text: str, name: str) -> bool:
-    return _name_pattern(name).search(text) is not None
-
-
-def _name_pattern(name: str) -> re.Pattern[str]:
-    # not preceded by an identifier character or a '.' (``Nat.h`` is another name), not followed by one
-    return re.compile(rf"(?<!{_IDENT_CHAR})(?<!\.){re.escape(name)}(?!{_IDENT_CHAR})")
-
-
-def rename_in(text: str, old: str, new: str) -> str:
-    """Every reference to the identifier ``old`` in ``text`` renamed to ``new`` (whole names only)."""
-    return _name_pattern(old).sub(lambda _: new, text)
+    return name_pattern(name).search(text) is not None
 
 
 def _rename_everywhere(goal: Goal, old: str, new: str) -> Goal:

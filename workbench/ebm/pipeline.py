@@ -264,6 +264,11 @@ def load_inputs(settings: EbmSettings, *, resume: bool = False) -> tuple[pd.Data
     encoding missing states; with ``finetune_encoder``, first tune the encoder on the training split (kept on
     ``resume`` when the tuned folder is there)."""
     records = load_records(list(settings.trajectories), settings.traces, num_theorems=settings.num_theorems, seed=settings.seed)
+    return inputs_from_records(settings, records, resume=resume)
+
+
+def inputs_from_records(settings: EbmSettings, records: pd.DataFrame, *, resume: bool = False) -> tuple[pd.DataFrame, Any]:
+    """``load_inputs`` after the loading: add the made-up siblings, tune the encoder if asked, encode."""
     records = with_perturbations(records, settings.perturbations, seed=settings.seed, both_sides=settings.perturb_children)
     tuned = settings.finetuned_encoder_dir()
     if settings.finetune_encoder and not (resume and (tuned / FINETUNED_META).is_file()):
@@ -311,7 +316,17 @@ def evaluate_traces(checkpoint: str | Path, traces: str | Path, *, output_dir: s
     ``eval_<file stem>.json`` to ``output_dir``: per-theorem progress accuracy and the sibling checks (the
     kinds ``held_out`` were never trained on, ``trained`` were), model beside baselines (``baselines``
     fitted on the training split; without them each structural feature in both directions), intervals."""
-    records = load_records(traces=traces)
+    return evaluate_records(checkpoint, load_records(traces=traces), name=Path(traces).stem, source=str(traces),
+                            output_dir=output_dir, cache=cache, encoder=encoder, seed=seed, progress=progress,
+                            baselines=baselines, held_out=held_out, trained=trained)
+
+
+def evaluate_records(checkpoint: str | Path, records: pd.DataFrame, *, name: str, source: str, output_dir: str | Path,
+                     cache: str | Path | None = None, encoder: Any = None, seed: int = 0, progress: bool = False,
+                     baselines: FittedBaselines | None = None, held_out: Sequence[str] = HELD_OUT_KINDS,
+                     trained: Sequence[str] = ()) -> TraceEvaluation:
+    """``evaluate_traces`` on records already loaded (e.g. a selection split carved from a file); writes
+    ``eval_<name>.json``."""
     scorer = EnergyScorer.from_checkpoint(checkpoint, encoder=encoder, cache=cache)
     energies = scorer.energies_of_states(records["state_pp"].tolist(), progress=progress).astype(np.float64)
     given = baselines.energies(records["state_pp"].tolist()) if baselines is not None else None
@@ -323,8 +338,8 @@ def evaluate_traces(checkpoint: str | Path, traces: str | Path, *, output_dir: s
     else:
         log.warning("sibling checks skipped: the made-up siblings need encoding, and no encoder is given for %s",
                     scorer.identity.get("model"))
-    path = Path(output_dir) / f"eval_{Path(traces).stem}.json"
-    payload = {"traces": str(traces), "checkpoint": str(checkpoint), "encoder_identity": scorer.identity,
+    path = Path(output_dir) / f"eval_{name}.json"
+    payload = {"traces": source, "checkpoint": str(checkpoint), "encoder_identity": scorer.identity,
                "features": list(scorer.features), **report.to_dict(),
                "sibling_checks": checks.to_dict() if checks is not None else None,
                "baselines": baselines.describe() if baselines is not None else None}
