@@ -114,6 +114,9 @@ def main() -> int:
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     ap.add_argument("--torch-threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON", help="extra EbmSettings changes for every variant")
+    ap.add_argument("--siblings-from", type=Path, metavar="MINED",
+                    help="also train on this mined run (30 %% of its theorems held out) and report its real siblings "
+                         "(SIMULATED when the run was); the first variant's settings")
     args = ap.parse_args()
     import torch
 
@@ -164,6 +167,10 @@ def main() -> int:
             print(f"== {name} seed {seed} ({train_s:.0f} s): {ev.progress.verdict}\n   {ev.checks.verdict if ev.checks else ''}",
                   flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if args.siblings_from:
+        name, changes = VARIANTS[args.variants[0]]
+        base = EbmSettings(progress=False).replace(**changes, **extra)
+        results["mined"] = [sibling_run(args.siblings_from, base, out / "mined" / f"seed{seed}", seed) for seed in args.seeds]
     results["markdown"] = tables(runs)
     if args.stage == "select":
         results["choice"] = choose(runs)
@@ -216,6 +223,24 @@ def choose(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> dict[str
             "(rounded to 0.01), then by progress: " + "; ".join(f"{n}: siblings {scores[n][0]:.2f}, progress {scores[n][1]:.3f}"
                                                                  for n in ranked) + f". Chosen: **{ranked[0]}**.")
     return {"ranked": ranked, "scores": {n: list(v) for n, v in scores.items()}, "text": text}
+
+
+def sibling_run(mined: Path, base: EbmSettings, out: Path, seed: int) -> dict[str, Any]:
+    """Train on a mined run (30 % of its theorems held out) and report its real siblings: pairwise accuracy by
+    theorem beside the baselines, and rank-1 among siblings beside the policy's own score and random."""
+    from workbench.ebm.pipeline import load_inputs
+
+    settings = base.replace(traces=None, trajectories=(str(mined),), output=str(out), seed=seed, val_fraction=0.3)
+    records, table = load_inputs(settings)
+    exp = train_from_settings(settings, prepare_from_settings(settings, records, table))
+    if exp.siblings is None or exp.mined is None:
+        raise SystemExit(f"{mined}: no held-out sibling group with a positive and a negative")
+    tag = "SIMULATED (Lean simulator, not Lean)" if exp.simulated else "real Lean"
+    print(f"== siblings, seed {seed}, {tag}: {exp.mined.verdict}\n{exp.siblings.verdict}\n"
+          f"{exp.mined.formatted().T.to_string()}\n{exp.siblings.summary.round(3).to_string()}", flush=True)
+    return {"seed": seed, "simulated": exp.simulated, "data": tag, "groups": exp.siblings.n_groups,
+            "pairs": exp.mined.to_dict(), "rank1": exp.siblings.summary.reset_index().to_dict(orient="records"),
+            "verdict": exp.siblings.verdict}
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from workbench.ebm.baselines import STRUCTURAL_LOGISTIC, TFIDF_LOGISTIC, fit_baselines, training_pairs
-from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, TRAINED, UNTRAINED, check_pairs, kind_check,
-                                  pair_checks)
+from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD, TRAINED, UNTRAINED, check_pairs, kind_check,
+                                  mined_sibling_pairs, pair_checks)
 from workbench.ebm.perturb import PERTURBATION_KINDS
 from workbench.ebm.data import ContrastiveSampler, SamplerConfig, attach_embeddings, records_from_traces, with_perturbations
 from workbench.ebm.evaluate import MODEL, progress_evaluation
@@ -45,6 +45,23 @@ def test_pairs_parent_to_child_from_state_after_and_no_progress_siblings():
     assert cp.groups == {HELD_OUT: (kind_check("rename_hyp"),), TRAINED: (kind_check("true_hyp"),), UNTRAINED: others}
     assert set(p["check"]) >= {kind_check(k) for k in PERTURBATION_KINDS if k != "reorder_hyps"}  # every kind, always
     assert cp.order[:4] == [PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED]
+
+
+def test_mined_siblings_pair_each_positive_with_each_negative_of_one_parent():
+    recs = pd.DataFrame({
+        "theorem_name": ["A"] * 6 + ["B"] * 3,
+        "parent_state_id": [None, 0, 0, 0, 0, 0, None, 0, 0],
+        "label": ["positive", "positive", "negative", "negative", "negative", "unknown", "positive", "positive", "positive"],
+        "record_kind": ["", "", "", "", "perturbation:true_hyp", "", "", "", ""],
+        "state_pp": [f"s{i}" for i in range(9)],
+    })
+    cp = mined_sibling_pairs(recs)
+    # A: child 1 (positive) vs children 2 and 3 (negative); the made-up sibling (4), the unlabelled child and the
+    # root are no mined siblings; B has no negative child
+    assert sorted(zip(cp.pairs["better"], cp.pairs["worse"])) == [(1, 2), (1, 3)]
+    assert set(cp.pairs["check"]) == {MINED} and set(cp.pairs["theorem"]) == {"A"} and cp.texts[1] == "s1"
+    report = pair_checks(cp, {MODEL: np.array([0, 0, 1, -1, 0, 0, 0, 0, 0], float)}, model=MODEL, seed=0, n_boot=50)
+    assert report.value(MINED) == 0.5 and "mined siblings" in report.verdict
 
 
 def test_length_matched_pairs_are_within_tolerance():

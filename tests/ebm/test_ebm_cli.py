@@ -34,6 +34,10 @@ def test_train_ebm_on_mined_trajectories(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"] is True
     assert "Rank-1 among siblings" in summary["siblings"]["verdict"]
+    mined = summary["mined_siblings"]["checks"]["mined siblings (positive vs negative child of one parent)"]
+    assert mined["n_theorems"] == 3 and mined["n_pairs"] > 0  # 25 % of 12 theorems held out
+    lo, hi = mined["methods"]["energy (model)"]["interval"]
+    assert lo <= mined["methods"]["energy (model)"]["value"] <= hi and "p_model_above" in mined
     assert "Per-theorem progress accuracy" in summary["progress"]["verdict"]
     assert (out / "best" / "model.safetensors").exists()
     cfg = json.loads((out / "best" / "config.json").read_text())
@@ -105,3 +109,28 @@ def test_resume_keeps_the_checkpoint_architecture(tmp_path, sample_traces_path, 
     cfg = json.loads((out / "last" / "config.json").read_text())
     assert cfg["step"] == 20 and cfg["model"]["d_hidden1"] == 32 and len(cfg["model"]["features"]) == 4
     assert "keeping the checkpoint's architecture" in caplog.text
+
+
+def test_eval_traces_reports_sibling_checks_first_with_intervals(tmp_path, sample_traces_path, caplog):
+    # the offline hashed encoder encodes the made-up siblings, so --eval-traces reports the sibling checks
+    caplog.set_level("INFO")
+    out = tmp_path / "run"
+    flags = [f for f in SMALL if f not in ("--encode", "none")]
+    rc = main(["train-ebm", "--traces", str(sample_traces_path), "--encode", "hashed", "--output", str(out),
+               "--steps", "10", "--eval-traces", str(sample_traces_path), *flags])
+    assert rc == 0
+    result = json.loads((out / f"eval_{sample_traces_path.stem}.json").read_text())
+    checks = result["sibling_checks"]
+    assert checks["held_out_kinds"] and checks["training_kinds"]
+    for name in ("parent→child", "no-progress siblings, held-out kinds"):
+        entry = checks["checks"][name]
+        assert entry["n_theorems"] > 0 and entry["n_pairs"] >= entry["n_theorems"]
+        assert "state length: longer = closer" in entry["methods"] or "state length: shorter = closer" in entry["methods"]
+        for m in entry["methods"].values():
+            lo, hi = m["interval"]
+            assert lo <= m["value"] <= hi
+    # the evaluation's log line and the run's summary put the sibling checks before the progress headline
+    line = next(r.getMessage() for r in caplog.records if f"eval_{sample_traces_path.stem}.json" in r.getMessage())
+    assert line.index("Sibling checks: parent→child") < line.index("Per-theorem progress accuracy")
+    summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("best "))
+    assert summary.index("Sibling checks:") < summary.index("Per-theorem progress accuracy")

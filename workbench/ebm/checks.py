@@ -14,10 +14,12 @@ exist, these checks stand in, each a set of (better, worse) pairs grouped by the
   length-matched progress   the later of two states of one proof beats the earlier, among pairs whose
                             lengths differ by at most 5 % (where "longer = closer" says little)
 
-Mined siblings (``evaluate.sibling_report``) are the real thing when present. Every figure is the mean
-over theorems of each theorem's pair accuracy (ties count half), with a 95 % bootstrap interval that
-resamples theorems (the same resamples for every method, so differences are paired), and the number
-of theorems and pairs beside it.
+  mined siblings            on mined data, the real thing: a positive child beats a negative child of the
+                            same parent (``evaluate.sibling_report`` adds rank-1 vs the policy's score)
+
+Every figure is the mean over theorems of each theorem's pair accuracy (ties count half), with a 95 %
+bootstrap interval that resamples theorems (the same resamples for every method, so differences are
+paired), and the number of theorems and pairs beside it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, check_kinds, perturb
+from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, RECORD_KIND_PREFIX, TRAIN_KINDS, check_kinds, perturb
 from workbench.states import NO_GOALS
 
 PARENT_CHILD = "parent→child"
@@ -37,6 +39,7 @@ HELD_OUT = "no-progress siblings, held-out kinds"
 TRAINED = "no-progress siblings, training kinds"
 UNTRAINED = "no-progress siblings, other kinds (not trained on)"  # the kinds neither held out nor trained
 LENGTH_MATCHED = "length-matched progress pairs"
+MINED = "mined siblings (positive vs negative child of one parent)"
 LENGTH_TOLERANCE = 0.05
 
 
@@ -58,7 +61,7 @@ class CheckPairs:
         present = set(self.pairs["check"]) | set(self.groups)
         kinds = [kind_check(k) for k in (*self.held_out, *self.trained)]
         kinds += [kind_check(k) for k in PERTURBATION_KINDS if kind_check(k) not in kinds]
-        return [c for c in (PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED, LENGTH_MATCHED, *kinds) if c in present]
+        return [c for c in (MINED, PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED, LENGTH_MATCHED, *kinds) if c in present]
 
 
 def _children(gt: pd.DataFrame) -> pd.Series:
@@ -115,6 +118,24 @@ def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KIN
     return CheckPairs(texts=list(index), pairs=pairs, groups=groups, held_out=held_out, trained=trained)
 
 
+def mined_sibling_pairs(records: pd.DataFrame) -> CheckPairs:
+    """Real siblings from a mined tree: every (positive, negative) pair of children of one parent (made-up
+    siblings left out). ``texts`` are the records' states in record order, so energies per record align."""
+    r = records.reset_index(drop=True)
+    label = r["label"].astype(str)
+    keep = r["parent_state_id"].notna() & label.isin(["positive", "negative"])
+    if "record_kind" in r.columns:
+        keep &= ~r["record_kind"].astype(str).str.startswith(RECORD_KIND_PREFIX)
+    rows: list[tuple[str, str, int, int]] = []
+    sub = r.loc[keep]
+    for (theorem, _), g in sub.groupby([sub["theorem_name"], sub["parent_state_id"].astype("int64")], sort=False):
+        pos = g.index[g["label"] == "positive"].to_numpy()
+        neg = g.index[g["label"] == "negative"].to_numpy()
+        rows += [(MINED, theorem, int(b), int(w)) for b in pos for w in neg]
+    return CheckPairs(texts=r["state_pp"].astype(str).tolist(), pairs=pd.DataFrame(rows, columns=["check", "theorem", "better", "worse"]),
+                      groups={}, held_out=(), trained=())
+
+
 @dataclass(frozen=True)
 class CheckReport:
     table: pd.DataFrame  # rows (check, method): value, lo, hi, n_theorems, n_pairs
@@ -128,17 +149,19 @@ class CheckReport:
     def verdict(self) -> str:
         """One line per headline check: the model, the best other method, theorems and pairs."""
         lines = []
-        for check in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED):
+        for check in (MINED, PARENT_CHILD, HELD_OUT, LENGTH_MATCHED):
             if (check, self.model) not in self.table.index:
                 continue
             rows = self.table.xs(check, level="check")
             rivals = rows.drop(index=self.model)["value"]
-            best = str(rivals.idxmax())
-            m, b = rows.loc[self.model], rows.loc[best]
-            p = self.p_above.loc[check, best]
-            lines.append(f"{check} ({int(m['n_theorems'])} theorems, {int(m['n_pairs'])} pairs): model {m['value']:.3f} "
-                         f"[{m['lo']:.3f}, {m['hi']:.3f}] vs best baseline '{best}' {b['value']:.3f} "
-                         f"[{b['lo']:.3f}, {b['hi']:.3f}], P(model above) {p:.2f}")
+            m = rows.loc[self.model]
+            line = (f"{check} ({int(m['n_theorems'])} theorems, {int(m['n_pairs'])} pairs): model {m['value']:.3f} "
+                    f"[{m['lo']:.3f}, {m['hi']:.3f}]")
+            if len(rivals):
+                best = str(rivals.idxmax())
+                b, p = rows.loc[best], self.p_above.loc[check, best]
+                line += f" vs best baseline '{best}' {b['value']:.3f} [{b['lo']:.3f}, {b['hi']:.3f}], P(model above) {p:.2f}"
+            lines.append(line)
         return "Sibling checks: " + "; ".join(lines) + "." if lines else "Sibling checks: no pairs."
 
     def value(self, check: str, method: str | None = None) -> float:
@@ -203,5 +226,5 @@ def pair_checks(checks: CheckPairs, energies: Mapping[str, np.ndarray], *, model
                        held_out=checks.held_out, trained=checks.trained, n_boot=n_boot)
 
 
-__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "PARENT_CHILD", "TRAINED", "UNTRAINED", "check_pairs",
-           "kind_check", "pair_checks"]
+__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "MINED", "PARENT_CHILD", "TRAINED", "UNTRAINED", "check_pairs",
+           "kind_check", "mined_sibling_pairs", "pair_checks"]

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     exp = train_from_settings(settings, data, resume=args.resume)
     summary = exp.summary()
     lines = [f"best {settings.metric} {exp.result.best_metric} at step {exp.result.best_step}; checkpoints in {settings.output}"]
-    lines += [r.verdict for r in (exp.progress, exp.checks, exp.siblings) if r is not None]
+    # the sibling checks are the headlines (what search needs); the progress metric follows
+    lines += [r.verdict for r in (exp.checks, exp.mined, exp.siblings, exp.progress) if r is not None]
     if exp.simulated:
         lines.insert(0, "*** SIMULATED TRAINING DATA ***")
     log.info("\n".join(lines))

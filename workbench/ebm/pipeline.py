@@ -27,7 +27,7 @@ from workbench.ebm.data import (
     with_perturbations,
 )
 from workbench.ebm.baselines import FittedBaselines, both_directions, fit_baselines
-from workbench.ebm.checks import CheckReport, check_pairs, pair_checks
+from workbench.ebm.checks import CheckReport, check_pairs, mined_sibling_pairs, pair_checks
 from workbench.ebm.finetune import finetune_encoder
 from workbench.ebm.evaluate import (MODEL, ProgressReport, SiblingReport, ground_truth_mask, progress_evaluation,
                                     record_energies, sibling_report)
@@ -136,6 +136,7 @@ class Experiment:
     siblings: SiblingReport | None  # mined sibling groups in the val split
     simulated: bool
     checks: CheckReport | None = None  # sibling checks on the val split's ground-truth paths
+    mined: CheckReport | None = None  # the val split's real (mined) siblings, beside the baselines
     baselines: FittedBaselines | None = None  # fitted on the training split
 
     def summary(self) -> dict[str, Any]:
@@ -154,6 +155,8 @@ class Experiment:
             out["siblings"] = {"table": self.siblings.summary.reset_index().to_dict(orient="records"), "verdict": self.siblings.verdict}
         if self.checks is not None:
             out["checks"] = self.checks.to_dict()
+        if self.mined is not None:
+            out["mined_siblings"] = self.mined.to_dict()
         if self.baselines is not None:
             out["baselines"] = self.baselines.describe()
         return out
@@ -210,15 +213,22 @@ def run_experiment(
         else:
             log.warning("sibling checks skipped: the made-up siblings need encoding, and no encoder is given "
                         "(--encode) or rebuilt from the identity %s", getattr(data.identity, "model", data.identity))
+    mined = None
+    if has_neg:
+        pairs = mined_sibling_pairs(val)
+        if not pairs.pairs.empty:
+            texts = val["state_pp"].tolist()
+            rivals = fitted.energies(texts) if fitted is not None else both_directions(texts)
+            mined = pair_checks(pairs, {MODEL: energies, **rivals}, model=MODEL, seed=train_config.seed)
     exp = Experiment(
         result=result, model=model, val_energies=energies, val_pos_energies=pos_e, val_neg_energies=neg_e,
         progress=report, siblings=sibling_report(val, energies) if has_neg else None,
-        simulated=data.simulated, checks=checks, baselines=fitted,
+        simulated=data.simulated, checks=checks, baselines=fitted, mined=mined,
     )
     summary = exp.summary()
     summary.update({"model": model_config.to_dict(), "train": train_config.to_dict(), "missing_embeddings": asdict(data.missing)})
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    for report in (exp.progress, exp.siblings):
+    for report in (exp.checks, exp.mined, exp.siblings, exp.progress):  # sibling checks first: the headlines
         if report is not None:
             log.info("%s", report.verdict)
     return exp
@@ -344,5 +354,5 @@ def evaluate_records(checkpoint: str | Path, records: pd.DataFrame, *, name: str
                "sibling_checks": checks.to_dict() if checks is not None else None,
                "baselines": baselines.describe() if baselines is not None else None}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    log.info("%s: %s", path, report.verdict)
+    log.info("%s: %s%s", path, f"{checks.verdict}\n" if checks is not None else "", report.verdict)
     return TraceEvaluation(report, checks, path)
