@@ -60,6 +60,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                     {"encode": "hashed-anon", "hidden": OFFLINE_HIDDEN, "parent_negatives": False}),
     "local+hashed": ("MiniLM ++ hashed n-grams + made-up siblings",
                      {"encode": "local+hashed", "hidden": OFFLINE_HIDDEN, "parent_negatives": False}),
+    "local+hashed-plain": ("MiniLM ++ hashed n-grams, within-proof pairs only",
+                           {"encode": "local+hashed", "hidden": OFFLINE_HIDDEN, **NO_PERTURBATIONS}),
     "minilm-tuned": ("MiniLM tuned as a ranker (300 steps) + made-up siblings",
                      {"encode": "local", "finetune_encoder": True, "parent_negatives": False}),
 }

@@ -160,6 +160,7 @@ def test_parent_negatives_put_the_parent_in_the_hard_tier():
     idx, tier = sampler.negatives_for(child, rng)
     parent = int(joined.index[(joined["theorem_name"] == "T0") & (joined["state_id"] == 1)][0])
     assert parent in idx[tier == 0]
-    plain, _ = _sampler(recs)
+    assert SamplerConfig().parent_negatives  # the default (chosen on the shared validation split, issue 25)
+    plain, _ = _sampler(recs, parent_negatives=False)
     idx, tier = plain.negatives_for(child, rng)
     assert (tier == 0).sum() == 0

@@ -1,4 +1,4 @@
-"""Notebook 04 executed headless by papermill on tiny parameters (local MiniLM, bundled sample)."""
+"""Notebook 04 executed headless by papermill on tiny parameters (the default hashed encoder, bundled sample)."""
 
 import json
 from pathlib import Path

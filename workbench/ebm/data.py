@@ -64,8 +64,9 @@ class SamplerConfig:
     balance_theorems: bool = False
     # The parent state itself (the proof state the positive's tactic was applied to) is a hard negative of
     # the positive: the parent→child judgement a value model makes in search, every time, not only when the
-    # draw from the earlier states happens to pick the parent.
-    parent_negatives: bool = False
+    # draw from the earlier states happens to pick the parent. On by default: the best on the sibling checks of
+    # the shared validation split (issue 25, docs/EBM_REAL.md).
+    parent_negatives: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

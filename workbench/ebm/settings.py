@@ -3,11 +3,16 @@
 ``help`` metadata), and the training, sampler and model defaults are those of ``TrainConfig``,
 ``SamplerConfig`` and ``EnergyHeadConfig``: one source each.
 
+The offline default (``encode='hashed'``, made-up no-progress siblings of ``TRAIN_KINDS`` and the parent
+as hard negatives) was chosen on the shared validation split by the sibling checks first, the progress
+headline second (issue 25; docs/EBM_REAL.md has the table and the rule).
+
 Two defaults depend on the encoder and are resolved once the embedding width is known:
-  hidden    None -> the seed architecture 2048/1024/512 for wide encoders (the 4096-d sidecar);
-            OFFLINE_HIDDEN for narrow ones (the 384-d local MiniLM): as accurate as wider or
-            narrower heads within the intervals, and cheap on CPU (README, "Energy head on real traces");
-  template  None -> "plain" for the local MiniLM, "deepseek" for the sidecar (the prover's prompt).
+  hidden    None -> OFFLINE_HIDDEN for the offline encoders (local MiniLM, hashed n-grams, and '+' joins of
+            them, whatever their width): as accurate as wider or narrower heads within the intervals, and
+            cheap on CPU; otherwise the seed architecture 2048/1024/512 for wide encoders (the 4096-d
+            sidecar, hf:MODEL) and OFFLINE_HIDDEN for narrow ones;
+  template  None -> "plain" for the offline encoders, "deepseek" for the sidecar and hf:MODEL (the prover's prompt).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ class EbmSettings:
     trajectories: tuple[str, ...] = _knob((), "mined trajectory Parquet files or folders", metavar="PATH")
     num_theorems: int | None = _knob(None, "sample this many theorems from --traces")
     embeddings: str | None = _knob(None, "embedding cache folder (default OUTPUT/embeddings)")
-    encode: str | None = _knob("local", "encode missing states: 'local' (MiniLM), 'hashed' (character n-grams), "
+    encode: str | None = _knob("hashed", "encode missing states: 'hashed' (character n-grams), 'local' (MiniLM), "
                                "'hf:MODEL' (a transformers model), the sidecar URL, several joined by '+' "
                                "(local+hashed: vectors concatenated), or 'none' (cache only)",
                                metavar="local|hashed|hf:MODEL|URL|A+B|none")
@@ -81,8 +86,9 @@ class EbmSettings:
     finetune_layers: int | None = _knob(_from(FinetuneConfig, "layers"), "tune only the top N layers (default all; "
                                         "a 7B decoder needs a few)")
     # -- model ---------------------------------------------------------------------------------------
-    hidden: tuple[int, int, int] | None = _knob(None, f"hidden widths (default {SEED_HIDDEN} for 4096-d encoders, "
-                                                f"{OFFLINE_HIDDEN} for MiniLM)", metavar=("H1", "H2", "H3"))
+    hidden: tuple[int, int, int] | None = _knob(None, f"hidden widths (default {OFFLINE_HIDDEN} for the offline "
+                                                f"encoders, {SEED_HIDDEN} for the 4096-d prover's states)",
+                                                metavar=("H1", "H2", "H3"))
     dropout: float = _knob(_from(EnergyHeadConfig, "dropout"), "dropout after every hidden layer")
     spectral_norm: bool = _knob(_from(EnergyHeadConfig, "spectral_norm"), "Lipschitz-1 linear layers")
     standardize_inputs: bool = _knob(_from(EnergyHeadConfig, "standardize_inputs"),
@@ -197,8 +203,17 @@ class EbmSettings:
         # a tuned encoder's cache lives and dies with its weights
         return self.finetuned_encoder_dir() / "embeddings" if self.finetune_encoder else Path(self.output) / "embeddings"
 
+    def default_hidden(self, d_encoder: int) -> tuple[int, int, int]:
+        """``hidden`` when not given: by encoder (offline ones are cheap to fit whatever their width), else by width."""
+        from workbench.encode.factory import HASHED_SPECS, LOCAL_SPECS
+
+        parts = [p.strip() for p in (self.encode or "").split("+")]
+        if self.encode and all(p in (*LOCAL_SPECS, *HASHED_SPECS) for p in parts):
+            return OFFLINE_HIDDEN
+        return SEED_HIDDEN if d_encoder >= WIDE_ENCODER else OFFLINE_HIDDEN
+
     def model_config(self, d_encoder: int) -> EnergyHeadConfig:
-        hidden = self.hidden or (SEED_HIDDEN if d_encoder >= WIDE_ENCODER else OFFLINE_HIDDEN)
+        hidden = self.hidden or self.default_hidden(d_encoder)
         return EnergyHeadConfig(d_encoder=d_encoder, d_hidden1=hidden[0], d_hidden2=hidden[1], d_hidden3=hidden[2],
                                 dropout=self.dropout, spectral_norm=self.spectral_norm,
                                 standardize_inputs=self.standardize_inputs, features=tuple(self.features))
