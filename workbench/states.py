@@ -11,7 +11,9 @@ read and written by ``workbench.lean.protocol``, the one module that knows its s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 NO_GOALS = "no goals"
@@ -148,3 +150,47 @@ def canonical_state(text: str) -> str:
     """Canonical text of a LeanDojo/Lean pretty-printed state."""
     return render_state(parse_state(text))
 
+
+
+# -- local names -------------------------------------------------------------------------------------
+# Characters that continue a Lean identifier as it is printed (letters of any script, digits, _, ', !, ?,
+# subscripts, the inaccessible mark and its superscript index).
+_IDENT_CHAR = r"[\w'!?₀-₉ₐ-ₜ✝⁰¹²³⁴⁵⁶⁷⁸⁹]"
+
+
+@lru_cache(maxsize=4096)
+def name_pattern(name: str) -> re.Pattern[str]:
+    """A reference to the local name ``name``: not preceded by an identifier character or a '.' (``Nat.h``
+    is another name), not followed by an identifier character (``h'`` and ``h✝`` are other names)."""
+    return re.compile(rf"(?<!{_IDENT_CHAR})(?<!\.){re.escape(name)}(?!{_IDENT_CHAR})")
+
+
+def rename_in(text: str, old: str, new: str) -> str:
+    """Every reference to the local name ``old`` in ``text`` renamed to ``new`` (whole names only)."""
+    return name_pattern(old).sub(lambda _: new, text)
+
+
+ANONYMOUS = "•"
+
+
+def anonymize(text: str, mark: str = ANONYMOUS) -> str:
+    """The canonical text with every hypothesis name, and every reference to it, replaced by ``mark``: what
+    the state says without the names it was given (α-equivalent states get one text). Not a state
+    text (names collide); a view for encoders. Text that does not parse is returned unchanged."""
+    try:
+        goals = parse_state(text)
+    except ValueError:
+        return text
+    out = []
+    for goal in goals:
+        names = sorted({h.name for h in goal.hypotheses if h.name}, key=len, reverse=True)  # h' before h
+
+        def anon(t: str) -> str:
+            for n in names:
+                t = rename_in(t, n, mark)
+            return t
+
+        out.append(Goal(target=anon(goal.target), case=goal.case, hypotheses=tuple(
+            Hypothesis(mark if h.name else "", anon(h.type), None if h.value is None else anon(h.value))
+            for h in goal.hypotheses)))
+    return render_state(out)

@@ -21,7 +21,7 @@ def synthetic():
 def synthetic_split(synthetic):
     joined, table = synthetic
     train_df, val_df = split_by_theorem(joined, 0.25, seed=0)
-    cfg = SamplerConfig(k_negatives=7, progress_negatives=False, seed=0)  # siblings + other theorems
+    cfg = SamplerConfig(k_negatives=7, progress_negatives=False, parent_negatives=False, seed=0)  # siblings + other theorems
     return ContrastiveSampler(train_df, cfg), ContrastiveSampler(val_df, cfg), table
 
 

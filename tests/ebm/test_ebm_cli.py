@@ -34,6 +34,10 @@ def test_train_ebm_on_mined_trajectories(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"] is True
     assert "Rank-1 among siblings" in summary["siblings"]["verdict"]
+    mined = summary["mined_siblings"]["checks"]["mined siblings (positive vs negative child of one parent)"]
+    assert mined["n_theorems"] == 3 and mined["n_pairs"] > 0  # 25 % of 12 theorems held out
+    lo, hi = mined["methods"]["energy (model)"]["interval"]
+    assert lo <= mined["methods"]["energy (model)"]["value"] <= hi and "p_model_above" in mined
     assert "Per-theorem progress accuracy" in summary["progress"]["verdict"]
     assert (out / "best" / "model.safetensors").exists()
     cfg = json.loads((out / "best" / "config.json").read_text())
@@ -50,7 +54,7 @@ def test_train_ebm_on_traces_reports_missing_embeddings(tmp_path, sample_traces_
     write_part(tmp_path / "emb", kept, rng.standard_normal((len(kept), 8)).astype(np.float32), _identity(8))
     out = tmp_path / "run"
     rc = main(["train-ebm", "--traces", str(sample_traces_path), "--embeddings", str(tmp_path / "emb"), "--no-standardize-inputs",
-               "--output", str(out), "--steps", "20", *SMALL])
+               "--output", str(out), "--steps", "20", "--perturbations", *SMALL])  # no made-up siblings: the cache has none
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["missing_embeddings"]["distinct_states"] == 3
@@ -77,14 +81,20 @@ def test_eval_traces_writes_model_and_baselines_with_intervals(tmp_path, sample_
     assert rc == 0
     result = json.loads((out / f"eval_{sample_traces_path.stem}.json").read_text())
     methods = result["methods"]
-    assert {"energy (model)", "hypotheses: more = closer", "hypotheses: fewer = closer", "state length: longer = closer",
-            "goals: fewer = closer", "goal-target length: shorter = closer", "random (mean of draws)"} <= set(methods)
+    # one direction per feature, fixed on the training split, and the pairwise logistic models fitted there
+    assert result["baseline_directions"] == "fixed on the training split"
+    assert len([m for m in methods if m.startswith("hypotheses:")]) == 1
+    assert {"energy (model)", "pairwise logistic: structural features", "pairwise logistic: TF-IDF char n-grams",
+            "random (mean of draws)"} <= set(methods)
+    directions = result["baselines"]["directions"]
+    assert f"state length: {'shorter' if directions['state_length'].startswith('lower') else 'longer'} = closer" in methods
+    assert result["sibling_checks"] is None  # cache only (--encode none): the made-up siblings cannot be encoded
     for entry in methods.values():
         lo, hi = entry["interval"]
         assert lo <= entry["progress_accuracy"] <= hi
         assert set(entry["adjacent_accuracy"]) == {"value", "interval"}
     assert result["traces"] == str(sample_traces_path) and result["features"] == ["state_length", "hypotheses", "goals", "target_length"]
-    assert "best baseline" in result["verdict"] and result["n_theorems"] > 0
+    assert "best trivial baseline" in result["verdict"] and result["n_theorems"] > 0
     settings = json.loads((out / "settings.json").read_text())
     assert settings["eval_traces"] == [str(sample_traces_path)] and settings["loss"] == "ranknet"
 
@@ -99,3 +109,28 @@ def test_resume_keeps_the_checkpoint_architecture(tmp_path, sample_traces_path, 
     cfg = json.loads((out / "last" / "config.json").read_text())
     assert cfg["step"] == 20 and cfg["model"]["d_hidden1"] == 32 and len(cfg["model"]["features"]) == 4
     assert "keeping the checkpoint's architecture" in caplog.text
+
+
+def test_eval_traces_reports_sibling_checks_first_with_intervals(tmp_path, sample_traces_path, caplog):
+    # the offline hashed encoder encodes the made-up siblings, so --eval-traces reports the sibling checks
+    caplog.set_level("INFO")
+    out = tmp_path / "run"
+    flags = [f for f in SMALL if f not in ("--encode", "none")]
+    rc = main(["train-ebm", "--traces", str(sample_traces_path), "--encode", "hashed", "--output", str(out),
+               "--steps", "10", "--eval-traces", str(sample_traces_path), *flags])
+    assert rc == 0
+    result = json.loads((out / f"eval_{sample_traces_path.stem}.json").read_text())
+    checks = result["sibling_checks"]
+    assert checks["held_out_kinds"] and checks["training_kinds"]
+    for name in ("parent→child", "no-progress siblings, held-out kinds"):
+        entry = checks["checks"][name]
+        assert entry["n_theorems"] > 0 and entry["n_pairs"] >= entry["n_theorems"]
+        assert "state length: longer = closer" in entry["methods"] or "state length: shorter = closer" in entry["methods"]
+        for m in entry["methods"].values():
+            lo, hi = m["interval"]
+            assert lo <= m["value"] <= hi
+    # the evaluation's log line and the run's summary put the sibling checks before the progress headline
+    line = next(r.getMessage() for r in caplog.records if f"eval_{sample_traces_path.stem}.json" in r.getMessage())
+    assert line.index("Sibling checks: parent→child") < line.index("Per-theorem progress accuracy")
+    summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("best "))
+    assert summary.index("Sibling checks:") < summary.index("Per-theorem progress accuracy")

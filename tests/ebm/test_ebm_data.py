@@ -83,7 +83,7 @@ def test_traces_only_never_uses_other_theorems_proof_states():
 def test_easy_any_still_draws_other_theorems_when_asked():
     df, table = make_synthetic(n_theorems=5, steps=3, siblings=0, dim=8)
     joined, _ = attach_embeddings(df, table)
-    s = ContrastiveSampler(joined, SamplerConfig(k_negatives=4, progress_negatives=False, easy_source="any", seed=0))
+    s = ContrastiveSampler(joined, SamplerConfig(k_negatives=4, progress_negatives=False, parent_negatives=False, easy_source="any", seed=0))
     batch = s.fixed_batch()
     theorem_of_row = dict(zip(joined["emb_row"], joined["theorem_name"]))
     for p, negs in zip(batch.pos, batch.neg):

@@ -1,4 +1,4 @@
-"""Notebook 04 executed headless by papermill on tiny parameters (local MiniLM, bundled sample)."""
+"""Notebook 04 executed headless by papermill on tiny parameters (the default hashed encoder, bundled sample)."""
 
 import json
 from pathlib import Path
@@ -27,7 +27,8 @@ def test_notebook_04_runs_on_tiny_parameters(tmp_path, execute_notebook):
     assert summary["model"]["spectral_norm"] is True and summary["model"]["d_hidden1"] == 32
     settings = json.loads((out / "settings.json").read_text())
     assert settings["loss"] == "ranknet" and settings["val_fraction"] == 0.1  # the train-ebm defaults
-    for name in ("curves.png", "energy_hist.png", "baselines.png", "progress_by_distance.png"):
+    assert "parent→child" in summary["checks"]["checks"] and summary["checks"]["held_out_kinds"]
+    for name in ("curves.png", "energy_hist.png", "baselines.png", "progress_by_distance.png", "checks.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "best" / "model.safetensors").exists()
 

@@ -13,6 +13,7 @@ from workbench.ebm.scorer import EnergyScorer
 from workbench.ebm.features import FEATURE_NAMES, state_features, with_features
 from workbench.ebm.losses import contrastive_loss, ranknet
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig
+from workbench.ebm.perturb import TRAIN_KINDS
 from workbench.ebm.settings import OFFLINE_HIDDEN, SEED_HIDDEN, EbmSettings
 from workbench.encode import EncoderIdentity, PLAIN_TEMPLATE, state_text
 
@@ -85,9 +86,16 @@ def test_ranknet_hand_computed_and_is_the_default():
 
 def test_settings_defaults_resolve_by_encoder_and_reject_unknown_keys():
     s = EbmSettings()
-    assert s.resolved_template() == "plain" and s.model_config(384).d_hidden1 == OFFLINE_HIDDEN[0]
-    assert s.model_config(4096).d_hidden1 == SEED_HIDDEN[0] and s.model_config(4096).features == FEATURE_NAMES
-    assert EbmSettings(encode="http://localhost:30001").resolved_template() == "deepseek"
+    # the offline default chosen on the shared validation split (issue 25): hashed n-grams (4096-d) with the
+    # offline head, made-up siblings and the parent as hard negatives
+    assert s.encode == "hashed" and s.perturbations == TRAIN_KINDS and s.sampler_config().parent_negatives
+    assert s.resolved_template() == "plain" and s.model_config(4096).d_hidden1 == OFFLINE_HIDDEN[0]
+    assert EbmSettings(encode="local+hashed").model_config(4480).d_hidden1 == OFFLINE_HIDDEN[0]
+    # the prover's own states (sidecar, hf:MODEL) get the seed architecture when wide, the offline one when narrow
+    sidecar = EbmSettings(encode="http://localhost:30001")
+    assert sidecar.model_config(4096).d_hidden1 == SEED_HIDDEN[0] and sidecar.model_config(384).d_hidden1 == OFFLINE_HIDDEN[0]
+    assert EbmSettings(encode=None).model_config(4096).d_hidden1 == SEED_HIDDEN[0]  # cache only: by width
+    assert s.model_config(4096).features == FEATURE_NAMES and sidecar.resolved_template() == "deepseek"
     assert s.train_config().warmup_steps == s.steps // 20 and s.sampler_config().progress_negatives
     t = EbmSettings.from_dict({"features": [], "hidden": [8, 4, 2], "eval_traces": "x.json"})
     assert t.features == () and t.hidden == (8, 4, 2) and t.eval_traces == ("x.json",)

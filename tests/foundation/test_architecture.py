@@ -30,7 +30,7 @@ TIERS: list[list[str]] = [
     ["tracing", "tracing.convert"],
     # encoders, then the policy (its prompts reuse the encoders' state text)
     ["encode.text", "encode.identity"],
-    ["encode.local", "encode.sidecar", "encode.cache", "encode.standin_sidecar"],
+    ["encode.local", "encode.sidecar", "encode.cache", "encode.standin_sidecar", "encode.hashed", "encode.concat"],
     ["encode.hf"],
     ["encode.hf_args", "encode.factory", "encode.server"],
     ["encode"],
@@ -55,10 +55,11 @@ TIERS: list[list[str]] = [
     ["mining.run", "tracing.run"],
     ["mining.report", "mining.drilldown"],
     # the energy head: pure pieces -> data and checkpoints -> training -> settings/evaluation -> pipeline
-    ["ebm.features", "ebm.losses", "ebm.metrics", "ebm.synthetic"],
+    ["ebm.features", "ebm.losses", "ebm.metrics", "ebm.synthetic", "ebm.perturb"],
+    ["ebm.baselines", "ebm.checks"],
     ["ebm.model"],
     ["ebm.data", "ebm.checkpoint"],
-    ["ebm.train"],
+    ["ebm.train", "ebm.finetune"],
     ["ebm.evaluate", "ebm.settings", "ebm.scorer"],
     ["ebm.pipeline"],
     ["ebm", "ebm.plots"],

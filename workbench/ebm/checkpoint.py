@@ -77,7 +77,9 @@ def identity_to_dict(identity: Any) -> dict[str, Any]:
     """``workbench.encode.EncoderIdentity`` (or a mapping with the same fields) -> plain dict."""
     if identity is None:
         raise ValueError("an encoder identity is required (workbench.encode.EncoderIdentity)")
-    if dataclasses.is_dataclass(identity) and not isinstance(identity, type):
+    if callable(getattr(identity, "to_dict", None)):  # EncoderIdentity: JSON-ready (a composite's parts as lists)
+        d = identity.to_dict()
+    elif dataclasses.is_dataclass(identity) and not isinstance(identity, type):
         d = dataclasses.asdict(identity)
     elif isinstance(identity, Mapping):
         d = dict(identity)

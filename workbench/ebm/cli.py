@@ -39,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.pinned_to_checkpoint()
     if not settings.traces and not settings.trajectories:
         raise ValueError("train-ebm: give --traces and/or --trajectories")
-    records, table = load_inputs(settings)
+    records, table = load_inputs(settings, resume=args.resume)
     data = prepare_from_settings(settings, records, table)
     if data.simulated:
         log.warning("SIMULATED TRAINING DATA: these trajectories come from the Lean simulator, not from Lean")
     exp = train_from_settings(settings, data, resume=args.resume)
     summary = exp.summary()
     lines = [f"best {settings.metric} {exp.result.best_metric} at step {exp.result.best_step}; checkpoints in {settings.output}"]
-    lines += [r.verdict for r in (exp.progress, exp.siblings) if r is not None]
+    # the sibling checks are the headlines (what search needs); the progress metric follows
+    lines += [r.verdict for r in (exp.checks, exp.mined, exp.siblings, exp.progress) if r is not None]
     if exp.simulated:
         lines.insert(0, "*** SIMULATED TRAINING DATA ***")
     log.info("\n".join(lines))

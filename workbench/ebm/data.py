@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 
+from workbench.ebm.perturb import RECORD_KIND_PREFIX as PERTURBATION_RECORD
+from workbench.ebm.perturb import check_kinds, perturb
 from workbench.traces import held_out_names
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,11 @@ class SamplerConfig:
     # positives): otherwise one 45-step proof supplies as many groups as 20 short ones, while the
     # headline metric averages over theorems.
     balance_theorems: bool = False
+    # The parent state itself (the proof state the positive's tactic was applied to) is a hard negative of
+    # the positive: the parent→child judgement a value model makes in search, every time, not only when the
+    # draw from the earlier states happens to pick the parent. On by default: the best on the sibling checks of
+    # the shared validation split (issue 25, docs/EBM_REAL.md).
+    parent_negatives: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -178,6 +185,10 @@ class ContrastiveSampler:
 
         is_pos = labels == "positive"
         is_neg = labels == "negative"
+        # no-progress siblings made from the parent (ebm.perturb) are as provable as that parent: negatives for
+        # its children only (hard tier), never for the theorem's other states or other theorems
+        is_sibling_only = is_neg & (records["record_kind"].astype(str).str.startswith(PERTURBATION_RECORD).to_numpy()
+                                    if "record_kind" in records.columns else np.zeros(len(records), bool))
         self.pos_idx = np.flatnonzero(is_pos)
         if self.pos_idx.size == 0:
             raise ValueError("no positive records to sample from")
@@ -192,18 +203,22 @@ class ContrastiveSampler:
         by_p: dict[tuple[int, int], list[int]] = {}
         for i in neg_idx.tolist():
             t = int(theorem_codes[i])
-            by_t.setdefault(t, []).append(i)
+            if not is_sibling_only[i]:
+                by_t.setdefault(t, []).append(i)
             if parents[i] is not None:
                 by_p.setdefault((t, parents[i]), []).append(i)
         self._neg_by_theorem = {t: np.array(v, np.int64) for t, v in by_t.items()}
         self._neg_by_parent = {key: np.array(v, np.int64) for key, v in by_p.items()}
 
+        mined_neg = np.flatnonzero(is_neg & ~is_sibling_only)
         source = config.easy_source
         if source == "auto":
-            source = "negatives" if neg_idx.size else "none"
+            source = "negatives" if mined_neg.size else "none"
         self.easy_source: str = source
-        self.has_labelled_negatives = bool(neg_idx.size)
-        self._easy_pool = {"negatives": neg_idx, "any": np.arange(len(records)), "none": np.empty(0, np.int64)}[source]
+        self.has_labelled_negatives = bool(mined_neg.size)
+        self.perturbation_negatives = int(is_sibling_only.sum())
+        self._easy_pool = {"negatives": mined_neg, "any": np.flatnonzero(~is_sibling_only),
+                           "none": np.empty(0, np.int64)}[source]
         if np.unique(theorem_codes[self._easy_pool]).size < 2 and self._easy_pool.size:
             log.warning("easy negatives need at least two theorems; only hard/medium are available")
         self._earlier: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # theorem -> (records, remaining depth)
@@ -215,6 +230,8 @@ class ContrastiveSampler:
             for members in np.split(on_path, starts[1:]):
                 if members.size:
                     self._earlier[int(theorem_codes[members[0]])] = (members, depth[members])
+        ids = records["state_id"].to_numpy()
+        self._path_record = {(int(theorem_codes[i]), int(ids[i])): int(i) for i in np.flatnonzero(is_pos & (depth >= 0))}
         self._pools_cache: dict[tuple[int, int | None, int], tuple[np.ndarray, np.ndarray]] = {}
         if not self._easy_pool.size:  # no easy tier: a positive needs a negative of its own
             has_own = np.array([self._has_own_negative(int(i)) for i in self.pos_idx], bool)
@@ -244,6 +261,9 @@ class ContrastiveSampler:
         if key not in self._pools_cache:
             empty = np.empty(0, np.int64)
             hard = self._neg_by_parent.get((t, parent), empty) if parent is not None else empty
+            own_parent = self._path_record.get((t, parent), -1) if parent is not None and self.config.parent_negatives else -1
+            if own_parent >= 0 and self._depth[own_parent] > own_depth >= 0:
+                hard = np.concatenate([hard, [own_parent]])
             medium = np.setdiff1d(self._neg_by_theorem.get(t, empty), hard, assume_unique=True)
             if t in self._earlier and own_depth >= 0:
                 members, rd = self._earlier[t]
@@ -370,13 +390,55 @@ class ContrastiveSampler:
         return int(self.pos_idx.size)
 
 
+# -- no-progress siblings as hard negatives ---------------------------------------------------------
+def with_perturbations(records: pd.DataFrame, kinds: Sequence[str], *, seed: int = 0, both_sides: bool = True) -> pd.DataFrame:
+    """``records`` plus, for every ground-truth state with a parent on its path, that parent after a
+    no-progress step of each kind (``workbench.ebm.perturb``) as a *negative sibling* of the state: same
+    parent, ``record_kind`` ``perturbation:<kind>``. The sampler uses them as hard negatives of that state
+    only (they are as provable as the parent, so they say nothing about the theorem's other states)."""
+    kinds = check_kinds(kinds)
+    if not kinds or records.empty:
+        return records
+    gt = records[(records["label"].astype(str) == "positive") & (records["remaining_depth"].fillna(-1) >= 0)]
+    if "record_kind" in gt.columns and gt["record_kind"].notna().any():
+        gt = gt[gt["record_kind"] == "ground_truth"]
+    state_of = {(t, int(i)): s for t, i, s in zip(gt["theorem_name"], gt["state_id"], gt["state_pp"])}
+    next_id = int(pd.to_numeric(records["state_id"]).max()) + 1
+    rows = []
+    for t, parent, child, depth, rd in zip(gt["theorem_name"], gt["parent_state_id"], gt["state_pp"], gt["depth_from_root"],
+                                           gt["remaining_depth"]):
+        if pd.isna(parent) or (t, int(parent)) not in state_of:
+            continue
+        for kind in kinds:
+            sibling = perturb(state_of[(t, int(parent))], kind, seed)
+            if sibling is None or sibling == child:
+                continue
+            rows.append({"theorem_name": t, "state_id": next_id, "state_pp": sibling, "tactic_applied": "",
+                         "parent_state_id": int(parent), "label": "negative", "depth_from_root": depth,
+                         "remaining_depth": -1, "llm_log_prob": float("nan"), "record_kind": PERTURBATION_RECORD + kind,
+                         "state_source": "perturbation", "simulated": False})
+            next_id += 1
+            junk_child = perturb(child, kind, seed) if both_sides else None
+            if junk_child is not None and junk_child != sibling:
+                rows.append({**rows[-1], "state_id": next_id, "state_pp": junk_child, "label": "positive",
+                             "remaining_depth": rd})
+                next_id += 1
+    if not rows:
+        return records
+    out = pd.concat([records, pd.DataFrame(rows)], ignore_index=True)
+    out["parent_state_id"] = out["parent_state_id"].astype("Int64")
+    log.info("added %d no-progress siblings (%s) as hard negatives", len(rows), ", ".join(kinds))
+    return out
+
+
 # -- records from traces alone ----------------------------------------------------------------
 def records_from_traces(theorems: Iterable[Any]) -> pd.DataFrame:
     """Ground-truth positives from LeanDojo traces, no Lean needed.
 
     One record per ``state_before`` of each step: state_id = depth, parent = depth - 1,
     remaining_depth = n - depth (steps to QED along the recorded proof), canonical state text.
-    The final ``no goals`` state is left out: it is the same text for every theorem.
+    The final ``no goals`` state is left out: it is the same text for every theorem. ``state_after``
+    (canonical) is what the step's tactic produced, for the parent→child check (``ebm.checks``).
     """
     from workbench.states import canonical_state  # foundation module, imported on use
 
@@ -388,6 +450,7 @@ def records_from_traces(theorems: Iterable[Any]) -> pd.DataFrame:
                 "theorem_name": thm.full_name,
                 "state_id": step.depth,
                 "state_pp": canonical_state(step.state_before),
+                "state_after": None if getattr(step, "state_after", None) is None else canonical_state(step.state_after),
                 "tactic_applied": "" if step.depth == 0 else thm.steps[step.depth - 1].tactic,
                 "parent_state_id": None if step.depth == 0 else step.depth - 1,
                 "label": "positive",
@@ -399,7 +462,7 @@ def records_from_traces(theorems: Iterable[Any]) -> pd.DataFrame:
                 "simulated": False,
             })
     df = pd.DataFrame(rows, columns=[
-        "theorem_name", "state_id", "state_pp", "tactic_applied", "parent_state_id", "label",
+        "theorem_name", "state_id", "state_pp", "state_after", "tactic_applied", "parent_state_id", "label",
         "depth_from_root", "remaining_depth", "llm_log_prob", "record_kind", "state_source", "simulated",
     ])
     df["parent_state_id"] = df["parent_state_id"].astype("Int64")

@@ -7,9 +7,11 @@ Ground-truth paths (no Lean needed), :func:`progress_evaluation` -- the one eval
   45-step proof would otherwise supply a third of all pairs); progress accuracy over all pairs;
   adjacent steps only; Spearman of energy with remaining depth *within* each proof, averaged over
   proofs (pooled across theorems it would reward "shorter = closer"); accuracy by step distance.
-  Every metric has a 95 % bootstrap interval, resampling theorems. Baselines: each structural
-  feature (``workbench.ebm.features``) in both directions, and random as the mean of many draws.
-  The verdict compares the model with the *best* baseline and says whether the intervals overlap.
+  Every metric has a 95 % bootstrap interval, resampling theorems. Baselines (``workbench.ebm.baselines``):
+  each structural feature in the direction fixed on the training split, the pairwise logistic models
+  fitted there, and random as the mean of many draws (without fitted baselines: each feature in both
+  directions). The verdict compares the model with the best *trivial* baseline (a feature or random) and
+  says whether the intervals overlap; each fitted baseline gets its own paired comparison.
 Mined data (siblings = children of one parent state):
   rank-1 among siblings: is the lowest-energy child a positive? Energy vs the LLM log-probability
   (highest first) vs random (expected n_pos / n); pairwise accuracy; AUROC; all by depth.
@@ -18,7 +20,7 @@ Mined data (siblings = children of one parent state):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +29,9 @@ import pandas as pd
 import torch
 from scipy.stats import rankdata
 
-from workbench.ebm.features import FEATURE_NAMES, state_features
+from workbench.ebm.baselines import both_directions
 from workbench.ebm.metrics import auroc
+from workbench.ebm.perturb import RECORD_KIND_PREFIX
 from workbench.ebm.model import EnergyHead
 from workbench.ebm.train import as_tensor
 
@@ -59,20 +62,6 @@ PROGRESS_METRICS: dict[str, str] = {
     "spearman_within_proof": "Spearman(energy, remaining depth) within a proof, mean over proofs with >= 3 states",
 }
 DISTANCE_BINS: tuple[tuple[int, int, str], ...] = ((1, 1, "1"), (2, 2, "2"), (3, 3, "3"), (4, 5, "4-5"), (6, 10, "6-10"), (11, 10**9, "11+"))
-_FEATURE_WORDS = {"state_length": ("state length", "shorter", "longer"), "hypotheses": ("hypotheses", "fewer", "more"),
-                  "goals": ("goals", "fewer", "more"), "target_length": ("goal-target length", "shorter", "longer")}
-
-
-def baseline_energies(texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each structural feature as an energy, in both directions (which one tracks progress is an
-    empirical question: proofs often add hypotheses as they go, so later states can be longer)."""
-    feats = state_features(texts, FEATURE_NAMES)
-    out: dict[str, np.ndarray] = {}
-    for j, name in enumerate(FEATURE_NAMES):
-        what, low, high = _FEATURE_WORDS[name]
-        out[f"{what}: {low} = closer"] = feats[:, j].astype(np.float64)
-        out[f"{what}: {high} = closer"] = -feats[:, j].astype(np.float64)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +137,21 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The headline of the model against one baseline, on the same bootstrap resamples of theorems."""
+
+    baseline: str
+    delta: float  # model - baseline
+    delta_interval: tuple[float, float]
+    p_above: float  # share of resamples where the model is above the baseline
+    intervals_overlap: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "delta": self.delta, "delta_interval": list(self.delta_interval),
+                "p_model_above": self.p_above, "intervals_overlap": self.intervals_overlap}
+
+
 @dataclass(frozen=True)
 class ProgressReport:
     table: pd.DataFrame  # one row per method (model first): each metric, its _lo and _hi
@@ -156,12 +160,14 @@ class ProgressReport:
     n_states: int
     n_pairs: int
     n_boot: int
-    best_baseline: str
-    delta: float  # headline: model - best baseline
+    best_baseline: str  # the best trivial baseline (a structural feature or random)
+    delta: float  # headline: model - best trivial baseline
     delta_interval: tuple[float, float]  # paired bootstrap (same resampled theorems for both)
     intervals_overlap: bool
-    beats_best_baseline: bool  # above the best baseline with non-overlapping intervals
+    beats_best_baseline: bool  # above the best trivial baseline with non-overlapping intervals
     verdict: str
+    comparisons: tuple[Comparison, ...] = ()  # the headline vs every baseline (trivial and fitted), paired
+    directions_from_training: bool = False  # False: each feature in both directions (no training data given)
 
     def formatted(self, metrics: Sequence[str] = tuple(PROGRESS_METRICS)) -> pd.DataFrame:
         """value [lo, hi] strings, for notebooks and the README."""
@@ -185,7 +191,9 @@ class ProgressReport:
             "pairs_by_distance": {str(k): int(v) for k, v in self.by_distance["pairs"].items()},
             "best_baseline": self.best_baseline, "delta": self.delta, "delta_interval": list(self.delta_interval),
             "intervals_overlap": self.intervals_overlap, "beats_best_baseline": self.beats_best_baseline,
-            "verdict": self.verdict, "methods": methods,
+            "verdict": self.verdict, "comparisons": [c.to_dict() for c in self.comparisons],
+            "baseline_directions": "fixed on the training split" if self.directions_from_training else "both directions",
+            "methods": methods,
         }
 
 
@@ -197,10 +205,15 @@ def ground_truth_mask(records: pd.DataFrame) -> np.ndarray:
     return keep
 
 
-def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, n_boot: int = 1000, n_random: int = 100,
+def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baselines: Mapping[str, np.ndarray] | None = None,
+                        trivial: Sequence[str] | None = None, n_boot: int = 1000, n_random: int = 100,
                         seed: int = 0) -> ProgressReport:
     """Progress metrics of ``energies`` (aligned with ``records``) on ground-truth path states, next to
-    every baseline, with 95 % bootstrap intervals resampled by theorem. Lower energy = closer to QED."""
+    every baseline, with 95 % bootstrap intervals resampled by theorem. Lower energy = closer to QED.
+
+    ``baselines``: name -> energies aligned with ``records`` (``FittedBaselines.energies``: directions and
+    models fitted on the training split), ``trivial`` naming the ones the verdict compares with (random is
+    always trivial). Without them, every structural feature in both directions (all trivial)."""
     keep = ground_truth_mask(records)
     gt = records.loc[keep]
     if gt.empty:
@@ -212,8 +225,15 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, n_boot: 
     groups = [(idx, depth[idx]) for idx in np.split(order, starts[1:])]
     rng = np.random.default_rng(seed)
     methods: dict[str, np.ndarray] = {MODEL: np.asarray(energies, np.float64)[keep][None, :]}
-    methods.update({k: v[None, :] for k, v in baseline_energies(gt["state_pp"].tolist()).items()})
+    if baselines is None:
+        given = both_directions(gt["state_pp"].tolist())
+        trivial_names = set(given)
+    else:
+        given = {k: np.asarray(v, np.float64)[keep] for k, v in baselines.items()}
+        trivial_names = set(trivial if trivial is not None else given)
+    methods.update({k: v[None, :] for k, v in given.items()})
     methods[RANDOM] = rng.random((n_random, len(gt)))
+    trivial_names.add(RANDOM)
     stats = {name: _theorem_stats(groups, e) for name, e in methods.items()}
     T = len(groups)
     weights = rng.multinomial(T, np.full(T, 1.0 / T), size=n_boot).astype(np.float64)  # shared: paired comparisons
@@ -231,27 +251,40 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, n_boot: 
     by_distance = pd.DataFrame({name: _ratio(s.dist_correct.sum(axis=0), s.dist_total.sum(axis=0)) for name, s in stats.items()},
                                index=pd.Index(labels, name="distance"))
     by_distance["pairs"] = stats[MODEL].dist_total.sum(axis=0).astype(np.int64)
-    baselines = table.drop(index=MODEL)[HEADLINE]
-    best = str(baselines.idxmax()) if baselines.notna().any() else RANDOM
-    m, b = table.loc[MODEL], table.loc[best]
-    delta = float(m[HEADLINE] - b[HEADLINE])
-    delta_interval = _interval(boot[MODEL][HEADLINE] - boot[best][HEADLINE])
-    overlap = bool(m[HEADLINE + "_lo"] <= b[HEADLINE + "_hi"] and b[HEADLINE + "_lo"] <= m[HEADLINE + "_hi"])
+    rivals = table.loc[[n for n in table.index if n in trivial_names], HEADLINE]
+    best = str(rivals.idxmax()) if rivals.notna().any() else RANDOM
+    m = table.loc[MODEL]
+
+    def compare(name: str) -> Comparison:
+        b = table.loc[name]
+        return Comparison(name, float(m[HEADLINE] - b[HEADLINE]), _interval(boot[MODEL][HEADLINE] - boot[name][HEADLINE]),
+                          float((boot[MODEL][HEADLINE] > boot[name][HEADLINE]).mean()),
+                          bool(m[HEADLINE + "_lo"] <= b[HEADLINE + "_hi"] and b[HEADLINE + "_lo"] <= m[HEADLINE + "_hi"]))
+
+    comparisons = tuple(compare(str(n)) for n in table.index if n != MODEL)
+    top = next(c for c in comparisons if c.baseline == best)
+    delta, delta_interval, overlap = top.delta, top.delta_interval, top.intervals_overlap
     beats = bool(delta > 0 and not overlap)
+    fitted = [c for c in comparisons if c.baseline not in trivial_names]
     n_pairs = int(stats[MODEL].total.sum())
     n_theorems = int((stats[MODEL].total > 0).sum())
+    b = table.loc[best]
     verdict = (
         f"Per-theorem progress accuracy on {n_theorems} held-out theorems ({n_pairs} within-proof pairs): "
-        f"model {m[HEADLINE]:.3f} [{m[HEADLINE + '_lo']:.3f}, {m[HEADLINE + '_hi']:.3f}] vs best baseline '{best}' "
-        f"{b[HEADLINE]:.3f} [{b[HEADLINE + '_lo']:.3f}, {b[HEADLINE + '_hi']:.3f}]: {100 * delta:+.1f} points "
+        f"model {m[HEADLINE]:.3f} [{m[HEADLINE + '_lo']:.3f}, {m[HEADLINE + '_hi']:.3f}] vs best trivial baseline "
+        f"'{best}' {b[HEADLINE]:.3f} [{b[HEADLINE + '_lo']:.3f}, {b[HEADLINE + '_hi']:.3f}]: {100 * delta:+.1f} points "
         f"(paired 95 % interval {100 * delta_interval[0]:+.1f} to {100 * delta_interval[1]:+.1f}); the intervals "
         + ("do not overlap" if not overlap else "overlap") + " -- the model "
-        + ("BEATS the best baseline." if beats else
-           "is above the best baseline, but not clearly (overlapping intervals)." if delta > 0 else
-           "does NOT beat the best baseline.")
+        + ("BEATS the best trivial baseline." if beats else
+           "is above the best trivial baseline, but not clearly (overlapping intervals)." if delta > 0 else
+           "does NOT beat the best trivial baseline.")
+        + "".join(f" Against '{c.baseline}' (fitted on training data) {table.loc[c.baseline, HEADLINE]:.3f}: "
+                  f"{100 * c.delta:+.1f} points, " + ("BEATEN." if c.delta > 0 and not c.intervals_overlap else
+                                                      "not beaten." if c.delta <= 0 else "not clearly (overlap).")
+                  for c in fitted)
     )
     return ProgressReport(table, by_distance, n_theorems, len(gt), n_pairs, n_boot, best, delta, delta_interval,
-                          overlap, beats, verdict)
+                          overlap, beats, verdict, comparisons, baselines is not None)
 
 
 # -- mined siblings -------------------------------------------------------------------------------
@@ -280,7 +313,10 @@ def sibling_report(records: pd.DataFrame, energies: np.ndarray) -> SiblingReport
         seen = sorted(set(kinds) - {"none"})
         if seen and seen != ["logprob"]:
             policy = f"policy score ({'/'.join(seen)})"  # e.g. the retrieval policy's similarity
-    df = df[df["label"].isin(["positive", "negative"]) & df["parent"].notna()]
+    mined = np.ones(len(df), bool)
+    if "record_kind" in records.columns:  # made-up no-progress siblings are ebm.checks' business, not mined ones
+        mined = ~records["record_kind"].astype(str).str.startswith(RECORD_KIND_PREFIX).to_numpy()
+    df = df[df["label"].isin(["positive", "negative"]) & df["parent"].notna() & mined]
     per_group = []
     for (_, _), g in df.groupby(["theorem", "parent"], sort=False):
         is_pos = (g["label"] == "positive").to_numpy()

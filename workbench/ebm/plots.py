@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from workbench.ebm.checks import CheckReport
 from workbench.traces import bundled_sample_path
 
 
@@ -95,5 +96,28 @@ def plot_baselines(table: pd.DataFrame, *, title: str, metric: str = "progress_a
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(title=title, xlabel=metric.replace("_", " ") + " (95 % interval)", xlim=(0, 1))
     ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_checks(report: CheckReport, *, title: str = "sibling checks", checks: Sequence[str] | None = None) -> Figure:
+    """Grouped horizontal bars: one group per check (``ebm.checks.CheckReport``), one bar per method, 95 % intervals."""
+    t = report.table
+    order = list(dict.fromkeys(c for c, _ in t.index)) if checks is None else [c for c in checks if c in t.index.get_level_values(0)]
+    methods = list(dict.fromkeys(m for _, m in t.index))
+    fig, ax = plt.subplots(figsize=(8, 0.22 * len(order) * len(methods) + 1.5))
+    height = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        rows = [t.loc[(c, method)] if (c, method) in t.index else None for c in order]
+        y = np.arange(len(order)) + j * height
+        v = np.array([np.nan if r is None else r["value"] for r in rows])
+        err = np.array([[0, 0] if r is None else [r["value"] - r["lo"], r["hi"] - r["value"]] for r in rows]).T
+        ax.barh(y, v, height=height, xerr=err, capsize=2, label=method,
+                color="tab:red" if method == report.model else None)
+    ax.set_yticks(np.arange(len(order)) + 0.4 - height / 2, order, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(title=title, xlabel="pair accuracy, mean over theorems (95 % interval)", xlim=(0, 1))
+    ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig

@@ -77,9 +77,9 @@ class EnergyScorer:
 
     def _encoder(self) -> Any:
         if self.encoder is None:
-            from workbench.encode.local import encoder_for_identity
+            from workbench.encode.factory import encoder_from_identity
 
-            self.encoder = encoder_for_identity(self.identity)
+            self.encoder = encoder_from_identity(self.identity)
         return self.encoder
 
     def embed_states(self, texts: Sequence[str], *, progress: bool = False) -> tuple[np.ndarray, Any]:
@@ -88,9 +88,9 @@ class EnergyScorer:
 
         texts = list(texts)
         if self.cache is not None:
-            from workbench.encode import read_embeddings
+            from workbench.encode import cache_identity, read_embeddings
 
-            have = read_embeddings(self.cache) if any(self.cache.glob("part-*.parquet")) else None
+            have = read_embeddings(self.cache) if cache_identity(self.cache) is not None else None
             if have is None or any(t not in have for t in texts):
                 have = ensure_embeddings(texts, self.cache, self._encoder(), progress=progress)
             rows, missing = have.lookup(texts)

@@ -3,11 +3,16 @@
 ``help`` metadata), and the training, sampler and model defaults are those of ``TrainConfig``,
 ``SamplerConfig`` and ``EnergyHeadConfig``: one source each.
 
+The offline default (``encode='hashed'``, made-up no-progress siblings of ``TRAIN_KINDS`` and the parent
+as hard negatives) was chosen on the shared validation split by the sibling checks first, the progress
+headline second (issue 25; docs/EBM_REAL.md has the table and the rule).
+
 Two defaults depend on the encoder and are resolved once the embedding width is known:
-  hidden    None -> the seed architecture 2048/1024/512 for wide encoders (the 4096-d sidecar);
-            OFFLINE_HIDDEN for narrow ones (the 384-d local MiniLM): as accurate as wider or
-            narrower heads within the intervals, and cheap on CPU (README, "Energy head on real traces");
-  template  None -> "plain" for the local MiniLM, "deepseek" for the sidecar (the prover's prompt).
+  hidden    None -> OFFLINE_HIDDEN for the offline encoders (local MiniLM, hashed n-grams, and '+' joins of
+            them, whatever their width): as accurate as wider or narrower heads within the intervals, and
+            cheap on CPU; otherwise the seed architecture 2048/1024/512 for wide encoders (the 4096-d
+            sidecar, hf:MODEL) and OFFLINE_HIDDEN for narrow ones;
+  template  None -> "plain" for the offline encoders, "deepseek" for the sidecar and hf:MODEL (the prover's prompt).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from typing import Any
 from workbench.checks import require_finite
 from workbench.ebm.data import SamplerConfig
 from workbench.ebm.features import FEATURE_NAMES, check_feature_names
+from workbench.ebm.finetune import FinetuneConfig
 from workbench.ebm.losses import LOSS_KINDS
 from workbench.ebm.model import EnergyHeadConfig
+from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, check_kinds
 from workbench.ebm.train import METRICS, TrainConfig
 
 SEED_HIDDEN = (2048, 1024, 512)
@@ -51,15 +58,38 @@ class EbmSettings:
     trajectories: tuple[str, ...] = _knob((), "mined trajectory Parquet files or folders", metavar="PATH")
     num_theorems: int | None = _knob(None, "sample this many theorems from --traces")
     embeddings: str | None = _knob(None, "embedding cache folder (default OUTPUT/embeddings)")
-    encode: str | None = _knob("local", "encode missing states: 'local' (MiniLM), 'hf:MODEL' (a transformers "
-                               "model), the sidecar URL, or 'none' (cache only)", metavar="local|hf:MODEL|URL|none")
+    encode: str | None = _knob("hashed", "encode missing states: 'hashed' (character n-grams), 'local' (MiniLM), "
+                               "'hf:MODEL' (a transformers model), the sidecar URL, several joined by '+' "
+                               "(local+hashed: vectors concatenated), or 'none' (cache only)",
+                               metavar="local|hashed|hf:MODEL|URL|A+B|none")
     template: str | None = _knob(None, "state-text template (default: plain for local, deepseek for the prover)",
                                  choices=["plain", "deepseek"])
     eval_traces: tuple[str, ...] = _knob((), "after training, evaluate on these LeanDojo files; writes "
                                          "OUTPUT/eval_<stem>.json", metavar="PATH")
+    # -- no-progress siblings (ebm.perturb, ebm.checks) ------------------------------------------------
+    perturbations: tuple[str, ...] = _knob(TRAIN_KINDS, "no-progress siblings made from each traced parent, trained "
+                                           "on as hard negatives of its child (none: pass the flag with no value)",
+                                           choices=list(PERTURBATION_KINDS), nargs="*")
+    perturb_children: bool = _knob(True, "add the same kinds of junk to the child too (still closer than its parent), "
+                                   "so that the junk itself is no cue")
+    held_out_perturbations: tuple[str, ...] = _knob(HELD_OUT_KINDS, "kinds never trained on: the no-progress sibling "
+                                                    "check reports them", choices=list(PERTURBATION_KINDS), nargs="*")
+    fitted_baselines: bool = _knob(True, "fit the pairwise logistic baselines (structural features, TF-IDF "
+                                   "n-grams) on the training split and report them beside the model")
+    # -- tuning the encoder (ebm.finetune) -------------------------------------------------------------
+    finetune_encoder: bool = _knob(False, "first tune the encoder ('local' or 'hf:MODEL'; in a '+' spec the first "
+                                   "such part) as a pairwise ranker on the training split; saved to OUTPUT/encoder, "
+                                   "which then encodes every state (cache OUTPUT/encoder/embeddings)")
+    finetune_steps: int = _knob(_from(FinetuneConfig, "steps"), "encoder tuning steps")
+    finetune_batch_size: int = _knob(_from(FinetuneConfig, "batch_size"), "pairs per encoder tuning step")
+    finetune_lr: float = _knob(_from(FinetuneConfig, "lr"), "encoder tuning learning rate")
+    finetune_max_length: int = _knob(_from(FinetuneConfig, "max_length"), "tokens per state while tuning")
+    finetune_layers: int | None = _knob(_from(FinetuneConfig, "layers"), "tune only the top N layers (default all; "
+                                        "a 7B decoder needs a few)")
     # -- model ---------------------------------------------------------------------------------------
-    hidden: tuple[int, int, int] | None = _knob(None, f"hidden widths (default {SEED_HIDDEN} for 4096-d encoders, "
-                                                f"{OFFLINE_HIDDEN} for MiniLM)", metavar=("H1", "H2", "H3"))
+    hidden: tuple[int, int, int] | None = _knob(None, f"hidden widths (default {OFFLINE_HIDDEN} for the offline "
+                                                f"encoders, {SEED_HIDDEN} for the 4096-d prover's states)",
+                                                metavar=("H1", "H2", "H3"))
     dropout: float = _knob(_from(EnergyHeadConfig, "dropout"), "dropout after every hidden layer")
     spectral_norm: bool = _knob(_from(EnergyHeadConfig, "spectral_norm"), "Lipschitz-1 linear layers")
     standardize_inputs: bool = _knob(_from(EnergyHeadConfig, "standardize_inputs"),
@@ -77,6 +107,8 @@ class EbmSettings:
                                      "earlier states of the same proof are negatives")
     balance_theorems: bool = _knob(_from(SamplerConfig, "balance_theorems"),
                                    "every theorem equally likely to supply a positive")
+    parent_negatives: bool = _knob(_from(SamplerConfig, "parent_negatives"),
+                                   "the parent state itself is a hard negative of its child")
     val_fraction: float = _knob(0.1, "share of theorems held out for early stopping and the run's own evaluation")
     # -- training ------------------------------------------------------------------------------------
     loss: str = _knob(_from(TrainConfig, "loss"), "training loss", choices=list(LOSS_KINDS))
@@ -108,6 +140,15 @@ class EbmSettings:
             raise ValueError(f"hidden needs three widths, got {self.hidden!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check_kinds(self.perturbations)
+        check_kinds(self.held_out_perturbations)
+        if self.finetune_encoder:
+            self.finetune_base()  # names what it would tune
+            self.finetune_config()
+        both = sorted(set(self.perturbations) & set(self.held_out_perturbations))
+        if both:
+            raise ValueError(f"perturbation kind(s) {both} are both trained on and held out: a held-out check must "
+                             "measure kinds the model never saw")
         self.sampler_config()  # validates k and the ratios
 
     # -- derived configs -----------------------------------------------------------------------------
@@ -115,28 +156,66 @@ class EbmSettings:
         """The template name: explicit, else by encoder."""
         if self.template is not None:
             return self.template
-        # the prover's own states (sidecar or hf:MODEL) are encoded in its prompt form, as `workbench encode` does
-        return "deepseek" if self.encode and self.encode.startswith(("http://", "https://", "hf:")) else "plain"
+        # the prover's own states (sidecar or hf:MODEL, alone or in a + spec) are encoded in its prompt form, as
+        # `workbench encode` does
+        parts = (self.encode or "").split("+")
+        return "deepseek" if any(p.strip().startswith(("http://", "https://", "hf:")) for p in parts) else "plain"
 
     def template_text(self) -> str:
         from workbench.encode import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
 
         return PLAIN_TEMPLATE if self.resolved_template() == "plain" else DEEPSEEK_PROVER_TEMPLATE
 
+    def encoder_spec(self) -> str | None:
+        """``encode``, with the tuned part replaced by the tuned folder when ``finetune_encoder`` is set."""
+        if not self.encode or not self.finetune_encoder:
+            return self.encode
+        parts = [p.strip() for p in self.encode.split("+")]
+        parts[parts.index(self.finetune_base())] = "hf:" + str(self.finetuned_encoder_dir())
+        return "+".join(parts)
+
+    def finetune_base(self) -> str:
+        """The part of ``encode`` that --finetune-encoder tunes: the first 'local' or 'hf:MODEL'."""
+        for part in (p.strip() for p in (self.encode or "").split("+")):
+            if part in ("local", "minilm") or part.startswith("hf:"):
+                return part
+        raise ValueError(f"--finetune-encoder needs 'local' or 'hf:MODEL' in --encode, got {self.encode!r}")
+
+    def finetuned_encoder_dir(self) -> Path:
+        return Path(self.output) / "encoder"
+
+    def finetune_config(self) -> FinetuneConfig:
+        return FinetuneConfig(steps=self.finetune_steps, batch_size=self.finetune_batch_size, lr=self.finetune_lr,
+                              max_length=self.finetune_max_length, layers=self.finetune_layers, seed=self.seed,
+                              device=self.device)
+
     def encoder(self) -> Any:
-        """The encoder ``encode`` names, with this run's template (``workbench.encode.factory``); None for
-        ``encode=None`` (cache only)."""
-        if not self.encode:
+        """The encoder ``encode`` names (the tuned one with ``finetune_encoder``), with this run's template
+        (``workbench.encode.factory``); None for ``encode=None`` (cache only)."""
+        spec = self.encoder_spec()
+        if not spec:
             return None
         from workbench.encode.factory import make_encoder
 
-        return make_encoder(self.encode, template=self.template_text())
+        return make_encoder(spec, template=self.template_text())
 
     def embeddings_path(self) -> Path:
-        return Path(self.embeddings) if self.embeddings else Path(self.output) / "embeddings"
+        if self.embeddings:
+            return Path(self.embeddings)
+        # a tuned encoder's cache lives and dies with its weights
+        return self.finetuned_encoder_dir() / "embeddings" if self.finetune_encoder else Path(self.output) / "embeddings"
+
+    def default_hidden(self, d_encoder: int) -> tuple[int, int, int]:
+        """``hidden`` when not given: by encoder (offline ones are cheap to fit whatever their width), else by width."""
+        from workbench.encode.factory import HASHED_SPECS, LOCAL_SPECS
+
+        parts = [p.strip() for p in (self.encode or "").split("+")]
+        if self.encode and all(p in (*LOCAL_SPECS, *HASHED_SPECS) for p in parts):
+            return OFFLINE_HIDDEN
+        return SEED_HIDDEN if d_encoder >= WIDE_ENCODER else OFFLINE_HIDDEN
 
     def model_config(self, d_encoder: int) -> EnergyHeadConfig:
-        hidden = self.hidden or (SEED_HIDDEN if d_encoder >= WIDE_ENCODER else OFFLINE_HIDDEN)
+        hidden = self.hidden or self.default_hidden(d_encoder)
         return EnergyHeadConfig(d_encoder=d_encoder, d_hidden1=hidden[0], d_hidden2=hidden[1], d_hidden3=hidden[2],
                                 dropout=self.dropout, spectral_norm=self.spectral_norm,
                                 standardize_inputs=self.standardize_inputs, features=tuple(self.features))
@@ -145,7 +224,8 @@ class EbmSettings:
         hard, medium, easy = self.ratios
         return SamplerConfig(k_negatives=self.k_negatives, hard_ratio=hard, medium_ratio=medium, easy_ratio=easy,
                              easy_source=self.easy_source, progress_negatives=self.progress_negatives,
-                             balance_theorems=self.balance_theorems, seed=self.seed)
+                             balance_theorems=self.balance_theorems, parent_negatives=self.parent_negatives,
+                             seed=self.seed)
 
     def train_config(self) -> TrainConfig:
         warmup = self.warmup_steps if self.warmup_steps is not None else max(1, self.steps // 20)
@@ -224,7 +304,7 @@ def _flag_options(f: dataclasses.Field) -> dict[str, Any]:
 def _normalise(values: dict[str, Any]) -> dict[str, Any]:
     """Lists (JSON, argparse, papermill) -> tuples; paths -> strings."""
     out = dict(values)
-    for key in ("trajectories", "eval_traces", "features", "ratios", "hidden"):
+    for key in ("trajectories", "eval_traces", "features", "ratios", "hidden", "perturbations", "held_out_perturbations"):
         if key in out and out[key] is not None and not isinstance(out[key], tuple):
             v = out[key]
             out[key] = (str(v),) if isinstance(v, (str, Path)) and key in ("trajectories", "eval_traces") else tuple(

@@ -5,17 +5,22 @@ temporary name and renamed when complete, so an interrupted run leaves every fin
 and a rerun encodes only what is missing. Every part carries the encoder identity (with its state
 template) in its key-value metadata; a cache never mixes identities. ``read_embeddings`` also reads a
 single Parquet file in the SPEC §3 layout (e.g. one exported with ``export_embeddings``).
+
+A concatenated encoder (``workbench.encode.concat``) caches each part in a sub-folder of its own
+(``encoder-0/``, ``encoder-1/``, ...: ordinary caches) beside ``composite.json`` (the composite identity);
+reading joins the parts row by row. Each part encodes only the states its own sub-cache lacks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +44,7 @@ TEMPLATE_KEY = b"workbench.state_template"
 EMBEDDING_SCHEMA = pa.schema([pa.field("state_pp", pa.string(), nullable=False),
                               pa.field("embedding", pa.list_(pa.float32()), nullable=False)])
 PART_GLOB = "part-*.parquet"
+COMPOSITE = "composite.json"
 
 
 class CacheIdentityError(ValueError):
@@ -131,9 +137,29 @@ def _part_identity(path: Path, *, allow_unknown: bool) -> EncoderIdentity | None
         raise CacheIdentityError(f"{path}: unreadable encoder identity metadata: {e}") from e
 
 
+def _composite_identity(path: Path) -> EncoderIdentity | None:
+    marker = path / COMPOSITE
+    if not marker.is_file():
+        return None
+    try:
+        return EncoderIdentity.from_dict(json.loads(marker.read_text())["identity"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CacheIdentityError(f"{marker}: unreadable composite identity ({e}); delete it and re-run encode") from e
+
+
+def _part_dir(path: Path, i: int) -> Path:
+    return path / f"encoder-{i}"
+
+
 def cache_identity(path: str | os.PathLike[str]) -> EncoderIdentity | None:
     """Identity of an existing cache (None if it has no parts yet); refuses a cache that mixes identities."""
+    composite = _composite_identity(Path(path)) if Path(path).is_dir() else None
     parts = _parts(Path(path))
+    if composite is not None:
+        if parts:
+            raise CacheIdentityError(f"{path}: holds both a composite cache ({COMPOSITE}) and parts of a single "
+                                     f"encoder ({parts[0].name}); use separate folders")
+        return composite
     identity: EncoderIdentity | None = None
     for p in parts:
         ident = _part_identity(p, allow_unknown=False)
@@ -170,6 +196,9 @@ def _read_part(path: Path) -> tuple[list[str], np.ndarray]:
 def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: bool = False) -> EmbeddingTable:
     """Load a cache folder (all parts) or a single embedding Parquet file. Duplicate states keep the first row."""
     path = Path(path)
+    composite = cache_identity(path) if path.is_dir() and (path / COMPOSITE).is_file() else None
+    if composite is not None:
+        return _read_composite(path, composite)
     parts = _parts(path)
     if not parts:
         raise FileNotFoundError(f"no embedding cache at {path} (expected a Parquet file or a folder of {PART_GLOB})")
@@ -199,6 +228,24 @@ def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: boo
         index = {s: i for i, s in enumerate(all_states)}
     return EmbeddingTable(states=all_states, matrix=np.ascontiguousarray(matrix, dtype=np.float32),
                           identity=identity, index=index)
+
+
+def _read_composite(path: Path, identity: EncoderIdentity) -> EmbeddingTable:
+    """The parts' sub-caches joined row by row: states every part has, vectors side by side."""
+    assert identity.parts is not None
+    tables = []
+    for i, want in enumerate(identity.parts):
+        sub = _part_dir(path, i)
+        table = read_embeddings(sub) if _parts(sub) else EmbeddingTable([], np.zeros((0, want.dim), np.float32), want)
+        if table.identity is not None and table.identity != want:
+            raise CacheIdentityError(f"{sub}: holds another encoder than {COMPOSITE} names: "
+                                     + "; ".join(want.differences(table.identity)))
+        tables.append(table)
+    states = [s for s in tables[0].states if all(s in t for t in tables[1:])]
+    if not states:
+        return EmbeddingTable([], np.zeros((0, identity.dim), np.float32), identity)
+    matrix = np.concatenate([t.lookup(states)[0] for t in tables], axis=1)
+    return EmbeddingTable(states=states, matrix=np.ascontiguousarray(matrix, np.float32), identity=identity)
 
 
 def _cached_states(path: Path) -> set[str]:
@@ -279,6 +326,10 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
         await connect()
     identity = encoder.identity
     existing = cache_identity(cache_dir)
+    if identity.parts is not None:
+        return await _encode_composite(list(states), encoder, cache_dir, existing, batch_size=batch_size,
+                                       concurrency=concurrency, checkpoint_every=checkpoint_every,
+                                       max_consecutive_failures=max_consecutive_failures, progress=progress)
     if existing is not None and existing != identity:
         raise CacheIdentityError(
             f"{cache_dir} holds embeddings of another encoder or template; refusing to mix them: "
@@ -359,6 +410,27 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
                           seconds=time.perf_counter() - started)
     logger.info("encode report: %s", report)
     return report
+
+
+async def _encode_composite(states: list[str], encoder: Any, cache_dir: Path, existing: EncoderIdentity | None,
+                            **options: Any) -> EncodeReport:
+    """Each part into its own sub-cache; ``composite.json`` names them (written once, checked after)."""
+    identity = encoder.identity
+    if existing is not None and existing != identity:
+        raise CacheIdentityError(
+            f"{cache_dir} holds embeddings of another encoder or template; refusing to mix them: "
+            + "; ".join(existing.differences(identity)) + ". Use a separate cache folder.")
+    if existing is None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / (COMPOSITE + ".tmp")
+        tmp.write_text(json.dumps({"identity": identity.to_dict()}, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, cache_dir / COMPOSITE)
+    reports = [await encode_states(states, part, _part_dir(cache_dir, i), **options) for i, part in enumerate(encoder.parts)]
+    # a state counts as encoded once every part has it
+    return EncodeReport(requested=reports[0].requested, unique=reports[0].unique, hits=min(r.hits for r in reports),
+                        misses=max(r.misses for r in reports), encoded=min(r.encoded for r in reports),
+                        failures=max(r.failures for r in reports), parts_written=sum(r.parts_written for r in reports),
+                        seconds=sum(r.seconds for r in reports))
 
 
 def ensure_embeddings(states: Sequence[str], cache: str | os.PathLike[str], encoder: Encoder | None = None, *,

@@ -1,14 +1,17 @@
-"""Build an encoder from a user-facing spec: ``"local"``/``"minilm"``, ``"hf:MODEL"`` or the sidecar's URL."""
+"""Build an encoder from a user-facing spec: ``"local"``/``"minilm"``, ``"hashed"``, ``"hf:MODEL"``, the
+sidecar's URL, or several joined by ``+`` (``local+hashed``, ``hf:MODEL+hashed``: vectors concatenated)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from workbench.encode.identity import Encoder
+from workbench.encode.identity import EncodeError, Encoder, EncoderIdentity
 from workbench.encode.text import DEFAULT_TEMPLATE
 
 LOCAL_SPECS = ("local", "minilm")
+HASHED_SPECS = ("hashed", "hashed-anon")
 HF_PREFIX = "hf:"
+CONCAT = "+"
 
 
 def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: int = 4096, model: str | None = None,
@@ -16,13 +19,26 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
     """The one place that maps CLI/notebook encoder choices to encoder objects.
 
     ``options`` go to the encoder (``batch_size``; ``concurrency`` for the sidecar; for ``hf:MODEL`` the
-    fields of ``HFEncoderConfig``: ``device``, ``dtype``, ``max_length``, ...).
+    fields of ``HFEncoderConfig``: ``device``, ``dtype``, ``max_length``, ...). In a ``+`` spec every part
+    gets the same template; options go to the parts that take them.
     """
+    if CONCAT in spec:
+        from workbench.encode.concat import ConcatEncoder
+
+        names = [p.strip() for p in spec.split(CONCAT)]
+        if not all(names) or len(set(names)) != len(names):
+            raise ValueError(f"encoder spec {spec!r}: join two or more different encoders with '+', e.g. local+hashed")
+        return ConcatEncoder([make_encoder(n, template=template, hidden_size=hidden_size, model=model,
+                                           **(_only_accepted(n, options))) for n in names])
     if spec in LOCAL_SPECS:
         from workbench.encode.local import LocalEncoder
 
         options.pop("concurrency", None)  # the local model runs one batch at a time
         return LocalEncoder(template=template, **options)
+    if spec in HASHED_SPECS:
+        from workbench.encode.hashed import HashedEncoder
+
+        return HashedEncoder(template=template, anonymous=spec == "hashed-anon")
     if spec.startswith(HF_PREFIX) and len(spec) > len(HF_PREFIX):
         import dataclasses
 
@@ -35,5 +51,36 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
         from workbench.encode.sidecar import SidecarEncoder
 
         return SidecarEncoder(spec, hidden_size, model=model, template=template, **options)
-    raise ValueError(f"encoder must be 'local' (MiniLM), 'hf:MODEL' (a transformers model, e.g. hf:minilm) or the "
-                     f"encoding sidecar's http(s) URL, got {spec!r}")
+    raise ValueError(f"encoder must be 'local' (MiniLM), 'hashed' (character n-grams; 'hashed-anon' without hypothesis names), 'hf:MODEL' (a transformers "
+                     f"model, e.g. hf:minilm), the encoding sidecar's http(s) URL, or several joined by '+' "
+                     f"(local+hashed), got {spec!r}")
+
+
+def _only_accepted(spec: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options one part of a ``+`` spec takes (hf's dtype means nothing to MiniLM or the hashed view)."""
+    if spec in HASHED_SPECS:
+        return {}
+    if spec in LOCAL_SPECS:
+        return {k: v for k, v in options.items() if k in ("batch_size", "device")}
+    return options
+
+
+def encoder_from_identity(identity: EncoderIdentity | dict) -> Encoder:
+    """Rebuild the encoder an identity describes, where the identity alone says how: the local MiniLM, the
+    hashed n-grams, and concatenations of those. A served or ``hf:`` model is not rebuilt from a name: pass
+    its encoder (``make_encoder(URL or "hf:MODEL", template=...)``)."""
+    ident = identity if isinstance(identity, EncoderIdentity) else EncoderIdentity.from_dict(identity)
+    if ident.parts is not None:
+        from workbench.encode.concat import ConcatEncoder
+
+        return ConcatEncoder([encoder_from_identity(p) for p in ident.parts])
+    from workbench.encode.hashed import HASHED_MODEL, hashed_from_identity
+
+    if ident.model == HASHED_MODEL:
+        return hashed_from_identity(ident)
+    from workbench.encode.local import MINILM_MODEL, encoder_for_identity
+
+    if ident.model == MINILM_MODEL:
+        return encoder_for_identity(ident)
+    raise EncodeError(f"cannot rebuild encoder {ident.model!r} from its identity alone: pass an encoder "
+                      "(e.g. workbench.encode.factory.make_encoder(URL or 'hf:MODEL', template=...))")

