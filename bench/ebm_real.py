@@ -183,7 +183,8 @@ def main() -> int:
 
 
 def tables(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> str:
-    """Models (one row per variant and seed), then the baselines of the first run (fitted on its training side)."""
+    """Models (one row per variant and seed), then the baselines of the first variant's runs, one row per seed
+    (each fitted on that run's training side)."""
     first = runs[0][4]
     counts = first.checks.table.xs(MODEL, level="method") if first.checks else None
     head = [f"per-theorem progress ({first.progress.n_theorems} theorems, {first.progress.n_pairs} pairs)"]
@@ -202,10 +203,12 @@ def tables(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> str:
         lines.append(f"| {name} | {seed} | {_progress_cell(ev.progress, MODEL)} | "
                      + " | ".join(_cell(ev.checks, c, MODEL) if ev.checks else "–" for c in CHECKS)
                      + f" | {p} | {100 * ev.progress.delta:+.1f} pts ({'no overlap' if not ev.progress.intervals_overlap else 'overlap'}) |")
-    baselines = [m for m in first.progress.table.index if m != MODEL]
-    for b in baselines:
-        cells = [_cell(first.checks, c, b) if first.checks else "–" for c in CHECKS]
-        lines.append(f"| baseline: {b} | – | {_progress_cell(first.progress, b)} | " + " | ".join(cells) + " | | |")
+    # A fitted baseline depends on its run's training records (the seed's split, the made-up siblings), so the
+    # first variant's fits are shown for every seed.
+    for _, seed, _, _, ev in (run for run in runs if run[0] == runs[0][0]):
+        for b in (m for m in ev.progress.table.index if m != MODEL):
+            cells = [_cell(ev.checks, c, b) if ev.checks else "–" for c in CHECKS]
+            lines.append(f"| baseline: {b} | {seed} | {_progress_cell(ev.progress, b)} | " + " | ".join(cells) + " | | |")
     return "\n".join(lines)
 
 
