@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 NO_GOALS = "no goals"
 TURNSTILE = "⊢"
@@ -162,12 +162,26 @@ _IDENT_CHAR = r"[\w'!?₀-₉ₐ-ₜ✝⁰¹²³⁴⁵⁶⁷⁸⁹]"
 def name_pattern(name: str) -> re.Pattern[str]:
     """A reference to the local name ``name``: not preceded by an identifier character or a '.' (``Nat.h``
     is another name), not followed by an identifier character (``h'`` and ``h✝`` are other names)."""
-    return re.compile(rf"(?<!{_IDENT_CHAR})(?<!\.){re.escape(name)}(?!{_IDENT_CHAR})")
+    return re.compile(_reference(re.escape(name)))
+
+
+def _reference(names: str) -> str:
+    """A regex matching any of the alternatives ``names`` as a whole local name (see ``name_pattern``)."""
+    return rf"(?<!{_IDENT_CHAR})(?<!\.)(?:{names})(?!{_IDENT_CHAR})"
 
 
 def rename_in(text: str, old: str, new: str) -> str:
     """Every reference to the local name ``old`` in ``text`` renamed to ``new`` (whole names only)."""
     return name_pattern(old).sub(lambda _: new, text)
+
+
+def rename_all(text: str, renames: Mapping[str, str]) -> str:
+    """Every reference to each local name in ``renames`` renamed at once (whole names only), so that
+    ``{"h": "h✝", "h✝": "h✝¹"}`` renames each reference once."""
+    if not renames:
+        return text
+    names = "|".join(re.escape(n) for n in sorted(renames, key=len, reverse=True))
+    return re.compile(_reference(names)).sub(lambda m: renames[m.group(0)], text)
 
 
 ANONYMOUS = "•"
@@ -183,12 +197,10 @@ def anonymize(text: str, mark: str = ANONYMOUS) -> str:
         return text
     out = []
     for goal in goals:
-        names = sorted({h.name for h in goal.hypotheses if h.name}, key=len, reverse=True)  # h' before h
+        renames = {h.name: mark for h in goal.hypotheses if h.name}
 
         def anon(t: str) -> str:
-            for n in names:
-                t = rename_in(t, n, mark)
-            return t
+            return rename_all(t, renames)
 
         out.append(Goal(target=anon(goal.target), case=goal.case, hypotheses=tuple(
             Hypothesis(mark if h.name else "", anon(h.type), None if h.value is None else anon(h.value))

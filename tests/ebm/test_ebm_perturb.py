@@ -6,8 +6,8 @@ the real sample: ``inst✝¹ : Semiring R`` before ``inst✝ : Semiring S``); re
 
 import pytest
 
-from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, perturb, rename_in
-from workbench.states import canonical_state, parse_state
+from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, perturb
+from workbench.states import canonical_state, parse_state, rename_all, rename_in
 
 STATE = """R : Type u
 inst✝¹ : Semiring R
@@ -56,6 +56,18 @@ def test_shadowing_renumbers_older_shadows_and_follows_references():
         if out.endswith("f : ℕ → ℕ\n⊢ f✝ 1 = f✝¹"):
             break
     assert out == "f✝¹ : ℕ\nf✝ : ℕ → ℕ\nhf : f✝¹ = f✝ 0\nf : ℕ → ℕ\n⊢ f✝ 1 = f✝¹"
+
+
+def test_shadowing_an_accessible_name_older_than_an_inaccessible_one_numbers_it_as_the_older():
+    # `induction` leaves `n n✝ : ℕ` (the accessible n is the older); shadowing n makes it the older shadowed
+    # one, n✝¹, while n✝ stays the most recent (lean.binders.sanitize_names, the rule the walk uses)
+    text = "case succ\nn n✝ : ℕ\nh : succ n✝ ∈ divisors n\n⊢ 0 < succ n✝"
+    outs = {perturb(text, "shadow_hyp", seed) for seed in range(50)}
+    assert "case succ\nn✝¹ n✝ : ℕ\nh : succ n✝ ∈ divisors n✝¹\nn : ℕ\n⊢ 0 < succ n✝" in outs
+
+
+def test_rename_all_renames_each_reference_once():
+    assert rename_all("h✝ = h ∧ h' = h✝¹", {"h": "h✝", "h✝": "h✝¹"}) == "h✝¹ = h✝ ∧ h' = h✝¹"
 
 
 def test_this_shadows_an_existing_this():

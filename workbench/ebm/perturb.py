@@ -23,50 +23,31 @@ function of (state, kind, seed).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, name_pattern, parse_state, render_state, rename_in
-
-SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+from workbench.lean.binders import base_name, sanitize_names
+from workbench.states import INACCESSIBLE_MARK, Goal, Hypothesis, name_pattern, parse_state, render_state, rename_all
 
 
 def _mentions(text: str, name: str) -> bool:
     return name_pattern(name).search(text) is not None
 
 
-def _rename_everywhere(goal: Goal, old: str, new: str) -> Goal:
-    hyps = tuple(Hypothesis(name=new if h.name == old else h.name, type=rename_in(h.type, old, new),
-                            value=None if h.value is None else rename_in(h.value, old, new)) for h in goal.hypotheses)
-    return Goal(target=rename_in(goal.target, old, new), hypotheses=hyps, case=goal.case)
-
-
-def _shadow_index(name: str, base: str) -> int | None:
-    """0 for ``base✝``, n for ``base✝ⁿ``; None when ``name`` is not a shadowed ``base``."""
-    prefix = base + INACCESSIBLE_MARK
-    if not name.startswith(prefix):
-        return None
-    rest = name[len(prefix):]
-    if rest == "":
-        return 0
-    if all(c in SUPERSCRIPTS for c in rest) and rest[0] != "⁰":
-        return int("".join(str(SUPERSCRIPTS.index(c)) for c in rest))
-    return None
-
-
-def _shadowed(base: str, index: int) -> str:
-    return base + INACCESSIBLE_MARK + ("" if index == 0 else "".join(SUPERSCRIPTS[int(d)] for d in str(index)))
+def _rename_everywhere(goal: Goal, renames: Mapping[str, str]) -> Goal:
+    """``goal`` with hypotheses and references renamed at once (``renames``: old name -> new name)."""
+    hyps = tuple(Hypothesis(name=renames.get(h.name, h.name), type=rename_all(h.type, renames),
+                            value=None if h.value is None else rename_all(h.value, renames)) for h in goal.hypotheses)
+    return Goal(target=rename_all(goal.target, renames), hypotheses=hyps, case=goal.case)
 
 
 def _introduce(goal: Goal, name: str, type_: str) -> Goal:
-    """``goal`` with a new hypothesis ``name : type_`` appended, shadowing (Lean's display) an existing ``name``."""
-    names = [h.name for h in goal.hypotheses]
-    if name in names:
-        # renumber the already shadowed ones first (oldest = highest index), then the one being shadowed
-        indices = sorted((i for n in names if (i := _shadow_index(n, name)) is not None), reverse=True)
-        for i in indices:
-            goal = _rename_everywhere(goal, _shadowed(name, i), _shadowed(name, i + 1))
-        goal = _rename_everywhere(goal, name, _shadowed(name, 0))
-    return Goal(target=goal.target, hypotheses=goal.hypotheses + (Hypothesis(name=name, type=type_),), case=goal.case)
+    """``goal`` with a new hypothesis ``name : type_`` appended; the hypotheses it shadows are renamed as Lean
+    displays them (``lean.binders.sanitize_names``), references following."""
+    entries = [(base_name(h.name), INACCESSIBLE_MARK in h.name, h.type, h.value) for h in goal.hypotheses]
+    named = sanitize_names([*entries, (name, False, type_, None)])
+    renames = {h.name: n.name for h, n in zip(goal.hypotheses, named) if base_name(h.name) == name and h.name != n.name}
+    goal = _rename_everywhere(goal, renames)
+    return Goal(target=goal.target, hypotheses=goal.hypotheses + (named[-1],), case=goal.case)
 
 
 def _accessible(goal: Goal) -> list[int]:
@@ -115,7 +96,7 @@ def _rename_hyp(goal: Goal, rng: random.Random) -> Goal | None:
     if not named:
         return None
     old = goal.hypotheses[rng.choice(named)].name
-    return _rename_everywhere(goal, old, _fresh(goal, old))
+    return _rename_everywhere(goal, {old: _fresh(goal, old)})
 
 
 def _reorder_hyps(goal: Goal, rng: random.Random) -> Goal | None:
@@ -171,4 +152,4 @@ def perturb(state: str, kind: str, seed: int = 0) -> str | None:
     return None if out == render_state(goals) else out
 
 
-__all__ = ["HELD_OUT_KINDS", "PERTURBATION_KINDS", "RECORD_KIND_PREFIX", "TRAIN_KINDS", "check_kinds", "perturb", "rename_in"]
+__all__ = ["HELD_OUT_KINDS", "PERTURBATION_KINDS", "RECORD_KIND_PREFIX", "TRAIN_KINDS", "check_kinds", "perturb"]
