@@ -45,6 +45,9 @@ def test_specs_build_single_and_concatenated_encoders():
     hf = make_encoder("hf:minilm+hashed", template=PLAIN_TEMPLATE, dtype="fp32", max_length=64)  # hf options reach hf only
     assert hf.parts[0].identity.max_length == 64 and isinstance(hf.parts[1], HashedEncoder)
     assert hf.identity.parts[0].compute_dtype == "float32"
+    # a part takes every option its encoder takes: the local window in a join is the single encoder's
+    short = make_encoder("local+hashed", template=PLAIN_TEMPLATE, max_seq_length=256, dtype="fp32")
+    assert short.identity.parts[0] == make_encoder("local", template=PLAIN_TEMPLATE, max_seq_length=256).identity
     for bad in ("hashed+hashed", "local+", "+hashed"):
         with pytest.raises(ValueError, match="join two or more"):
             make_encoder(bad)
@@ -67,14 +70,18 @@ async def test_composite_cache_encodes_each_part_once_and_joins_rows(tmp_path):
     fake.texts.clear()
     enc = ConcatEncoder([fake, HashedEncoder(template=PLAIN_TEMPLATE, dim=64)])
     report = await encode_states(STATES, enc, tmp_path / "c", progress=False)
-    assert report.unique == 12 and report.encoded == 7  # every part has all 12 now; the first lacked 7
+    # no state had both parts before (the second part's cache was empty); every part has all 12 now
+    assert (report.unique, report.hits, report.misses, report.encoded, report.failures) == (12, 0, 12, 12, 0)
     assert len(fake.texts) == 7  # the states the first part's cache already held were not encoded again
     table = read_embeddings(tmp_path / "c")
     assert table.identity == enc.identity and table.matrix.shape == (12, 68)
     row = table.get(STATES[7])
     np.testing.assert_allclose(row[:4], (await FakeEncoder(dim=4, template=PLAIN_TEMPLATE).encode([STATES[7]]))[0])
     np.testing.assert_allclose(row[4:], enc.parts[1].encode_sync([STATES[7]])[0])
+    np.testing.assert_allclose(row, (await enc.encode([STATES[7]]))[0])  # the uncached path gives the same row
     assert cache_identity(tmp_path / "c") == enc.identity
+    again = await encode_states(STATES[:3], enc, tmp_path / "c", progress=False)
+    assert (again.hits, again.misses, again.encoded) == (3, 0, 0)
 
 
 async def test_a_composite_and_a_single_encoder_never_share_a_cache(tmp_path):

@@ -326,14 +326,14 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
         await connect()
     identity = encoder.identity
     existing = cache_identity(cache_dir)
-    if identity.parts is not None:
-        return await _encode_composite(list(states), encoder, cache_dir, existing, batch_size=batch_size,
-                                       concurrency=concurrency, checkpoint_every=checkpoint_every,
-                                       max_consecutive_failures=max_consecutive_failures, progress=progress)
     if existing is not None and existing != identity:
         raise CacheIdentityError(
             f"{cache_dir} holds embeddings of another encoder or template; refusing to mix them: "
             + "; ".join(existing.differences(identity)) + ". Use a separate cache folder.")
+    if identity.parts is not None:
+        return await _encode_composite(list(states), encoder, cache_dir, written=existing is not None,
+                                       batch_size=batch_size, concurrency=concurrency, checkpoint_every=checkpoint_every,
+                                       max_consecutive_failures=max_consecutive_failures, progress=progress)
     unique, requested = dedup(states)
     cached = _cached_states(cache_dir)
     misses = [s for s in unique if s not in cached]
@@ -412,25 +412,29 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
     return report
 
 
-async def _encode_composite(states: list[str], encoder: Any, cache_dir: Path, existing: EncoderIdentity | None,
+async def _encode_composite(states: list[str], encoder: Any, cache_dir: Path, *, written: bool,
                             **options: Any) -> EncodeReport:
-    """Each part into its own sub-cache; ``composite.json`` names them (written once, checked after)."""
+    """Each part into its own sub-cache; ``composite.json`` names them (written once). A state counts as
+    cached, or encoded, once every part has it."""
+    started = time.perf_counter()
     identity = encoder.identity
-    if existing is not None and existing != identity:
-        raise CacheIdentityError(
-            f"{cache_dir} holds embeddings of another encoder or template; refusing to mix them: "
-            + "; ".join(existing.differences(identity)) + ". Use a separate cache folder.")
-    if existing is None:
+    if not written:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_dir / (COMPOSITE + ".tmp")
-        tmp.write_text(json.dumps({"identity": identity.to_dict()}, indent=2, ensure_ascii=False) + "\n")
+        tmp.write_text(json.dumps({"identity": identity.to_dict()}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, cache_dir / COMPOSITE)
+    unique, requested = dedup(states)
+
+    def complete() -> int:
+        cached = [_cached_states(_part_dir(cache_dir, i)) for i in range(len(encoder.parts))]
+        return sum(all(s in c for c in cached) for s in unique)
+
+    hits = complete()
     reports = [await encode_states(states, part, _part_dir(cache_dir, i), **options) for i, part in enumerate(encoder.parts)]
-    # a state counts as encoded once every part has it
-    return EncodeReport(requested=reports[0].requested, unique=reports[0].unique, hits=min(r.hits for r in reports),
-                        misses=max(r.misses for r in reports), encoded=min(r.encoded for r in reports),
-                        failures=max(r.failures for r in reports), parts_written=sum(r.parts_written for r in reports),
-                        seconds=sum(r.seconds for r in reports))
+    encoded = complete() - hits
+    return EncodeReport(requested=requested, unique=len(unique), hits=hits, misses=len(unique) - hits, encoded=encoded,
+                        failures=len(unique) - hits - encoded, parts_written=sum(r.parts_written for r in reports),
+                        seconds=time.perf_counter() - started)
 
 
 def ensure_embeddings(states: Sequence[str], cache: str | os.PathLike[str], encoder: Encoder | None = None, *,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.encode.identity import EncodeError, Encoder, EncoderIdentity
+from workbench.encode.identity import Encoder, EncoderIdentity
 from workbench.encode.text import DEFAULT_TEMPLATE
 
 LOCAL_SPECS = ("local", "minilm")
@@ -61,7 +61,11 @@ def _only_accepted(spec: str, options: dict[str, Any]) -> dict[str, Any]:
     if spec in HASHED_SPECS:
         return {}
     if spec in LOCAL_SPECS:
-        return {k: v for k, v in options.items() if k in ("batch_size", "device")}
+        import inspect
+
+        from workbench.encode.local import LocalEncoder
+
+        return {k: v for k, v in options.items() if k in inspect.signature(LocalEncoder).parameters}
     return options
 
 
@@ -78,9 +82,6 @@ def encoder_from_identity(identity: EncoderIdentity | dict) -> Encoder:
 
     if ident.model == HASHED_MODEL:
         return hashed_from_identity(ident)
-    from workbench.encode.local import MINILM_MODEL, encoder_for_identity
+    from workbench.encode.local import encoder_for_identity
 
-    if ident.model == MINILM_MODEL:
-        return encoder_for_identity(ident)
-    raise EncodeError(f"cannot rebuild encoder {ident.model!r} from its identity alone: pass an encoder "
-                      "(e.g. workbench.encode.factory.make_encoder(URL or 'hf:MODEL', template=...))")
+    return encoder_for_identity(ident)  # MiniLM; anything else is refused there

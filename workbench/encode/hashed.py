@@ -23,7 +23,7 @@ import numpy as np
 
 from workbench.encode.identity import EncoderIdentity, validate_embeddings
 from workbench.encode.text import DEFAULT_TEMPLATE, STATE_PLACEHOLDER
-from workbench.states import anonymize
+from workbench.states import anonymize, collapse
 
 HASHED_MODEL = "hashed-char-ngrams"
 HASHED_DIM = 4096
@@ -52,7 +52,7 @@ class HashedEncoder:
         self._around = template.split(STATE_PLACEHOLDER)  # the template's text before and after the state
         self._vectorizer = HashingVectorizer(analyzer="char", ngram_range=tuple(ngrams), n_features=dim,
                                              alternate_sign=True, norm=None, lowercase=False,
-                                             preprocessor=lambda text: " ".join(text.split()))
+                                             preprocessor=collapse)
 
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), dim] float32, rows L2-normalised."""

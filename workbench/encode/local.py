@@ -130,7 +130,7 @@ def encoder_for_identity(identity: Any) -> LocalEncoder:
     d = identity.to_dict() if isinstance(identity, EncoderIdentity) else dict(identity)
     if d.get("model") != MINILM_MODEL:
         raise EncodeError(f"cannot rebuild encoder {d.get('model')!r} from its identity alone: pass an encoder "
-                          "(e.g. workbench.encode.factory.make_encoder(URL, template=...)) for the encoding sidecar")
+                          "(e.g. workbench.encode.factory.make_encoder(URL or 'hf:MODEL', template=...))")
     for tokens in (256, MINILM_MAX_TOKENS):
         if d.get("pooling") == minilm_pooling(tokens):
             return LocalEncoder(template=str(d["template"]), max_seq_length=tokens)
