@@ -130,7 +130,7 @@ def _sampler(recs, **cfg):
     states = list(dict.fromkeys(recs["state_pp"]))
     table = SyntheticTable(states, np.eye(len(states), dtype=np.float32), SyntheticIdentity(dim=len(states)))
     joined, _ = attach_embeddings(recs, table)
-    return ContrastiveSampler(joined, SamplerConfig(k_negatives=4, progress_negatives=True, **cfg)), joined
+    return ContrastiveSampler(joined, SamplerConfig(**{"k_negatives": 4, "progress_negatives": True, **cfg})), joined
 
 
 def test_made_up_siblings_are_hard_negatives_of_their_sibling_only():
@@ -160,7 +160,18 @@ def test_parent_negatives_put_the_parent_in_the_hard_tier():
     idx, tier = sampler.negatives_for(child, rng)
     parent = int(joined.index[(joined["theorem_name"] == "T0") & (joined["state_id"] == 1)][0])
     assert parent in idx[tier == 0]
-    assert SamplerConfig().parent_negatives  # the default (chosen on the shared validation split, issue 25)
     plain, _ = _sampler(recs, parent_negatives=False)
     idx, tier = plain.negatives_for(child, rng)
     assert (tier == 0).sum() == 0
+
+
+def test_the_parent_as_a_hard_negative_is_not_drawn_again_as_a_medium_one():
+    # k = 2: one hard draw (the parent), one medium draw among the earlier states, no backfill
+    recs = _records(2)
+    sampler, joined = _sampler(recs, parent_negatives=True, k_negatives=2)
+    child = int(joined.index[(joined["theorem_name"] == "T0") & (joined["state_id"] == 2)][0])
+    parent = int(joined.index[(joined["theorem_name"] == "T0") & (joined["state_id"] == 1)][0])
+    rng = np.random.default_rng(0)
+    draws = [sampler.negatives_for(child, rng) for _ in range(20)]
+    assert all(list(idx[tier == 0]) == [parent] for idx, tier in draws)
+    assert not any(parent in idx[tier == 1] for idx, tier in draws)

@@ -89,6 +89,7 @@ def test_settings_defaults_resolve_by_encoder_and_reject_unknown_keys():
     # the offline default chosen on the shared validation split (issue 25): hashed n-grams (4096-d) with the
     # offline head, made-up siblings and the parent as hard negatives
     assert s.encode == "hashed" and s.perturbations == TRAIN_KINDS and s.sampler_config().parent_negatives
+    assert EbmSettings(parent_negatives=False).sampler_config().parent_negatives is False  # the setting reaches the sampler
     assert s.resolved_template() == "plain" and s.model_config(4096).d_hidden1 == OFFLINE_HIDDEN[0]
     assert EbmSettings(encode="local+hashed").model_config(4480).d_hidden1 == OFFLINE_HIDDEN[0]
     # the prover's own states (sidecar, hf:MODEL) get the seed architecture when wide, the offline one when narrow

@@ -264,10 +264,11 @@ class ContrastiveSampler:
             own_parent = self._path_record.get((t, parent), -1) if parent is not None and self.config.parent_negatives else -1
             if own_parent >= 0 and self._depth[own_parent] > own_depth >= 0:
                 hard = np.concatenate([hard, [own_parent]])
-            medium = np.setdiff1d(self._neg_by_theorem.get(t, empty), hard, assume_unique=True)
+            medium = self._neg_by_theorem.get(t, empty)
             if t in self._earlier and own_depth >= 0:
                 members, rd = self._earlier[t]
                 medium = np.concatenate([medium, members[rd > own_depth]])
+            medium = np.setdiff1d(medium, hard, assume_unique=True)  # the parent, a hard negative, is not drawn twice
             self._pools_cache[key] = (hard, medium)
         return self._pools_cache[key]
 
