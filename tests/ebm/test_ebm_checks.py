@@ -11,7 +11,8 @@ from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD,
                                   mined_sibling_pairs, pair_checks)
 from workbench.ebm.perturb import PERTURBATION_KINDS
 from workbench.ebm.data import ContrastiveSampler, SamplerConfig, attach_embeddings, records_from_traces, with_perturbations
-from workbench.ebm.evaluate import MODEL, progress_evaluation
+from workbench.ebm.evaluate import MODEL, progress_evaluation, sibling_report
+from workbench.ebm.records import made_up_mask
 from workbench.ebm.perturb import perturb
 from workbench.traces import TacticStep, Theorem
 
@@ -175,3 +176,17 @@ def test_the_parent_as_a_hard_negative_is_not_drawn_again_as_a_medium_one():
     draws = [sampler.negatives_for(child, rng) for _ in range(20)]
     assert all(list(idx[tier == 0]) == [parent] for idx, tier in draws)
     assert not any(parent in idx[tier == 1] for idx, tier in draws)
+
+
+def test_made_up_states_are_never_progress_pairs_of_the_baselines_nor_mined_siblings():
+    recs = with_perturbations(_records(2), ["true_hyp"], both_sides=True).reset_index(drop=True)
+    made_up = made_up_mask(recs)
+    assert made_up.any()
+    pairs = training_pairs(recs)
+    involved = pairs[made_up[pairs["better"]] | made_up[pairs["worse"]]]
+    assert len(involved) > 0  # junk child vs junk parent: sibling pairs, with one parent
+    parent = recs["parent_state_id"].to_numpy()
+    assert (parent[involved["better"]] == parent[involved["worse"]]).all()
+    # a run on traces alone: its made-up negatives make no "mined siblings" group
+    assert sibling_report(recs, np.zeros(len(recs))).n_groups == 0
+    assert mined_sibling_pairs(recs).pairs.empty

@@ -134,3 +134,6 @@ def test_eval_traces_reports_sibling_checks_first_with_intervals(tmp_path, sampl
     assert line.index("Sibling checks: parent→child") < line.index("Per-theorem progress accuracy")
     summary = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("best "))
     assert summary.index("Sibling checks:") < summary.index("Per-theorem progress accuracy")
+    # traces alone hold no mined siblings: the made-up ones are the sibling checks', never a "mined siblings" report
+    written = json.loads((out / "summary.json").read_text())
+    assert "siblings" not in written and "mined_siblings" not in written

@@ -56,6 +56,7 @@ TIERS: list[list[str]] = [
     ["mining.report", "mining.drilldown"],
     # the energy head: pure pieces -> data and checkpoints -> training -> settings/evaluation -> pipeline
     ["ebm.features", "ebm.losses", "ebm.metrics", "ebm.synthetic", "ebm.perturb"],
+    ["ebm.records"],
     ["ebm.baselines", "ebm.checks"],
     ["ebm.model"],
     ["ebm.data", "ebm.checkpoint"],

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.ebm.features import FEATURE_NAMES, state_features
+from workbench.ebm.records import ground_truth_mask
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +50,45 @@ def both_directions(texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def training_pairs(records: pd.DataFrame) -> pd.DataFrame:
-    """(better, worse, theorem) record indices of the ranking judgements in ``records``.
+    """(better, worse, theorem) record positions of the ranking judgements in ``records``.
 
-    progress: two ground-truth states of one proof (known remaining depth), the later one better;
-    siblings: a positive and a negative with the same (theorem, parent), the positive better.
+    progress: two ground-truth states of one proof (``records.ground_truth_mask``), the later one better;
+    siblings: a positive and a negative with the same (theorem, parent), the positive better (``sibling_pairs``).
     """
     r = records.reset_index(drop=True)
     depth = r["remaining_depth"].fillna(-1).to_numpy(np.int64)
-    label = r["label"].astype(str).to_numpy()
     out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    on_path = np.flatnonzero((label == "positive") & (depth >= 0))
+    on_path = np.flatnonzero(ground_truth_mask(r))
     for name, idx in r.iloc[on_path].groupby("theorem_name", sort=False).indices.items():
         members = on_path[idx]
         d = depth[members]
         later = d[None, :] < d[:, None]  # [i, j]: j is closer to QED than i
         i, j = np.nonzero(later)
         out.append((members[j], members[i], np.full(i.size, name, object)))
-    sub = r.loc[r["parent_state_id"].notna().to_numpy() & np.isin(label, ["positive", "negative"])]
+    return pd.concat([_pair_frame(out), sibling_pairs(r)], ignore_index=True)
+
+
+def sibling_pairs(records: pd.DataFrame, keep: np.ndarray | None = None) -> pd.DataFrame:
+    """(better, worse, theorem) record positions of every (positive, negative) pair of children of one parent,
+    among the records in ``keep`` (all by default)."""
+    r = records.reset_index(drop=True)
+    label = r["label"].astype(str).to_numpy()
+    mask = r["parent_state_id"].notna().to_numpy() & np.isin(label, ["positive", "negative"])
+    sub = r.loc[mask if keep is None else mask & keep]
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for (name, _), g in sub.groupby([sub["theorem_name"], sub["parent_state_id"].astype("int64")], sort=False):
         pos = g.index[g["label"] == "positive"].to_numpy()
         neg = g.index[g["label"] == "negative"].to_numpy()
         if pos.size and neg.size:
             b, w = np.repeat(pos, neg.size), np.tile(neg, pos.size)
             out.append((b, w, np.full(b.size, name, object)))
-    if not out:
-        return pd.DataFrame({"better": np.empty(0, np.int64), "worse": np.empty(0, np.int64), "theorem": []})
-    better, worse, theorem = (np.concatenate(x) for x in zip(*out))
+    return _pair_frame(out)
+
+
+def _pair_frame(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({"better": np.empty(0, np.int64), "worse": np.empty(0, np.int64), "theorem": np.empty(0, object)})
+    better, worse, theorem = (np.concatenate(x) for x in zip(*parts))
     return pd.DataFrame({"better": better.astype(np.int64), "worse": worse.astype(np.int64), "theorem": theorem})
 
 

@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, RECORD_KIND_PREFIX, TRAIN_KINDS, check_kinds, perturb
+from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, check_kinds, perturb
+from workbench.ebm.baselines import sibling_pairs
+from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.states import NO_GOALS
 
 PARENT_CHILD = "parent→child"
@@ -83,10 +85,7 @@ def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KIN
     """The check pairs of the ground-truth paths in ``records`` (label positive, remaining depth known,
     ``record_kind`` ground_truth when present)."""
     held_out, trained = check_kinds(held_out), check_kinds(trained)
-    keep = (records["label"].astype(str) == "positive") & (records["remaining_depth"].fillna(-1) >= 0)
-    if "record_kind" in records.columns and records["record_kind"].notna().any():
-        keep &= records["record_kind"] == "ground_truth"
-    gt = records.loc[keep.to_numpy()]
+    gt = records.loc[ground_truth_mask(records)]
     index: dict[str, int] = {}
 
     def row(text: str) -> int:
@@ -122,17 +121,9 @@ def mined_sibling_pairs(records: pd.DataFrame) -> CheckPairs:
     """Real siblings from a mined tree: every (positive, negative) pair of children of one parent (made-up
     siblings left out). ``texts`` are the records' states in record order, so energies per record align."""
     r = records.reset_index(drop=True)
-    label = r["label"].astype(str)
-    keep = r["parent_state_id"].notna() & label.isin(["positive", "negative"])
-    if "record_kind" in r.columns:
-        keep &= ~r["record_kind"].astype(str).str.startswith(RECORD_KIND_PREFIX)
-    rows: list[tuple[str, str, int, int]] = []
-    sub = r.loc[keep]
-    for (theorem, _), g in sub.groupby([sub["theorem_name"], sub["parent_state_id"].astype("int64")], sort=False):
-        pos = g.index[g["label"] == "positive"].to_numpy()
-        neg = g.index[g["label"] == "negative"].to_numpy()
-        rows += [(MINED, theorem, int(b), int(w)) for b in pos for w in neg]
-    return CheckPairs(texts=r["state_pp"].astype(str).tolist(), pairs=pd.DataFrame(rows, columns=["check", "theorem", "better", "worse"]),
+    sp = sibling_pairs(r, keep=~made_up_mask(r))
+    rows = pd.DataFrame({"check": MINED, "theorem": sp["theorem"], "better": sp["better"], "worse": sp["worse"]})
+    return CheckPairs(texts=r["state_pp"].astype(str).tolist(), pairs=rows,
                       groups={}, held_out=(), trained=())
 
 

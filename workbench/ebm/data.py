@@ -28,6 +28,7 @@ import pandas as pd
 
 from workbench.ebm.perturb import RECORD_KIND_PREFIX as PERTURBATION_RECORD
 from workbench.ebm.perturb import check_kinds, perturb
+from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.traces import held_out_names
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,7 @@ class ContrastiveSampler:
         is_neg = labels == "negative"
         # no-progress siblings made from the parent (ebm.perturb) are as provable as that parent: negatives for
         # its children only (hard tier), never for the theorem's other states or other theorems
-        is_sibling_only = is_neg & (records["record_kind"].astype(str).str.startswith(PERTURBATION_RECORD).to_numpy()
-                                    if "record_kind" in records.columns else np.zeros(len(records), bool))
+        is_sibling_only = is_neg & made_up_mask(records)
         self.pos_idx = np.flatnonzero(is_pos)
         if self.pos_idx.size == 0:
             raise ValueError("no positive records to sample from")
@@ -400,9 +400,7 @@ def with_perturbations(records: pd.DataFrame, kinds: Sequence[str], *, seed: int
     kinds = check_kinds(kinds)
     if not kinds or records.empty:
         return records
-    gt = records[(records["label"].astype(str) == "positive") & (records["remaining_depth"].fillna(-1) >= 0)]
-    if "record_kind" in gt.columns and gt["record_kind"].notna().any():
-        gt = gt[gt["record_kind"] == "ground_truth"]
+    gt = records[ground_truth_mask(records)]
     state_of = {(t, int(i)): s for t, i, s in zip(gt["theorem_name"], gt["state_id"], gt["state_pp"])}
     next_id = int(pd.to_numeric(records["state_id"]).max()) + 1
     rows = []

@@ -31,7 +31,7 @@ from scipy.stats import rankdata
 
 from workbench.ebm.baselines import both_directions
 from workbench.ebm.metrics import auroc
-from workbench.ebm.perturb import RECORD_KIND_PREFIX
+from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.ebm.model import EnergyHead
 from workbench.ebm.train import as_tensor
 
@@ -197,14 +197,6 @@ class ProgressReport:
         }
 
 
-def ground_truth_mask(records: pd.DataFrame) -> np.ndarray:
-    """Records on a ground-truth proof path with a known remaining depth."""
-    keep = (records["remaining_depth"].fillna(-1).to_numpy() >= 0) & (records["label"].to_numpy() == "positive")
-    if "record_kind" in records.columns and records["record_kind"].notna().any():
-        keep &= (records["record_kind"] == "ground_truth").to_numpy()
-    return keep
-
-
 def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baselines: Mapping[str, np.ndarray] | None = None,
                         trivial: Sequence[str] | None = None, n_boot: int = 1000, n_random: int = 100,
                         seed: int = 0) -> ProgressReport:
@@ -313,9 +305,7 @@ def sibling_report(records: pd.DataFrame, energies: np.ndarray) -> SiblingReport
         seen = sorted(set(kinds) - {"none"})
         if seen and seen != ["logprob"]:
             policy = f"policy score ({'/'.join(seen)})"  # e.g. the retrieval policy's similarity
-    mined = np.ones(len(df), bool)
-    if "record_kind" in records.columns:  # made-up no-progress siblings are ebm.checks' business, not mined ones
-        mined = ~records["record_kind"].astype(str).str.startswith(RECORD_KIND_PREFIX).to_numpy()
+    mined = ~made_up_mask(records)  # made-up no-progress siblings are ebm.checks' business, not mined ones
     df = df[df["label"].isin(["positive", "negative"]) & df["parent"].notna() & mined]
     per_group = []
     for (_, _), g in df.groupby(["theorem", "parent"], sort=False):

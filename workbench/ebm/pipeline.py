@@ -29,9 +29,10 @@ from workbench.ebm.data import (
 from workbench.ebm.baselines import FittedBaselines, both_directions, fit_baselines
 from workbench.ebm.checks import CheckReport, check_pairs, mined_sibling_pairs, pair_checks
 from workbench.ebm.finetune import finetune_encoder
-from workbench.ebm.evaluate import (MODEL, ProgressReport, SiblingReport, ground_truth_mask, progress_evaluation,
+from workbench.ebm.evaluate import (MODEL, ProgressReport, SiblingReport, progress_evaluation,
                                     record_energies, sibling_report)
 from workbench.ebm.perturb import HELD_OUT_KINDS
+from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.ebm.features import with_features
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig
 from workbench.ebm.settings import EbmSettings
@@ -198,7 +199,7 @@ def run_experiment(
             e_pos, e_neg = batch_energies(model, as_tensor(data.embeddings), data.val_sampler.fixed_batch())
         pos_e, neg_e = e_pos.numpy(), e_neg.numpy().ravel()
     has_gt = bool(len(val)) and ground_truth_mask(val).any()
-    has_neg = len(val) and (val["label"] == "negative").any()
+    has_neg = bool(len(val)) and ((val["label"] == "negative").to_numpy() & ~made_up_mask(val)).any()  # mined ones
     fitted = _fit_baselines(data.train_records, seed=train_config.seed) if baselines else None
     report = checks = None
     if has_gt:
