@@ -36,7 +36,7 @@ from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS
 from workbench.ebm.pipeline import (TraceEvaluation, evaluate_records, inputs_from_records, load_records,
                                     prepare_from_settings, train_from_settings)
 from workbench.ebm.settings import OFFLINE_HIDDEN, EbmSettings
-from workbench.traces import held_out_names
+from workbench.ebm.data import split_by_theorem
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "leandojo_mathlib4" / "random"
@@ -134,10 +134,9 @@ def main() -> int:
     out = args.out / args.stage
     all_train = load_records(traces=train_file)
     if args.stage == "select":
-        held = held_out_names(all_train["theorem_name"].unique(), SELECTION_FRACTION, SELECTION_SEED)
-        train_records = all_train[~all_train["theorem_name"].isin(held)].reset_index(drop=True)
-        eval_records = all_train[all_train["theorem_name"].isin(held)].reset_index(drop=True)
-        eval_name, eval_source = "selection", f"{train_file} (selection split: {len(held)} theorems, held_out_names 0.2 seed 0)"
+        train_records, eval_records = split_by_theorem(all_train, SELECTION_FRACTION, SELECTION_SEED)
+        held = eval_records["theorem_name"].nunique()
+        eval_name, eval_source = "selection", f"{train_file} (selection split: {held} theorems, held_out_names 0.2 seed 0)"
     else:
         train_records, eval_records = all_train, load_records(traces=test_file)
         eval_name, eval_source = test_file.stem, str(test_file)
