@@ -144,6 +144,7 @@ def test_made_up_siblings_are_hard_negatives_of_their_sibling_only():
     assert sampler.perturbation_negatives == 3 * 2 * 2 and not sampler.has_labelled_negatives
     assert sampler.easy_source == "none"  # made-up siblings never become other theorems' easy negatives
     rng = np.random.default_rng(0)
+    seen = 0
     for i in sampler.pos_idx:
         idx, tier = sampler.negatives_for(int(i), rng)
         for j, k in zip(idx, tier):
@@ -151,6 +152,8 @@ def test_made_up_siblings_are_hard_negatives_of_their_sibling_only():
                 # the hard tier, or the backfill that redraws the positive's own pools when k is not reached
                 assert joined.loc[j, "parent_state_id"] == joined.loc[i, "parent_state_id"]
                 assert joined.loc[j, "theorem_name"] == joined.loc[i, "theorem_name"]
+                seen += 1
+    assert seen > 0
 
 
 def test_parent_negatives_put_the_parent_in_the_hard_tier():
