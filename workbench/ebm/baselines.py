@@ -24,6 +24,7 @@ import pandas as pd
 
 from workbench.ebm.features import FEATURE_NAMES, state_features
 from workbench.ebm.records import ground_truth_mask
+from workbench.states import collapse
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _pair_frame(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pd.Da
     return pd.DataFrame({"better": better.astype(np.int64), "worse": worse.astype(np.int64), "theorem": theorem})
 
 
-def _pair_weights(theorems: np.ndarray) -> np.ndarray:
+def pair_weights(theorems: np.ndarray) -> np.ndarray:
     """Each theorem weighs the same (the metrics average over theorems), normalised to mean 1."""
     _, inverse, counts = np.unique(theorems, return_inverse=True, return_counts=True)
     w = 1.0 / counts[inverse]
@@ -134,7 +135,7 @@ class FittedBaselines:
                 "fitted_on": f"{self.n_pairs} training pairs of {self.n_theorems} theorems", "notes": self.notes}
 
 
-def fit_baselines(records: pd.DataFrame, *, tfidf: bool = True, seed: int = 0) -> FittedBaselines:
+def fit_baselines(records: pd.DataFrame, *, tfidf: bool = True) -> FittedBaselines:
     """Fit every baseline on training records (ground-truth paths, plus any negatives with parents)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -146,7 +147,7 @@ def fit_baselines(records: pd.DataFrame, *, tfidf: bool = True, seed: int = 0) -
                          "to fit the baselines on")
     feats = state_features(texts, FEATURE_NAMES).astype(np.float64)
     b, w = pairs["better"].to_numpy(), pairs["worse"].to_numpy()
-    weight = _pair_weights(pairs["theorem"].to_numpy())
+    weight = pair_weights(pairs["theorem"].to_numpy())
     depth = r["remaining_depth"].fillna(-1).to_numpy()
     progress = (depth[b] >= 0) & (depth[w] >= 0)  # directions: progress pairs only (the headline's pairs)
     directions, accuracy = {}, {}
@@ -165,19 +166,20 @@ def fit_baselines(records: pd.DataFrame, *, tfidf: bool = True, seed: int = 0) -
     sw = np.r_[weight, weight]
     fitted.structural = (mean, std, LogisticRegression(fit_intercept=False, max_iter=1000).fit(diff, y, sample_weight=sw))
     if tfidf:
-        fitted.tfidf, fitted.tfidf_c = _fit_tfidf(texts, b, w, pairs["theorem"].to_numpy(), weight, seed=seed)
+        fitted.tfidf, fitted.tfidf_c = _fit_tfidf(texts, b, w, pairs["theorem"].to_numpy(), weight)
     return fitted
 
 
-def _fit_tfidf(texts: list[str], b: np.ndarray, w: np.ndarray, theorems: np.ndarray, weight: np.ndarray,
-               *, seed: int) -> tuple[tuple[Any, Any], float]:
+def _fit_tfidf(texts: list[str], b: np.ndarray, w: np.ndarray, theorems: np.ndarray,
+               weight: np.ndarray) -> tuple[tuple[Any, Any], float]:
+    """Deterministic: grouped folds by theorem (no shuffling), a convex loss."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
 
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2, lowercase=False,
-                          preprocessor=lambda t: " ".join(t.split()), dtype=np.float32)
+                          preprocessor=collapse, dtype=np.float32)
     x = vec.fit_transform(texts)
     diff = sp.vstack([x[b] - x[w], x[w] - x[b]]).tocsr()
     y = np.r_[np.ones(len(b)), np.zeros(len(b))]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.ebm.baselines import training_pairs
+from workbench.ebm.baselines import pair_weights, training_pairs
+from workbench.ebm.train import warmup_cosine
 from workbench.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,9 @@ def finetune_encoder(spec: str, records: pd.DataFrame, out_dir: str | Path, conf
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, config.steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, config.steps - warmup))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.steps, warmup))
     texts = [state_text(s, template) for s in r["state_pp"].astype(str)]
-    theorems = pairs["theorem"].to_numpy()
-    _, inverse, counts = np.unique(theorems, return_inverse=True, return_counts=True)
-    p = 1.0 / counts[inverse]
+    p = pair_weights(pairs["theorem"].to_numpy())
     p /= p.sum()
     better, worse = pairs["better"].to_numpy(), pairs["worse"].to_numpy()
 

@@ -200,7 +200,7 @@ def run_experiment(
         pos_e, neg_e = e_pos.numpy(), e_neg.numpy().ravel()
     has_gt = bool(len(val)) and ground_truth_mask(val).any()
     has_neg = bool(len(val)) and ((val["label"] == "negative").to_numpy() & ~made_up_mask(val)).any()  # mined ones
-    fitted = _fit_baselines(data.train_records, seed=train_config.seed) if baselines else None
+    fitted = _fit_baselines(data.train_records) if baselines else None
     report = checks = None
     if has_gt:
         texts = val["state_pp"].tolist()
@@ -245,9 +245,9 @@ def _rebuilt(identity: Any) -> Any:
         return None
 
 
-def _fit_baselines(train_records: pd.DataFrame, *, seed: int) -> FittedBaselines | None:
+def _fit_baselines(train_records: pd.DataFrame) -> FittedBaselines | None:
     try:
-        return fit_baselines(train_records, seed=seed)
+        return fit_baselines(train_records)
     except ValueError as e:  # e.g. a tiny split with no training pair
         log.warning("no fitted baselines: %s", e)
         return None

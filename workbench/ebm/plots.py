@@ -105,7 +105,7 @@ def plot_checks(report: CheckReport, *, title: str = "sibling checks", checks: S
     t = report.table
     order = list(dict.fromkeys(c for c, _ in t.index)) if checks is None else [c for c in checks if c in t.index.get_level_values(0)]
     methods = list(dict.fromkeys(m for _, m in t.index))
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(order) * len(methods) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.22 * len(order) * len(methods) + 1.5))  # room for the legend at the right
     height = 0.8 / len(methods)
     for j, method in enumerate(methods):
         rows = [t.loc[(c, method)] if (c, method) in t.index else None for c in order]
@@ -118,6 +118,6 @@ def plot_checks(report: CheckReport, *, title: str = "sibling checks", checks: S
     ax.invert_yaxis()
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(title=title, xlabel="pair accuracy, mean over theorems (95 % interval)", xlim=(0, 1))
-    ax.legend(fontsize=6, loc="lower right")
+    _legend_outside(ax)
     fig.tight_layout()
     return fig

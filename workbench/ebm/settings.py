@@ -176,8 +176,10 @@ class EbmSettings:
 
     def finetune_base(self) -> str:
         """The part of ``encode`` that --finetune-encoder tunes: the first 'local' or 'hf:MODEL'."""
+        from workbench.encode.factory import HF_PREFIX, LOCAL_SPECS
+
         for part in (p.strip() for p in (self.encode or "").split("+")):
-            if part in ("local", "minilm") or part.startswith("hf:"):
+            if part in LOCAL_SPECS or part.startswith(HF_PREFIX):
                 return part
         raise ValueError(f"--finetune-encoder needs 'local' or 'hf:MODEL' in --encode, got {self.encode!r}")
 

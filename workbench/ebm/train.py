@@ -104,11 +104,16 @@ def resolve_device(name: str) -> torch.device:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Multiplier of cfg.lr at a 0-based step: linear warmup, then cosine down to min_lr_ratio."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+
+
+def warmup_cosine(step: int, steps: int, warmup: int, min_ratio: float = 0.0) -> float:
+    """Learning-rate multiplier at a 0-based step: linear warmup over ``warmup`` steps, then a cosine from 1
+    down to ``min_ratio`` at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def make_optimizer(model: EnergyHead, cfg: TrainConfig) -> torch.optim.AdamW:
