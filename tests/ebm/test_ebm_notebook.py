@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from workbench.traces import bundled_sample_path
+
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_train_ebm.ipynb"
 
@@ -19,7 +21,7 @@ def test_notebook_04_runs_on_tiny_parameters(tmp_path, execute_notebook):
     execute_notebook(
         NOTEBOOK, tmp_path / "04.ipynb",
         parameters={"overrides": {"steps": 20, "eval_every": 10, "batch_size": 16, "hidden": [32, 16, 8], "spectral_norm": True},
-                    "output_dir": str(out)},
+                    "output_dir": str(out), "eval_traces": [str(bundled_sample_path())]},
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"] is False and summary["last_step"] == 20
@@ -31,6 +33,8 @@ def test_notebook_04_runs_on_tiny_parameters(tmp_path, execute_notebook):
     for name in ("curves.png", "energy_hist.png", "baselines.png", "progress_by_distance.png", "checks.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "best" / "model.safetensors").exists()
+    evaluated = json.loads((out / f"eval_{bundled_sample_path().stem}.json").read_text())
+    assert evaluated["sibling_checks"]["checks"]["parent→child"]["n_pairs"] > 0  # the --eval-traces cell ran
 
 
 def test_notebook_04_and_train_ebm_share_one_set_of_defaults():

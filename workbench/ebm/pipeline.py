@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,7 @@ class Experiment:
     checks: CheckReport | None = None  # sibling checks on the val split's ground-truth paths
     mined: CheckReport | None = None  # the val split's real (mined) siblings, beside the baselines
     baselines: FittedBaselines | None = None  # fitted on the training split
+    evaluations: dict[str, TraceEvaluation] = field(default_factory=dict)  # per --eval-traces file
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -305,12 +306,13 @@ def train_from_settings(settings: EbmSettings, data: PreparedData, *, resume: bo
     exp = run_experiment(data, settings.model_config(data.identity.dim), settings.train_config(), out,
                          resume=resume, progress=settings.progress, baselines=settings.fitted_baselines,
                          held_out=settings.held_out_perturbations, trained=settings.perturbations, encoder=encoder)
-    for path in settings.eval_traces:
-        evaluate_traces(exp.result.best_dir if (exp.result.best_dir / "config.json").exists() else exp.result.last_dir,
-                        path, output_dir=out, cache=settings.embeddings_path(), encoder=encoder, seed=settings.seed,
-                        progress=settings.progress, baselines=exp.baselines, held_out=settings.held_out_perturbations,
-                        trained=settings.perturbations)
-    return exp
+    checkpoint = exp.result.best_dir if (exp.result.best_dir / "config.json").exists() else exp.result.last_dir
+    evaluations = {str(path): evaluate_traces(checkpoint, path, output_dir=out, cache=settings.embeddings_path(),
+                                              encoder=encoder, seed=settings.seed, progress=settings.progress,
+                                              baselines=exp.baselines, held_out=settings.held_out_perturbations,
+                                              trained=settings.perturbations)
+                   for path in settings.eval_traces}
+    return replace(exp, evaluations=evaluations)
 
 
 @dataclass(frozen=True)
