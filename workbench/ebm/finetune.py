@@ -145,7 +145,9 @@ def finetune_encoder(spec: str, records: pd.DataFrame, out_dir: str | Path, conf
     tokenizer.save_pretrained(tmp)
     digest = hashlib.sha256()
     for f in sorted(tmp.glob("*.safetensors")):
-        digest.update(f.read_bytes())
+        with f.open("rb") as weights:  # streamed: a 7B model's shards are tens of GB
+            for block in iter(lambda: weights.read(1 << 20), b""):
+                digest.update(block)
     meta = {"name": f"{name} [ranker-finetuned]", "revision": digest.hexdigest()[:16], "base": name,
             "config": asdict(config), "pairs": int(len(pairs)), "theorems": int(pairs["theorem"].nunique()),
             "loss_first_20": float(np.mean(losses[:20])), "loss_last_20": float(np.mean(losses[-20:])),
