@@ -33,6 +33,7 @@ import pandas as pd
 
 from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, check_kinds, perturb
 from workbench.ebm.baselines import sibling_pairs
+from workbench.ebm.metrics import percentile_interval, theorem_bootstrap_weights
 from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.states import NO_GOALS
 
@@ -202,13 +203,13 @@ def pair_checks(checks: CheckPairs, energies: Mapping[str, np.ndarray], *, model
         if not theorems:
             continue
         T = len(theorems)
-        weights = rng.multinomial(T, np.full(T, 1.0 / T), size=n_boot).astype(np.float64)  # shared: paired
+        weights = theorem_bootstrap_weights(T, n_boot, rng)
         boot: dict[str, np.ndarray] = {}
         for name, energy in energies.items():
             wins, n = _per_theorem(sub, np.asarray(energy, np.float64), theorems)
             acc = wins / n
             boot[name] = weights @ acc / weights.sum(axis=1)
-            lo, hi = np.percentile(boot[name], [2.5, 97.5])
+            lo, hi = percentile_interval(boot[name])
             rows.append({"check": check, "method": name, "value": float(acc.mean()), "lo": float(lo), "hi": float(hi),
                          "n_theorems": T, "n_pairs": len(sub)})
         p_rows[check] = {name: float((boot[model] > boot[name]).mean()) for name in energies if name != model}

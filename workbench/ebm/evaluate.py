@@ -30,7 +30,7 @@ import torch
 from scipy.stats import rankdata
 
 from workbench.ebm.baselines import both_directions
-from workbench.ebm.metrics import auroc
+from workbench.ebm.metrics import auroc, percentile_interval, theorem_bootstrap_weights
 from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.ebm.model import EnergyHead
 from workbench.ebm.train import as_tensor
@@ -129,14 +129,6 @@ def _metrics(s: _Stats, w: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(finite, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """The headline of the model against one baseline, on the same bootstrap resamples of theorems."""
@@ -228,7 +220,7 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baseline
     trivial_names.add(RANDOM)
     stats = {name: _theorem_stats(groups, e) for name, e in methods.items()}
     T = len(groups)
-    weights = rng.multinomial(T, np.full(T, 1.0 / T), size=n_boot).astype(np.float64)  # shared: paired comparisons
+    weights = theorem_bootstrap_weights(T, n_boot, rng)
     ones = np.ones((1, T))
     rows, boot = [], {}
     for name, s in stats.items():
@@ -236,7 +228,7 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baseline
         row: dict[str, Any] = {"method": name}
         for m in PROGRESS_METRICS:
             row[m] = float(point[m][0])
-            row[m + "_lo"], row[m + "_hi"] = _interval(boot[name][m])
+            row[m + "_lo"], row[m + "_hi"] = percentile_interval(boot[name][m])
         rows.append(row)
     table = pd.DataFrame(rows).set_index("method")
     labels = [label for _, _, label in DISTANCE_BINS]
@@ -249,7 +241,7 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baseline
 
     def compare(name: str) -> Comparison:
         b = table.loc[name]
-        return Comparison(name, float(m[HEADLINE] - b[HEADLINE]), _interval(boot[MODEL][HEADLINE] - boot[name][HEADLINE]),
+        return Comparison(name, float(m[HEADLINE] - b[HEADLINE]), percentile_interval(boot[MODEL][HEADLINE] - boot[name][HEADLINE]),
                           float((boot[MODEL][HEADLINE] > boot[name][HEADLINE]).mean()),
                           bool(m[HEADLINE + "_lo"] <= b[HEADLINE + "_hi"] and b[HEADLINE + "_lo"] <= m[HEADLINE + "_hi"]))
 

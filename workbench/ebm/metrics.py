@@ -73,3 +73,19 @@ def health_warnings(metrics: dict[str, float], *, step: int, warmup_steps: int =
     for w in warnings:
         log.warning(w)
     return warnings
+
+
+# -- bootstrap by theorem (the evaluations and the sibling checks share it) ---------------------------
+def theorem_bootstrap_weights(n_theorems: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_boot, n_theorems] resampling counts of theorems; one draw shared by every method, so comparisons
+    between methods are paired."""
+    return rng.multinomial(n_theorems, np.full(n_theorems, 1.0 / n_theorems), size=n_boot).astype(np.float64)
+
+
+def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The 95 % percentile interval of the finite bootstrap samples (NaN, NaN when none is finite)."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return float(lo), float(hi)
