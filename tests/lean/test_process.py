@@ -308,3 +308,55 @@ async def test_a_start_cancelled_while_spawning_ends_and_leaves_no_process(sim_c
         if not task.cancelled():  # it finished starting before the cancel landed
             await task.result().close()
     await until(lambda: our_children() <= before, timeout_s=30)
+
+
+def _spawn_that_hangs_if_cancelled(spawned: list[int]):
+    """``asyncio.create_subprocess_exec`` as CPython 3.11.7 behaves when a cancel lands while the new process's
+    pipes connect (asyncio/unix_events.py ``_make_subprocess_transport``): it kills the direct child, then
+    awaits ``transp._wait()``, which was seen never to return. The pipes take 0.3 s here, so a cancel lands there."""
+    real = asyncio.create_subprocess_exec
+
+    async def spawn(*argv, **kwargs):
+        proc = await real(*argv, **kwargs)
+        spawned.append(proc.pid)
+        try:
+            await asyncio.sleep(0.3)  # the pipes connecting
+        except asyncio.CancelledError:
+            proc.kill()
+            await asyncio.Event().wait()  # the transport that never finishes
+        return proc
+
+    return spawn
+
+
+async def test_a_start_cancelled_mid_spawn_never_cancels_the_spawn_itself(sim_config, monkeypatch):
+    spawned: list[int] = []
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", _spawn_that_hangs_if_cancelled(spawned))
+    task = asyncio.create_task(LeanProcess.start(sim_config()))
+    await until(lambda: spawned, timeout_s=30)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=30)  # a hang guard only
+    assert done and task.cancelled()
+    assert not os.path.exists(f"/proc/{spawned[0]}")  # killed and reaped (no zombie) before the cancel came back
+
+
+def test_a_loop_shut_down_right_after_a_cancelled_start_returns(sim_config, monkeypatch):
+    """``asyncio.run`` (run_sync, a Ctrl-C) cancels every task left when its main coroutine returns: a spawn still
+    running then would be cancelled midway. The cancelled start waits for its spawn, so none is left."""
+    import threading
+
+    spawned: list[int] = []
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", _spawn_that_hangs_if_cancelled(spawned))
+    cfg = sim_config()
+
+    async def main() -> None:
+        task = asyncio.create_task(LeanProcess.start(cfg))
+        await until(lambda: spawned, timeout_s=30)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    runner.start()
+    runner.join(timeout=60)  # a hang guard only
+    assert not runner.is_alive(), "asyncio.run never returned: its shutdown cancelled a spawn midway"
+    assert spawned and not os.path.exists(f"/proc/{spawned[0]}")

@@ -199,13 +199,7 @@ class LeanProcess:
         if not self._group_killed:
             # Even if the leader (e.g. `lake`) has exited, the REPL it started may live on in the group.
             self._group_killed = True
-            try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            except PermissionError:  # the group is gone and its id reused: only the child is ours
-                if self._proc.returncode is None:
-                    self._proc.kill()
+            _kill_group(self._proc)
 
     async def _died(self) -> None:
         """The REPL closed its end: its guard exits with the REPL's status once it has emptied the group
@@ -402,38 +396,49 @@ class LeanProcess:
 
 
 # Spawned processes whose start was cancelled: killed and reaped in the background (strong references).
-_ORPHANS: set[asyncio.Task] = set()
-
-
 async def _spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
     """``asyncio.create_subprocess_exec`` that a cancel never interrupts midway.
 
     CPython 3.11 (asyncio/unix_events.py ``_make_subprocess_transport``): a cancel while the new
     process's pipes are being connected kills the direct child only, then awaits ``transp._wait()``;
     under load that await was seen never to return, so the cancelled start hung forever (a pool
-    closing after a cancelled restart never returned). So the spawn runs to its end as its own task;
-    a cancelled caller leaves it to kill the new process group and reap it.
+    closing after a cancelled restart never returned). So the spawn runs to its end as its own task,
+    and a cancelled caller first waits for it (milliseconds), kills the new process group and reaps it,
+    then re-raises: nothing is left for the loop's shutdown to cancel midway or to close after the loop.
     """
     spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(*argv, **kwargs))
     try:
         return await asyncio.shield(spawn)
     except asyncio.CancelledError:
-        spawn.add_done_callback(_reap_cancelled_spawn)
+        await _uncancellable(asyncio.wait({spawn}))
+        if not spawn.cancelled() and spawn.exception() is None:
+            proc = spawn.result()
+            _kill_group(proc)
+            await _uncancellable(proc.communicate())  # reaps it and drains and closes its pipes
         raise
 
 
-def _reap_cancelled_spawn(spawn: "asyncio.Future[asyncio.subprocess.Process]") -> None:
-    if spawn.cancelled() or spawn.exception() is not None:
-        return
-    proc = spawn.result()
+async def _uncancellable(awaitable: Any) -> None:
+    """Await to the end, whatever cancels arrive meanwhile (the caller re-raises its own cancel after)."""
+    task = asyncio.ensure_future(awaitable)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            pass
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed reap is not worth a warning at exit
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the process group ``proc`` leads (started with start_new_session)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: the child leads its own group
-    except (ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # the group is gone and its id reused: only the child is ours
         if proc.returncode is None:
             proc.kill()
-    task = asyncio.ensure_future(proc.communicate())  # reaps it and drains and closes its pipes
-    _ORPHANS.add(task)
-    task.add_done_callback(_ORPHANS.discard)
 
 
 async def repl_version(config: LeanConfig, *, timeout_s: float = 60.0) -> str:
@@ -454,7 +459,7 @@ async def repl_version(config: LeanConfig, *, timeout_s: float = 60.0) -> str:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc)
         await proc.wait()
         raise LeanStartError(f"{' '.join(argv)} did not finish within {timeout_s:g}s") from None
     if proc.returncode != 0:
