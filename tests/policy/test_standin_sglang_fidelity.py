@@ -94,3 +94,21 @@ def test_abort_without_status_is_an_http_200_answer(server):
     assert r.status_code == 200
     assert [a["meta_info"]["finish_reason"] for a in r.json()] == [
         {"type": "abort", "message": "Aborted", "status_code": None, "err_type": None}] * 2
+
+
+def test_a_burst_of_connections_is_queued_not_reset():
+    """SGLang listens through uvicorn.run with no backlog argument (0.4.10.post2 http_server.py:964), so
+    uvicorn's default backlog of 2048 (uvicorn 0.30.6 config.py:211) queues a burst of new connections. With
+    the stdlib's backlog of 5 about half of 32 concurrent calls were reset (the doctor's ramp failed in CI)."""
+    import asyncio
+
+    async def burst(url: str) -> list:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+            calls = (client.post("/generate", json={"text": "x", "sampling_params": {"n": 8}}) for _ in range(128))
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    with StandinSGLang(completer=ScriptedCompleter(["simp"])) as server:
+        answers = [a for _ in range(3) for a in asyncio.run(burst(server.url))]
+    assert [type(a).__name__ for a in answers if not isinstance(a, httpx.Response)] == []
+    assert {a.status_code for a in answers} == {200}
