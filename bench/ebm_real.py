@@ -58,6 +58,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                             {"encode": "hashed", "hidden": OFFLINE_HIDDEN, **NO_PERTURBATIONS, "parent_negatives": True}),
     "hashed-anon": ("hashed n-grams without hypothesis names + made-up siblings",
                     {"encode": "hashed-anon", "hidden": OFFLINE_HIDDEN, "parent_negatives": False}),
+    "hashed-set-parent": ("hashed n-grams of the hypothesis-set view + made-up siblings + parent as hard negative",
+                          {"encode": "hashed-set", "hidden": OFFLINE_HIDDEN, "parent_negatives": True}),
     "local+hashed": ("MiniLM ++ hashed n-grams + made-up siblings",
                      {"encode": "local+hashed", "hidden": OFFLINE_HIDDEN, "parent_negatives": False}),
     "local+hashed-plain": ("MiniLM ++ hashed n-grams, within-proof pairs only",

@@ -206,3 +206,16 @@ def anonymize(text: str, mark: str = ANONYMOUS) -> str:
             Hypothesis(mark if h.name else "", anon(h.type), None if h.value is None else anon(h.value))
             for h in goal.hypotheses)))
     return render_state(out)
+
+
+def hypothesis_set(text: str, mark: str = ANONYMOUS) -> str:
+    """What the state says as sets: :func:`anonymize`, then each goal's hypotheses sorted with duplicates
+    dropped, case tags dropped; goals keep their order (the first is the one tactics act on). Names, the
+    order of hypotheses and a repeated hypothesis change nothing provable, so states that differ only
+    in those get one text (``have h := h``, ``rename_i``, ``revert h; intro h``). A view for encoders."""
+    try:
+        goals = parse_state(anonymize(text, mark))
+    except ValueError:
+        return text
+    return render_state(Goal(target=g.target, hypotheses=tuple(sorted(set(g.hypotheses), key=lambda h: (h.type, h.value or "", h.name))))
+                        for g in goals)

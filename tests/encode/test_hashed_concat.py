@@ -108,6 +108,24 @@ def test_anonymous_view_ignores_the_names_hypotheses_were_given():
         np.testing.assert_array_equal(a, b)
         assert not np.allclose(a, c)
         assert anon.identity.pooling.endswith(",anonymous-names")
-        assert encoder_from_identity(anon.identity).anonymous
+        assert encoder_from_identity(anon.identity).view == "anonymous"
     plain = make_encoder("hashed", template=PLAIN_TEMPLATE)
     assert plain.identity != make_encoder("hashed-anon", template=PLAIN_TEMPLATE).identity
+
+
+def test_set_view_also_ignores_order_and_repeats_of_hypotheses():
+    """The held-out no-progress kinds (a shadowed, renamed or moved hypothesis) leave the view unchanged; the
+    trained ``this : True`` does not, and neither does a real step."""
+    from workbench.ebm.perturb import perturb
+
+    parent = "case succ\nn : ℕ\nih : 0 < n + 1\nh : n ≠ 0\n⊢ 0 < n + 1 + 1"
+    child = "case succ\nn : ℕ\nih : 0 < n + 1\nh : n ≠ 0\n⊢ 0 < n + 1 + 1 ∨ False"
+    encoder = make_encoder("hashed-set", template=PLAIN_TEMPLATE)
+    same = [perturb(parent, kind, seed=0) for kind in ("shadow_hyp", "rename_hyp", "reorder_hyps", "duplicate_hyp")]
+    assert all(s is not None and s != parent for s in same)
+    vectors = encoder.encode_sync([parent, *same, perturb(parent, "true_hyp", seed=0), child])
+    for v in vectors[1:5]:
+        np.testing.assert_array_equal(v, vectors[0])
+    assert not np.allclose(vectors[5], vectors[0]) and not np.allclose(vectors[6], vectors[0])
+    assert encoder.identity.pooling.endswith(",hypothesis-set") and encoder_from_identity(encoder.identity).view == "set"
+    assert len({make_encoder(s, template=PLAIN_TEMPLATE).identity for s in ("hashed", "hashed-anon", "hashed-set")}) == 3

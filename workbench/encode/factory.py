@@ -9,7 +9,7 @@ from workbench.encode.identity import Encoder, EncoderIdentity
 from workbench.encode.text import DEFAULT_TEMPLATE
 
 LOCAL_SPECS = ("local", "minilm")
-HASHED_SPECS = ("hashed", "hashed-anon")
+HASHED_SPECS = {"hashed": "text", "hashed-anon": "anonymous", "hashed-set": "set"}  # spec -> the hashed view
 HF_PREFIX = "hf:"
 CONCAT = "+"
 
@@ -38,7 +38,7 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
     if spec in HASHED_SPECS:
         from workbench.encode.hashed import HashedEncoder
 
-        return HashedEncoder(template=template, anonymous=spec == "hashed-anon")
+        return HashedEncoder(template=template, view=HASHED_SPECS[spec])
     if spec.startswith(HF_PREFIX) and len(spec) > len(HF_PREFIX):
         import dataclasses
 
@@ -51,7 +51,7 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
         from workbench.encode.sidecar import SidecarEncoder
 
         return SidecarEncoder(spec, hidden_size, model=model, template=template, **options)
-    raise ValueError(f"encoder must be 'local' (MiniLM), 'hashed' (character n-grams; 'hashed-anon' without hypothesis names), 'hf:MODEL' (a transformers "
+    raise ValueError(f"encoder must be 'local' (MiniLM), 'hashed' (character n-grams; 'hashed-anon' without hypothesis names, 'hashed-set' also without their order and repeats), 'hf:MODEL' (a transformers "
                      f"model, e.g. hf:minilm), the encoding sidecar's http(s) URL, or several joined by '+' "
                      f"(local+hashed), got {spec!r}")
 

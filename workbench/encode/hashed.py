@@ -23,32 +23,36 @@ import numpy as np
 
 from workbench.encode.identity import EncoderIdentity, validate_embeddings
 from workbench.encode.text import DEFAULT_TEMPLATE, STATE_PLACEHOLDER
-from workbench.states import anonymize, collapse
+from workbench.states import anonymize, collapse, hypothesis_set
 
 HASHED_MODEL = "hashed-char-ngrams"
 HASHED_DIM = 4096
 HASHED_NGRAMS = (1, 4)
+# view -> (what the state text becomes before hashing, the identity's pooling suffix)
+VIEWS = {"text": (None, ""), "anonymous": (anonymize, ",anonymous-names"), "set": (hypothesis_set, ",hypothesis-set")}
 
 
-def hashed_pooling(ngrams: tuple[int, int], anonymous: bool = False) -> str:
+def hashed_pooling(ngrams: tuple[int, int], view: str = "text") -> str:
     """The identity's pooling field: every choice that changes the vectors."""
-    return f"char{ngrams[0]}-{ngrams[1]},murmur3-signed,log1p,l2" + (",anonymous-names" if anonymous else "")
+    return f"char{ngrams[0]}-{ngrams[1]},murmur3-signed,log1p,l2" + VIEWS[view][1]
 
 
 class HashedEncoder:
     """Hashed character n-gram counts, ``dim`` wide (see the module docstring)."""
 
     def __init__(self, *, template: str = DEFAULT_TEMPLATE, dim: int = HASHED_DIM,
-                 ngrams: tuple[int, int] = HASHED_NGRAMS, anonymous: bool = False) -> None:
+                 ngrams: tuple[int, int] = HASHED_NGRAMS, view: str = "text") -> None:
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {list(VIEWS)}, got {view!r}")
         if dim < 16:
             raise ValueError(f"dim must be >= 16, got {dim}")
         if not 1 <= ngrams[0] <= ngrams[1]:
             raise ValueError(f"ngrams must be (n_min, n_max) with 1 <= n_min <= n_max, got {ngrams}")
         from sklearn.feature_extraction.text import HashingVectorizer
 
-        self.identity = EncoderIdentity(model=HASHED_MODEL, dim=dim, pooling=hashed_pooling(tuple(ngrams), anonymous),
+        self.identity = EncoderIdentity(model=HASHED_MODEL, dim=dim, pooling=hashed_pooling(tuple(ngrams), view),
                                         dtype="float32", template=template)
-        self.anonymous = anonymous
+        self.view = view
         self._around = template.split(STATE_PLACEHOLDER)  # the template's text before and after the state
         self._vectorizer = HashingVectorizer(analyzer="char", ngram_range=tuple(ngrams), n_features=dim,
                                              alternate_sign=True, norm=None, lowercase=False,
@@ -56,8 +60,8 @@ class HashedEncoder:
 
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         """[len(texts), dim] float32, rows L2-normalised."""
-        if self.anonymous:
-            texts = [self._anonymize(t) for t in texts]
+        if VIEWS[self.view][0] is not None:
+            texts = [self._view(t) for t in texts]
         counts = self._vectorizer.transform(list(texts))
         counts.data = np.sign(counts.data) * np.log1p(np.abs(counts.data))
         matrix = np.asarray(counts.toarray(), np.float32)
@@ -65,12 +69,13 @@ class HashedEncoder:
         matrix = matrix / np.where(norms > 0, norms, 1.0)
         return validate_embeddings(np.ascontiguousarray(matrix), self.identity.dim, source=HASHED_MODEL)
 
-    def _anonymize(self, text: str) -> str:
-        """The state inside the template's text, anonymized, put back in it."""
+    def _view(self, text: str) -> str:
+        """The state inside the template's text, seen through the view, put back in it."""
+        see = VIEWS[self.view][0]
         before, after = self._around
         if text.startswith(before) and text.endswith(after) and len(text) >= len(before) + len(after):
-            return before + anonymize(text[len(before):len(text) - len(after)]) + after
-        return anonymize(text)
+            return before + see(text[len(before):len(text) - len(after)]) + after
+        return see(text)
 
     async def encode(self, texts: Sequence[str]) -> np.ndarray:
         return await asyncio.to_thread(self.encode_sync, list(texts))
@@ -83,8 +88,8 @@ def hashed_from_identity(identity: EncoderIdentity) -> HashedEncoder:
     if identity.model != HASHED_MODEL or not head.startswith("char"):
         raise ValueError(f"not a hashed n-gram identity: {identity.model!r} / {pooling!r}")
     lo, hi = (int(x) for x in head[len("char"):].split("-"))
-    encoder = HashedEncoder(template=identity.template, dim=identity.dim, ngrams=(lo, hi),
-                            anonymous=pooling.endswith(",anonymous-names"))
+    view = next((v for v, (_, suffix) in VIEWS.items() if suffix and pooling.endswith(suffix)), "text")
+    encoder = HashedEncoder(template=identity.template, dim=identity.dim, ngrams=(lo, hi), view=view)
     if encoder.identity != identity:
         raise ValueError(f"cannot rebuild hashed encoder {pooling!r}: this version makes {encoder.identity.pooling!r}")
     return encoder
