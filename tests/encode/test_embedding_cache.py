@@ -35,6 +35,23 @@ async def test_encodes_distinct_misses_and_reads_back(tmp_path):
     np.testing.assert_array_equal(mat, np.stack([table.get(STATES[3]), table.get(STATES[0])]))
 
 
+async def test_a_cache_is_read_once_until_its_files_change(tmp_path, monkeypatch):
+    """One training run reads its cache in five places: the table is kept while no part changes."""
+    from workbench.encode import cache
+
+    await encode_states(STATES[:10], FakeEncoder(), tmp_path / "c", progress=False)
+    reads = []
+    real = cache._read_part
+    monkeypatch.setattr(cache, "_read_part", lambda p: reads.append(p.name) or real(p))
+    first = read_embeddings(tmp_path / "c")
+    assert read_embeddings(tmp_path / "c") is first and reads == ["part-00000.parquet"]
+    await encode_states(STATES, FakeEncoder(), tmp_path / "c", progress=False)  # a new part
+    again = read_embeddings(tmp_path / "c")
+    assert again is not first and len(again) == 20 and reads[1:] == ["part-00000.parquet", "part-00001.parquet"]
+    (tmp_path / "c" / "part-00001.parquet").unlink()  # a part removed (e.g. a corrupt one, as advised)
+    assert len(read_embeddings(tmp_path / "c")) == 10
+
+
 async def test_parquet_layout_and_provenance(tmp_path):
     enc = FakeEncoder()
     await encode_states(STATES[:3], enc, tmp_path / "c", progress=False)

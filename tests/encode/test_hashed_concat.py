@@ -82,6 +82,9 @@ async def test_composite_cache_encodes_each_part_once_and_joins_rows(tmp_path):
     assert cache_identity(tmp_path / "c") == enc.identity
     again = await encode_states(STATES[:3], enc, tmp_path / "c", progress=False)
     assert (again.hits, again.misses, again.encoded) == (3, 0, 0)
+    assert read_embeddings(tmp_path / "c") is table  # nothing changed: the table read before is kept
+    await encode_states(["⊢ True"], enc, tmp_path / "c", progress=False)  # a new part in each sub-cache
+    assert len(read_embeddings(tmp_path / "c")) == 13
 
 
 async def test_a_composite_and_a_single_encoder_never_share_a_cache(tmp_path):

@@ -194,8 +194,34 @@ def _read_part(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: bool = False) -> EmbeddingTable:
-    """Load a cache folder (all parts) or a single embedding Parquet file. Duplicate states keep the first row."""
+    """Load a cache folder (all parts) or a single embedding Parquet file. Duplicate states keep the first row.
+
+    The last table read is kept and returned again while the files it came from are unchanged (each part's
+    name, inode, size and mtime): one training run reads its cache in five places (training, then the evaluations'
+    scorers), and each read of 37,000 hashed vectors took 2-4 s. Parts are written once and renamed into
+    place, never changed, so a new part changes the key. The table is shared: do not modify its matrix."""
     path = Path(path)
+    key = (path.resolve(), allow_unknown_identity, _fingerprint(path))
+    if _LAST_READ and _LAST_READ[0] == key:
+        return _LAST_READ[1]
+    table = _read_embeddings(path, allow_unknown_identity=allow_unknown_identity)
+    _LAST_READ[:] = [key, table]
+    return table
+
+
+_LAST_READ: list[Any] = []  # [key, EmbeddingTable] of the last read_embeddings, or empty
+
+
+def _fingerprint(path: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """(file, inode, size, mtime_ns) of every file a read of ``path`` would open."""
+    files = list(_parts(path))
+    if path.is_dir() and (path / COMPOSITE).is_file():
+        files.append(path / COMPOSITE)
+        files.extend(p for sub in sorted(path.glob("encoder-*")) for p in _parts(sub))
+    return tuple((str(p), st.st_ino, st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
+
+
+def _read_embeddings(path: Path, *, allow_unknown_identity: bool) -> EmbeddingTable:
     composite = cache_identity(path) if path.is_dir() and (path / COMPOSITE).is_file() else None
     if composite is not None:
         return _read_composite(path, composite)
@@ -236,7 +262,7 @@ def _read_composite(path: Path, identity: EncoderIdentity) -> EmbeddingTable:
     tables = []
     for i, want in enumerate(identity.parts):
         sub = _part_dir(path, i)
-        table = read_embeddings(sub) if _parts(sub) else EmbeddingTable([], np.zeros((0, want.dim), np.float32), want)
+        table = _read_embeddings(sub, allow_unknown_identity=False) if _parts(sub) else EmbeddingTable([], np.zeros((0, want.dim), np.float32), want)
         if table.identity is not None and table.identity != want:
             raise CacheIdentityError(f"{sub}: holds another encoder than {COMPOSITE} names: "
                                      + "; ".join(want.differences(table.identity)))
@@ -432,9 +458,11 @@ async def _encode_composite(states: list[str], encoder: Any, cache_dir: Path, *,
     hits = complete()
     reports = [await encode_states(states, part, _part_dir(cache_dir, i), **options) for i, part in enumerate(encoder.parts)]
     encoded = complete() - hits
-    return EncodeReport(requested=requested, unique=len(unique), hits=hits, misses=len(unique) - hits, encoded=encoded,
-                        failures=len(unique) - hits - encoded, parts_written=sum(r.parts_written for r in reports),
-                        seconds=time.perf_counter() - started)
+    report = EncodeReport(requested=requested, unique=len(unique), hits=hits, misses=len(unique) - hits,
+                          encoded=encoded, failures=len(unique) - hits - encoded,
+                          parts_written=sum(r.parts_written for r in reports), seconds=time.perf_counter() - started)
+    logger.info("encode report (all parts): %s", report)
+    return report
 
 
 def ensure_embeddings(states: Sequence[str], cache: str | os.PathLike[str], encoder: Encoder | None = None, *,
@@ -447,8 +475,7 @@ def ensure_embeddings(states: Sequence[str], cache: str | os.PathLike[str], enco
     if encoder is not None:
         # shortest first: a batch is padded to its longest state, so mixed lengths waste most of the work
         distinct = sorted(dict.fromkeys(states), key=len)
-        report = run_sync(encode_states(distinct, encoder, cache, progress=progress))
-        logger.info("encoding: %s", report)
+        run_sync(encode_states(distinct, encoder, cache, progress=progress))  # logs its report
         close = getattr(encoder, "aclose", None)
         if close is not None:
             run_sync(close())
