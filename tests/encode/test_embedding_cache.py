@@ -127,6 +127,9 @@ def test_a_cache_file_path_is_refused(tmp_path):
     (tmp_path / "f.parquet").write_bytes(b"")
     with pytest.raises(NotADirectoryError):
         asyncio.run(encode_states(["a"], FakeEncoder(), tmp_path / "f.parquet", progress=False))
+    (tmp_path / "moved").symlink_to(tmp_path / "gone")  # a copied cache link whose target was not copied
+    with pytest.raises(NotADirectoryError, match="gone, which does not exist"):
+        asyncio.run(encode_states(["a"], FakeEncoder(), tmp_path / "moved", progress=False))
 
 
 async def test_cancelled_run_keeps_finished_batches(tmp_path):

@@ -347,6 +347,9 @@ async def encode_states(states: Iterable[str], encoder: Encoder, cache_path: str
     cache_dir = Path(cache_path)
     if cache_dir.exists() and not cache_dir.is_dir():
         raise NotADirectoryError(f"{cache_dir}: encode_states writes a cache folder of parts, not a single file")
+    if cache_dir.is_symlink() and not cache_dir.exists():
+        raise NotADirectoryError(f"{cache_dir}: a link to {os.readlink(cache_dir)}, which does not exist; create that "
+                                 "folder or point the embeddings setting at another one")
     connect = getattr(encoder, "connect", None)
     if connect is not None:  # a served encoder reports its identity (and may be refused) before anything runs
         await connect()
