@@ -24,6 +24,7 @@ class LoopbackJsonServer:
     """Base class: ``with Subclass(...) as server: server.url``."""
 
     name = "stand-in"
+    keep_alive_s: float | None = None  # close a kept-alive connection idle this long (None: never)
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -33,6 +34,7 @@ class LoopbackJsonServer:
         self._conn_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._fault_lock = threading.Lock()
+        self.closed_connections = threading.Semaphore(0)  # released once per connection that ended
 
     # --- to implement -----------------------------------------------------------------------------
     def handle_get(self, path: str) -> tuple[int, bytes]:
@@ -111,6 +113,7 @@ class _Server(ThreadingHTTPServer):
 def _make_handler(server: LoopbackJsonServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = server.keep_alive_s  # a socket timeout: handle_one_request closes the idle connection
 
         def setup(self) -> None:
             super().setup()
@@ -121,6 +124,7 @@ def _make_handler(server: LoopbackJsonServer) -> type[BaseHTTPRequestHandler]:
             with server._conn_lock:
                 server._connections.discard(self.request)
             super().finish()
+            server.closed_connections.release()
 
         def log_message(self, fmt: str, *args: Any) -> None:
             logger.debug(server.name + ": " + fmt, *args)

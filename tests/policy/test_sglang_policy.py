@@ -264,3 +264,19 @@ async def test_4xx_answers_keep_the_breaker_closed(server):
                 with pytest.raises(PolicyRequestRejected):
                     await policy.candidates(STATE, 2, theorem="t")
             assert policy.breaker.tripped is None
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_a_failure():
+    """SGLang's uvicorn closes a kept-alive connection idle 5 s (timeout_keep_alive=5, 0.1.11 server.py:399
+    through 0.5.21 environ.py:343); mining leaves the policy idle that long whenever Lean is slow. The next
+    call must open a new connection, not fail or spend its retry."""
+    import asyncio
+
+    with StandinSGLang(ScriptedCompleter(SCRIPT), keep_alive_s=0.2) as server:
+        async with SGLangPolicy(_config(server.url, retries=0)) as policy:
+            assert len(await policy.candidates(STATE, 2, theorem="t")) == 2
+            assert server._connections  # the policy keeps its connection alive
+            while server._connections:  # wait for the server to close every idle connection
+                assert await asyncio.to_thread(server.closed_connections.acquire, timeout=10)
+            assert len(await policy.candidates(STATE, 2, theorem="t")) == 2
+            assert (policy.stats.retries, policy.stats.failed_requests) == (0, 0)

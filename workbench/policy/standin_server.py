@@ -212,6 +212,9 @@ class StandinSGLang(LoopbackJsonServer):
     requests: list[dict] = field(default_factory=list)   # payloads received, for assertions
     capacity: GenerationCapacity | None = None  # finite server: running cap + queue (None: unbounded)
     server_version: str = STANDIN_SGLANG_VERSION  # the SGLang release whose API shapes it answers in
+    # SGLang runs uvicorn with timeout_keep_alive=5 in every release (0.1.11 server.py:399; 0.5.21
+    # environ.py:343 SGLANG_TIMEOUT_KEEP_ALIVE = EnvInt(5)): an idle kept-alive connection is closed after 5 s.
+    keep_alive_s: float | None = 5.0
 
     name = "stand-in SGLang"
 
