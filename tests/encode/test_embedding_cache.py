@@ -45,6 +45,8 @@ async def test_a_cache_is_read_once_until_its_files_change(tmp_path, monkeypatch
     monkeypatch.setattr(cache, "_read_part", lambda p: reads.append(p.name) or real(p))
     first = read_embeddings(tmp_path / "c")
     assert read_embeddings(tmp_path / "c") is first and reads == ["part-00000.parquet"]
+    with pytest.raises(ValueError, match="read-only"):
+        first.matrix[0, 0] = 1.0  # shared with every later reader
     await encode_states(STATES, FakeEncoder(), tmp_path / "c", progress=False)  # a new part
     again = read_embeddings(tmp_path / "c")
     assert again is not first and len(again) == 20 and reads[1:] == ["part-00000.parquet", "part-00001.parquet"]

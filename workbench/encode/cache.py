@@ -199,12 +199,13 @@ def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: boo
     The last table read is kept and returned again while the files it came from are unchanged (each part's
     name, inode, size and mtime): one training run reads its cache in five places (training, then the evaluations'
     scorers), and each read of 37,000 hashed vectors took 2-4 s. Parts are written once and renamed into
-    place, never changed, so a new part changes the key. The table is shared: do not modify its matrix."""
+    place, never changed, so a new part changes the key. The table is shared, so its matrix is read-only."""
     path = Path(path)
     key = (path.resolve(), allow_unknown_identity, _fingerprint(path))
     if _LAST_READ and _LAST_READ[0] == key:
         return _LAST_READ[1]
     table = _read_embeddings(path, allow_unknown_identity=allow_unknown_identity)
+    table.matrix.setflags(write=False)  # shared by every caller until the files change
     _LAST_READ[:] = [key, table]
     return table
 
