@@ -217,5 +217,7 @@ def hypothesis_set(text: str, mark: str = ANONYMOUS) -> str:
         goals = parse_state(anonymize(text, mark))
     except ValueError:
         return text
-    return render_state(Goal(target=g.target, hypotheses=tuple(sorted(set(g.hypotheses), key=lambda h: (h.type, h.value or "", h.name))))
-                        for g in goals)
+    def key(h: Hypothesis) -> tuple[str, str, str]:
+        return h.type, h.value or "", h.name
+
+    return render_state(Goal(target=g.target, hypotheses=tuple(sorted(set(g.hypotheses), key=key))) for g in goals)

@@ -200,17 +200,19 @@ def read_embeddings(path: str | os.PathLike[str], *, allow_unknown_identity: boo
     name, inode, size and mtime): one training run reads its cache in five places (training, then the evaluations'
     scorers), and each read of 37,000 hashed vectors took 2-4 s. Parts are written once and renamed into
     place, never changed, so a new part changes the key. The table is shared, so its matrix is read-only."""
+    global _last_read
     path = Path(path)
     key = (path.resolve(), allow_unknown_identity, _fingerprint(path))
-    if _LAST_READ and _LAST_READ[0] == key:
-        return _LAST_READ[1]
+    last = _last_read  # one read of the global: another thread may replace it meanwhile
+    if last is not None and last[0] == key:
+        return last[1]
     table = _read_embeddings(path, allow_unknown_identity=allow_unknown_identity)
     table.matrix.setflags(write=False)  # shared by every caller until the files change
-    _LAST_READ[:] = [key, table]
+    _last_read = (key, table)
     return table
 
 
-_LAST_READ: list[Any] = []  # [key, EmbeddingTable] of the last read_embeddings, or empty
+_last_read: tuple[Any, EmbeddingTable] | None = None  # (key, table) of the last read_embeddings
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int, int], ...]:
