@@ -72,6 +72,16 @@ class LoopbackJsonServer:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def wait_connections_closed(self, timeout_s: float = 10.0) -> bool:
+        """Block until no connection is open (each one that ends releases ``closed_connections``); False if
+        one was still open after ``timeout_s`` without any ending."""
+        while True:
+            with self._conn_lock:
+                if not self._connections:
+                    return True
+            if not self.closed_connections.acquire(timeout=timeout_s):
+                return False
+
     def __enter__(self):
         return self.start()
 

@@ -82,3 +82,19 @@ async def test_connection_refused_is_unavailable():
     async with SidecarEncoder(f"http://127.0.0.1:{port}", hidden_size=16, retries=1, backoff_s=0.001) as enc:
         with pytest.raises(EncoderUnavailable, match="unreachable after 2 attempts"):
             await enc.encode(["a"])
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_a_failure():
+    """`workbench serve-encoder` is uvicorn, which closes a connection idle 5 s (timeout_keep_alive, uvicorn 0.30.6
+    config.py:212); the next batch must open a new connection, not fail or spend a retry."""
+    import asyncio
+
+    from workbench.encode.standin_sidecar import StandinSidecar
+
+    with StandinSidecar(keep_alive_s=0.2) as server:
+        async with SidecarEncoder(server.url, hidden_size=16, retries=0) as enc:
+            await enc.encode(["a"])
+            assert server._connections  # the encoder keeps its connection alive
+            assert await asyncio.to_thread(server.wait_connections_closed)  # the server closed the idle one
+            assert (await enc.encode(["b"])).shape == (1, 16)
+            assert (enc.stats.retries, enc.stats.failures) == (0, 0)

@@ -276,7 +276,6 @@ async def test_a_connection_the_server_closed_while_idle_is_not_a_failure():
         async with SGLangPolicy(_config(server.url, retries=0)) as policy:
             assert len(await policy.candidates(STATE, 2, theorem="t")) == 2
             assert server._connections  # the policy keeps its connection alive
-            while server._connections:  # wait for the server to close every idle connection
-                assert await asyncio.to_thread(server.closed_connections.acquire, timeout=10)
+            assert await asyncio.to_thread(server.wait_connections_closed)  # the server closed the idle one
             assert len(await policy.candidates(STATE, 2, theorem="t")) == 2
             assert (policy.stats.retries, policy.stats.failed_requests) == (0, 0)

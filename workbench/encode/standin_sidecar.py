@@ -66,6 +66,9 @@ class StandinSidecar(LoopbackJsonServer):
     port: int = 0
     faults: SidecarFaults = field(default_factory=SidecarFaults)
     counters: SidecarCounters = field(default_factory=SidecarCounters)
+    # `workbench serve-encoder` runs uvicorn with its default timeout_keep_alive of 5 s (uvicorn 0.30.6
+    # config.py:212; encode/server.py uvicorn_server): an idle kept-alive connection is closed after 5 s.
+    keep_alive_s: float | None = 5.0
 
     name = "stand-in sidecar"
 
