@@ -15,8 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 # Lowest first. docs/ARCHITECTURE.md draws the same picture.
 TIERS: list[list[str]] = [
     # foundation: records and pure rules with no outside system
-    ["workbench", "aio", "checks", "progress", "outputs", "render", "htmltable", "standin_http", "states", "tactics",
-     "namespaces", "traces", "trajectory", "trace_stats", "scope"],
+    ["workbench", "aio", "checks", "progress", "outputs", "render", "htmltable", "standin_http", "http_pool", "states",
+     "tactics", "namespaces", "traces", "trajectory", "trace_stats", "scope"],
     # Lean: wire protocol -> one process -> pool -> session -> backend (the simulator is a program of its own)
     ["lean.errors", "lean.config", "lean.guard", "lean.binders", "lean.printer", "lean.simrules", "lean.simnamespace",
      "lean.simversion", "lean.simsource"],

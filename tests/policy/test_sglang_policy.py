@@ -279,3 +279,14 @@ async def test_a_connection_the_server_closed_while_idle_is_not_a_failure():
             assert await asyncio.to_thread(server.wait_connections_closed)  # the server closed the idle one
             assert len(await policy.candidates(STATE, 2, theorem="t")) == 2
             assert (policy.stats.retries, policy.stats.failed_requests) == (0, 0)
+
+
+def test_clients_let_an_idle_connection_go_before_the_server_does():
+    """Reusing a connection in the instant the server closes it fails ("Server disconnected without sending a
+    response", encode/httpx#2487): the pool expires idle connections before SGLang's and serve-encoder's 5 s."""
+    from workbench.encode.standin_sidecar import StandinSidecar
+    from workbench.http_pool import pool_limits
+
+    limits = pool_limits(4)
+    assert limits.max_connections == limits.max_keepalive_connections == 4
+    assert limits.keepalive_expiry < min(StandinSGLang.keep_alive_s, StandinSidecar.keep_alive_s)

@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Sequence
 import httpx
 from packaging.version import InvalidVersion, Version
 
+from workbench.http_pool import pool_limits
 from workbench.doctor.checks import STAND_IN, Check, DetailTable, DoctorOptions, Verdict, quantile
 from workbench.policy.errors import PolicyError, PolicyProtocolError, PolicyRequestRejected, PolicyUnavailable
 from workbench.policy.sglang import SGLangConfig, SGLangPolicy
@@ -342,8 +343,7 @@ async def check_sglang(config: SGLangConfig, states: Sequence[str], opts: Doctor
     if not states:
         raise ValueError("check_sglang needs at least one state to prompt")
     most = max(max(opts.ramp_levels), max(opts.sample_counts))
-    recorder = RecordingTransport(httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=most, max_keepalive_connections=most)))
+    recorder = RecordingTransport(httpx.AsyncHTTPTransport(limits=pool_limits(most)))
     # No retries: a failure is what the doctor is here to see (mining retries once).
     cfg = dataclasses.replace(config, startup_wait_s=opts.server_wait_s, startup_poll_s=opts.poll_s,
                               startup_report_s=max(10.0, opts.poll_s), retries=0, max_concurrency=most,

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import httpx
 import numpy as np
 
+from workbench.http_pool import pool_limits
 from workbench.encode.identity import (
     EncodeError,
     EncoderIdentity,
@@ -95,7 +96,7 @@ class SidecarEncoder:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            limits=pool_limits(concurrency),
             transport=transport)
 
     async def __aenter__(self) -> "SidecarEncoder":

@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import httpx
 
+from workbench.http_pool import pool_limits
 from workbench.policy.base import Candidate, Completion, candidates_from_completions
 from workbench.policy.breaker import BreakerConfig, CircuitBreaker
 from workbench.policy.errors import (
@@ -205,8 +206,7 @@ class SGLangPolicy:
         self._client = httpx.AsyncClient(
             base_url=self.url,
             timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
-            limits=httpx.Limits(max_connections=config.max_concurrency,
-                                max_keepalive_connections=config.max_concurrency),
+            limits=pool_limits(config.max_concurrency),
             transport=transport)
 
     async def __aenter__(self) -> "SGLangPolicy":
