@@ -25,6 +25,9 @@ class LoopbackJsonServer:
 
     name = "stand-in"
     keep_alive_s: float | None = None  # close a kept-alive connection idle this long (None: never)
+    # Connections waiting to be accepted. The stdlib's 5 reset a burst of new connections (32 concurrent calls:
+    # about half failed with ReadError on 2 busy cores), a fault no real server here has: each stand-in says its own.
+    backlog: int = 128
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -50,7 +53,15 @@ class LoopbackJsonServer:
         return f"http://{self.host}:{self._server.server_address[1]}"
 
     def start(self):
-        self._server = _Server((self.host, self.port), _make_handler(self))
+        self._server = ThreadingHTTPServer((self.host, self.port), _make_handler(self), bind_and_activate=False)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = self.backlog  # read by server_activate's listen()
+        try:
+            self._server.server_bind()
+            self._server.server_activate()
+        except BaseException:
+            self._server.server_close()
+            raise
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=self.name, daemon=True)
         self._thread.start()
@@ -110,14 +121,6 @@ class LoopbackJsonServer:
                     counters.errors_injected += 1
                 return True
         return False
-
-
-class _Server(ThreadingHTTPServer):
-    # SGLang serves with uvicorn.run and no backlog argument (0.4.10.post2 http_server.py:964), so uvicorn's
-    # default listen backlog of 2048 applies (uvicorn 0.30.6 config.py:211). The stdlib's 5 reset a burst of
-    # connections (32 concurrent calls: about half failed with ReadError on 2 busy cores), a fault SGLang lacks.
-    request_queue_size = 2048
-    daemon_threads = True
 
 
 def _make_handler(server: LoopbackJsonServer) -> type[BaseHTTPRequestHandler]:

@@ -23,8 +23,8 @@ from typing import Any, Awaitable, Sequence
 import httpx
 from packaging.version import InvalidVersion, Version
 
-from workbench.http_pool import pool_limits
 from workbench.doctor.checks import STAND_IN, Check, DetailTable, DoctorOptions, Verdict, quantile
+from workbench.http_pool import pool_limits
 from workbench.policy.errors import PolicyError, PolicyProtocolError, PolicyRequestRejected, PolicyUnavailable
 from workbench.policy.sglang import SGLangConfig, SGLangPolicy
 

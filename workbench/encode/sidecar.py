@@ -23,7 +23,6 @@ from typing import Any, Sequence
 import httpx
 import numpy as np
 
-from workbench.http_pool import pool_limits
 from workbench.encode.identity import (
     EncodeError,
     EncoderIdentity,
@@ -34,6 +33,7 @@ from workbench.encode.identity import (
     validate_embeddings,
 )
 from workbench.encode.text import DEFAULT_TEMPLATE
+from workbench.http_pool import pool_limits
 
 logger = logging.getLogger(__name__)
 

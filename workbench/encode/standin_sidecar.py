@@ -67,8 +67,10 @@ class StandinSidecar(LoopbackJsonServer):
     faults: SidecarFaults = field(default_factory=SidecarFaults)
     counters: SidecarCounters = field(default_factory=SidecarCounters)
     # `workbench serve-encoder` runs uvicorn with its default timeout_keep_alive of 5 s (uvicorn 0.30.6
-    # config.py:212; encode/server.py uvicorn_server): an idle kept-alive connection is closed after 5 s.
+    # config.py:212, still 5 in 0.55.0, the version installed here; encode/server.py uvicorn_server), on a
+    # socket it listens on with a backlog of 128 (encode/server.py listening_socket).
     keep_alive_s: float | None = 5.0
+    backlog: int = 128
 
     name = "stand-in sidecar"
 

@@ -215,6 +215,9 @@ class StandinSGLang(LoopbackJsonServer):
     # SGLang runs uvicorn with timeout_keep_alive=5 in every release (0.1.11 server.py:399; 0.5.21
     # environ.py:343 SGLANG_TIMEOUT_KEEP_ALIVE = EnvInt(5)): an idle kept-alive connection is closed after 5 s.
     keep_alive_s: float | None = 5.0
+    # uvicorn.run without a backlog argument (0.4.10.post2 http_server.py:964): uvicorn's default of 2048
+    # (uvicorn 0.30.6 config.py:211; still 2048 in 0.55.0).
+    backlog: int = 2048
 
     name = "stand-in SGLang"
 
