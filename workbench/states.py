@@ -212,7 +212,7 @@ def hypothesis_set(text: str, mark: str = ANONYMOUS) -> str:
     """What the state says as sets: :func:`anonymize`, then each goal's hypotheses sorted with duplicates
     dropped, case tags dropped; goals keep their order (the first is the one tactics act on). Names, the
     order of hypotheses and a repeated hypothesis change nothing provable, so states that differ only
-    in those get one text (``have h := h``, ``rename_i``, ``revert h; intro h``). A view for encoders."""
+    in those get one text (``have h := h``, ``rename' h => h'``, ``revert h; intro h``). A view for encoders."""
     try:
         goals = parse_state(anonymize(text, mark))
     except ValueError:
