@@ -37,6 +37,7 @@ from workbench.ebm.pipeline import (TraceEvaluation, evaluate_records, inputs_fr
                                     prepare_from_settings, train_from_settings)
 from workbench.ebm.settings import OFFLINE_HIDDEN, EbmSettings
 from workbench.ebm.data import split_by_theorem
+from workbench.encode.factory import spec_parts
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "leandojo_mathlib4" / "random"
@@ -60,6 +61,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                     {"encode": "hashed-anon", "hidden": OFFLINE_HIDDEN, "parent_negatives": False}),
     "hashed-set-parent": ("hashed n-grams of the hypothesis-set view + made-up siblings + parent as hard negative",
                           {"encode": "hashed-set", "hidden": OFFLINE_HIDDEN, "parent_negatives": True}),
+    "hashed-fields-parent": ("hashed n-grams, hypotheses and targets apart + made-up siblings + parent as hard negative",
+                             {"encode": "hashed-fields", "hidden": OFFLINE_HIDDEN, "parent_negatives": True}),
+    "hashed+fields-parent": ("hashed n-grams ++ the same, hypotheses and targets apart + made-up siblings + parent as hard negative",
+                             {"encode": "hashed+hashed-fields", "hidden": OFFLINE_HIDDEN, "parent_negatives": True}),
     "local+hashed": ("MiniLM ++ hashed n-grams + made-up siblings",
                      {"encode": "local+hashed", "hidden": OFFLINE_HIDDEN, "parent_negatives": False}),
     "local+hashed-plain": ("MiniLM ++ hashed n-grams, within-proof pairs only",
@@ -97,7 +102,7 @@ def _cache(out: Path, encode: str) -> Path:
 
 def _link_composite(out: Path, encode: str) -> None:
     """A '+' encoder reads its parts' caches (encoder-0, encoder-1, ...) from the single encoders' caches."""
-    parts = encode.split("+")
+    parts = spec_parts(encode)
     if len(parts) < 2:
         return
     folder = _cache(out, encode)

@@ -221,3 +221,22 @@ def hypothesis_set(text: str, mark: str = ANONYMOUS) -> str:
         return h.type, h.value or "", h.name
 
     return render_state(Goal(target=g.target, hypotheses=tuple(sorted(set(g.hypotheses), key=key))) for g in goals)
+
+
+def state_fields(text: str) -> tuple[str, str]:
+    """The state as (what it has, what it must show): every goal's case tag and hypothesis lines, then
+    every goal's ``⊢`` line, each part in goal order. The same symbol means opposite things in the two
+    (a ``∀`` still to introduce vs one already assumed), which one bag of the whole text cannot tell
+    apart. A view for encoders. Text that does not parse is all target."""
+    try:
+        goals = parse_state(text)
+    except ValueError:
+        return "", text
+    if not goals:
+        return "", NO_GOALS
+    have, show = [], []
+    for goal in goals:
+        lines = _render_goal(goal).split("\n")
+        have.extend(lines[:-1])
+        show.append(lines[-1])
+    return "\n".join(have), "\n".join(show)

@@ -132,3 +132,21 @@ def test_set_view_also_ignores_order_and_repeats_of_hypotheses():
     assert not np.allclose(vectors[5], vectors[0]) and not np.allclose(vectors[6], vectors[0])
     assert encoder.identity.pooling.endswith(",hypothesis-set") and encoder_from_identity(encoder.identity).view == "set"
     assert len({make_encoder(s, template=PLAIN_TEMPLATE).identity for s in ("hashed", "hashed-anon", "hashed-set")}) == 3
+
+
+def test_fields_view_hashes_hypotheses_and_targets_apart():
+    """The same text as a hypothesis or as a target lands in different halves; each half carries half the
+    norm, and a state with no hypotheses leaves the first half empty."""
+    from workbench.encode.text import DEEPSEEK_PROVER_TEMPLATE, state_text
+
+    for template in (PLAIN_TEMPLATE, DEEPSEEK_PROVER_TEMPLATE):
+        encoder = make_encoder("hashed-fields", template=template)
+        assumed, to_show, bare = encoder.encode_sync([state_text(s, template) for s in (
+            "h : ∀ x : ℕ, 0 ≤ x\n⊢ True", "h : True\n⊢ ∀ x : ℕ, 0 ≤ x", "⊢ ∀ x : ℕ, 0 ≤ x")])
+        half = encoder.identity.dim // 2
+        assert not np.allclose(assumed, to_show)
+        np.testing.assert_allclose(to_show[half:], bare[half:])  # the targets' half ignores the hypotheses
+        assert not bare[:half].any()
+        np.testing.assert_allclose([np.linalg.norm(to_show[:half]), np.linalg.norm(to_show[half:])], [0.5 ** 0.5] * 2,
+                                   rtol=1e-5)
+        assert encoder_from_identity(encoder.identity).view == "fields"

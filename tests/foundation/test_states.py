@@ -5,6 +5,7 @@ from workbench.states import (
     canonical_state,
     parse_state,
     render_state,
+    state_fields,
 )
 from workbench.traces import load_traces
 
@@ -66,6 +67,13 @@ def test_no_goals_and_empty():
     assert parse_state("no goals") == ()
     assert render_state(()) == "no goals"
     assert canonical_state("  no goals \n") == "no goals"
+
+
+def test_fields_split_what_a_state_has_from_what_it_must_show():
+    state = "case h\nx y : ℕ\nhx : 0 <\n  x\n⊢ ∀ z, z = x\n\nx : ℕ\n⊢ True"
+    assert state_fields(state) == ("case h\nx y : ℕ\nhx : 0 < x\nx : ℕ", "⊢ ∀ z, z = x\n⊢ True")
+    assert state_fields("no goals") == ("", "no goals")
+    assert state_fields("not a state") == ("", "not a state")
 
 
 def test_case_with_empty_context_is_one_goal():

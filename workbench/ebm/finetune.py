@@ -53,14 +53,13 @@ class FinetuneConfig:
 
 def base_model(spec: str) -> tuple[str, str]:
     """(folder or hub name to load, name to record) for the encoder spec being tuned."""
-    from workbench.encode.factory import HF_PREFIX, LOCAL_SPECS
+    from workbench.encode.factory import HF_PREFIX, spec_kind
     from workbench.encode.hf import MINILM_ALIAS, resolve_model
 
-    name = spec[len(HF_PREFIX):] if spec.startswith(HF_PREFIX) else spec
-    if spec in LOCAL_SPECS:
-        name = MINILM_ALIAS
-    elif not spec.startswith(HF_PREFIX):
+    kind = spec_kind(spec)
+    if kind not in ("local", "hf"):
         raise ValueError(f"--finetune-encoder tunes 'local' or 'hf:MODEL', not {spec!r}")
+    name = MINILM_ALIAS if kind == "local" else spec[len(HF_PREFIX):]
     path, recorded, _ = resolve_model(name)
     return path, recorded
 

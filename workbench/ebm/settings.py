@@ -158,8 +158,9 @@ class EbmSettings:
             return self.template
         # the prover's own states (sidecar or hf:MODEL, alone or in a + spec) are encoded in its prompt form, as
         # `workbench encode` does
-        parts = (self.encode or "").split("+")
-        return "deepseek" if any(p.strip().startswith(("http://", "https://", "hf:")) for p in parts) else "plain"
+        from workbench.encode.factory import spec_kind, spec_parts
+
+        return "deepseek" if any(spec_kind(p) in ("sidecar", "hf") for p in spec_parts(self.encode)) else "plain"
 
     def template_text(self) -> str:
         from workbench.encode import DEEPSEEK_PROVER_TEMPLATE, PLAIN_TEMPLATE
@@ -170,16 +171,18 @@ class EbmSettings:
         """``encode``, with the tuned part replaced by the tuned folder when ``finetune_encoder`` is set."""
         if not self.encode or not self.finetune_encoder:
             return self.encode
-        parts = [p.strip() for p in self.encode.split("+")]
-        parts[parts.index(self.finetune_base())] = "hf:" + str(self.finetuned_encoder_dir())
-        return "+".join(parts)
+        from workbench.encode.factory import CONCAT, HF_PREFIX, spec_parts
+
+        parts = spec_parts(self.encode)
+        parts[parts.index(self.finetune_base())] = HF_PREFIX + str(self.finetuned_encoder_dir())
+        return CONCAT.join(parts)
 
     def finetune_base(self) -> str:
         """The part of ``encode`` that --finetune-encoder tunes: the first 'local' or 'hf:MODEL'."""
-        from workbench.encode.factory import HF_PREFIX, LOCAL_SPECS
+        from workbench.encode.factory import spec_kind, spec_parts
 
-        for part in (p.strip() for p in (self.encode or "").split("+")):
-            if part in LOCAL_SPECS or part.startswith(HF_PREFIX):
+        for part in spec_parts(self.encode):
+            if spec_kind(part) in ("local", "hf"):
                 return part
         raise ValueError(f"--finetune-encoder needs 'local' or 'hf:MODEL' in --encode, got {self.encode!r}")
 
@@ -209,10 +212,10 @@ class EbmSettings:
 
     def default_hidden(self, d_encoder: int) -> tuple[int, int, int]:
         """``hidden`` when not given: by encoder (offline ones are cheap to fit whatever their width), else by width."""
-        from workbench.encode.factory import HASHED_SPECS, LOCAL_SPECS
+        from workbench.encode.factory import spec_kind, spec_parts
 
-        parts = [p.strip() for p in (self.encode or "").split("+")]
-        if self.encode and all(p in (*LOCAL_SPECS, *HASHED_SPECS) for p in parts):
+        parts = spec_parts(self.encode)
+        if parts and all(spec_kind(p) in ("local", "hashed") for p in parts):
             return OFFLINE_HIDDEN
         return SEED_HIDDEN if d_encoder >= WIDE_ENCODER else OFFLINE_HIDDEN
 

@@ -9,9 +9,31 @@ from workbench.encode.identity import Encoder, EncoderIdentity
 from workbench.encode.text import DEFAULT_TEMPLATE
 
 LOCAL_SPECS = ("local", "minilm")
-HASHED_SPECS = {"hashed": "text", "hashed-anon": "anonymous", "hashed-set": "set"}  # spec -> the hashed view
+# spec -> the hashed view (workbench.encode.hashed.VIEWS)
+HASHED_SPECS = {"hashed": "text", "hashed-anon": "anonymous", "hashed-set": "set", "hashed-fields": "fields"}
 HF_PREFIX = "hf:"
 CONCAT = "+"
+SERVED_PREFIXES = ("http://", "https://")
+
+
+def spec_parts(spec: str | None) -> list[str]:
+    """The encoders a spec names, in order (``local+hashed`` -> ``["local", "hashed"]``); none for no spec."""
+    return [p.strip() for p in spec.split(CONCAT)] if spec else []
+
+
+def spec_kind(part: str) -> str | None:
+    """What one encoder of a spec is: 'local' (MiniLM), 'hashed', 'hf' (a transformers model), 'sidecar'
+    (a served model), or None when it names none of them."""
+    if part in LOCAL_SPECS:
+        return "local"
+    if part in HASHED_SPECS:
+        return "hashed"
+    if part.startswith(HF_PREFIX) and len(part) > len(HF_PREFIX):
+        return "hf"
+    if part.startswith(SERVED_PREFIXES):
+        return "sidecar"
+    return None
+
 
 
 def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: int = 4096, model: str | None = None,
@@ -25,21 +47,22 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
     if CONCAT in spec:
         from workbench.encode.concat import ConcatEncoder
 
-        names = [p.strip() for p in spec.split(CONCAT)]
+        names = spec_parts(spec)
         if not all(names) or len(set(names)) != len(names):
             raise ValueError(f"encoder spec {spec!r}: join two or more different encoders with '+', e.g. local+hashed")
         return ConcatEncoder([make_encoder(n, template=template, hidden_size=hidden_size, model=model,
                                            **(_only_accepted(n, options))) for n in names])
-    if spec in LOCAL_SPECS:
+    kind = spec_kind(spec)
+    if kind == "local":
         from workbench.encode.local import LocalEncoder
 
         options.pop("concurrency", None)  # the local model runs one batch at a time
         return LocalEncoder(template=template, **options)
-    if spec in HASHED_SPECS:
+    if kind == "hashed":
         from workbench.encode.hashed import HashedEncoder
 
         return HashedEncoder(template=template, view=HASHED_SPECS[spec])
-    if spec.startswith(HF_PREFIX) and len(spec) > len(HF_PREFIX):
+    if kind == "hf":
         import dataclasses
 
         from workbench.encode.hf import HFEncoder, HFEncoderConfig
@@ -47,20 +70,22 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
         fields = {f.name for f in dataclasses.fields(HFEncoderConfig)}
         config = HFEncoderConfig(model=spec[len(HF_PREFIX):], **{k: v for k, v in options.items() if k in fields})
         return HFEncoder(config, template=template)
-    if spec.startswith(("http://", "https://")):
+    if kind == "sidecar":
         from workbench.encode.sidecar import SidecarEncoder
 
         return SidecarEncoder(spec, hidden_size, model=model, template=template, **options)
-    raise ValueError(f"encoder must be 'local' (MiniLM), 'hashed' (character n-grams; 'hashed-anon' without hypothesis names, 'hashed-set' also without their order and repeats), 'hf:MODEL' (a transformers "
+    raise ValueError(f"encoder must be 'local' (MiniLM), 'hashed' (character n-grams; 'hashed-anon' without hypothesis "
+                     f"names, 'hashed-set' also without their order and repeats, 'hashed-fields' hypotheses and "
+                     f"targets apart), 'hf:MODEL' (a transformers "
                      f"model, e.g. hf:minilm), the encoding sidecar's http(s) URL, or several joined by '+' "
                      f"(local+hashed), got {spec!r}")
 
 
 def _only_accepted(spec: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options one part of a ``+`` spec takes (hf's dtype means nothing to MiniLM or the hashed view)."""
-    if spec in HASHED_SPECS:
+    if spec_kind(spec) == "hashed":
         return {}
-    if spec in LOCAL_SPECS:
+    if spec_kind(spec) == "local":
         import inspect
 
         from workbench.encode.local import LocalEncoder
