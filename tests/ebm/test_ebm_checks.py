@@ -113,6 +113,22 @@ def test_baseline_directions_are_fixed_on_training_data():
     assert progress_evaluation(train, tr[TFIDF_LOGISTIC], n_boot=20).table.loc[MODEL, "progress_accuracy"] > 0.9
 
 
+def test_tfidf_energies_kept_between_calls_are_the_fitted_models_own():
+    """A text scored once is not analysed again; what comes back is what the fitted model gives, in the order
+    (and with the repeats) asked for."""
+    train = pd.DataFrame([{"theorem_name": f"T{t}", "state_id": d, "parent_state_id": d - 1 if d else None,
+                           "state_pp": f"x{t % 3} : ℕ\n⊢ " + "p ∧ " * d + "q", "label": "positive",
+                           "remaining_depth": 3 - d, "depth_from_root": d} for t in range(12) for d in range(3)])
+    fitted = fit_baselines(train, tfidf=True)
+    vec, clf = fitted.tfidf
+    first = ["x : ℕ\n⊢ p ∧ q", "⊢ q", "x : ℕ\n⊢ p ∧ q"]
+    second = ["y : ℤ\n⊢ p", "⊢ q", "x : ℕ\n⊢ p ∧ q"]
+    for texts in (first, second):
+        fresh = -np.asarray(vec.transform(texts) @ clf.coef_.ravel()).ravel()
+        np.testing.assert_allclose(fitted.energies(texts)[TFIDF_LOGISTIC], fresh, rtol=1e-12)
+    assert len(fitted._tfidf_seen) == 3
+
+
 def test_training_pairs_are_progress_and_sibling_pairs():
     recs = with_perturbations(_records(2), ["true_hyp"], both_sides=False)
     pairs = training_pairs(recs)

@@ -23,6 +23,8 @@ def test_features_count_hypotheses_goals_and_target():
     f = state_features(["a b : ℕ\nh : a = b\n⊢ b = a\n\ncase h2\n⊢ True", "not a state"])
     assert f[0].tolist() == [len("a b : ℕ\nh : a = b\n⊢ b = a\n\ncase h2\n⊢ True"), 3, 2, len("b = a")]
     assert f[1].tolist() == [11, 0, 0, 0]
+    # any subset, in the order asked, from the rows kept for the texts above
+    assert state_features(["not a state", "⊢ True"], ["goals", "state_length"]).tolist() == [[0, 11], [1, 6]]
 
 
 def test_perfect_energy_progress_ties_with_perfect_baselines():

@@ -110,6 +110,9 @@ class FittedBaselines:
     n_pairs: int = 0
     n_theorems: int = 0
     notes: list[str] = field(default_factory=list)
+    # text -> TF-IDF energy: each evaluation scores states an earlier one scored (sklearn's n-gram analysis is
+    # most of a baseline's cost), and the energy of a text under a fitted model never changes
+    _tfidf_seen: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def trivial_names(self) -> list[str]:
@@ -125,9 +128,15 @@ class FittedBaselines:
             mean, std, clf = self.structural
             out[STRUCTURAL_LOGISTIC] = -(((np.log1p(feats) - mean) / std) @ clf.coef_.ravel())
         if self.tfidf is not None:
-            vec, clf = self.tfidf
-            out[TFIDF_LOGISTIC] = -np.asarray(vec.transform(texts) @ clf.coef_.ravel()).ravel()
+            out[TFIDF_LOGISTIC] = self._tfidf_energies(texts)
         return out
+
+    def _tfidf_energies(self, texts: list[str]) -> np.ndarray:
+        vec, clf = self.tfidf
+        new = list(dict.fromkeys(t for t in texts if t not in self._tfidf_seen))
+        if new:
+            self._tfidf_seen.update(zip(new, (-np.asarray(vec.transform(new) @ clf.coef_.ravel()).ravel()).tolist()))
+        return np.array([self._tfidf_seen[t] for t in texts], np.float64)
 
     def describe(self) -> dict[str, Any]:
         return {"directions": {f: ("lower" if low else "higher") + " = closer" for f, low in self.directions.items()},
