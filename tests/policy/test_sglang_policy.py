@@ -1,3 +1,4 @@
+import asyncio
 import socket
 
 import pytest
@@ -290,3 +291,42 @@ def test_clients_let_an_idle_connection_go_before_the_server_does():
     limits = pool_limits(4)
     assert limits.max_connections == limits.max_keepalive_connections == 4
     assert limits.keepalive_expiry < min(StandinSGLang.keep_alive_s, StandinSidecar.keep_alive_s)
+
+
+def test_every_http_client_builds_its_pool_with_pool_limits(monkeypatch):
+    """The three clients (SGLang policy, sidecar, doctor) each hand httpx ``pool_limits``: recorded at httpx's
+    public constructors, so a client that builds its own ``httpx.Limits`` (httpx's 5 s expiry) fails here."""
+    import httpx
+
+    from workbench.doctor.checks import DoctorOptions
+    from workbench.doctor.sglang import check_sglang
+    from workbench.encode.sidecar import SidecarEncoder
+    from workbench.http_pool import KEEPALIVE_EXPIRY_S
+
+    seen: dict[str, httpx.Limits] = {}
+
+    class Stop(Exception):
+        pass
+
+    def recording(cls, name, stop=False):
+        init = cls.__init__
+
+        def record(self, *args, **kwargs):
+            seen[name] = kwargs.get("limits")
+            if stop:
+                raise Stop
+            init(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "__init__", record)
+
+    recording(httpx.AsyncClient, "client")
+    built = {}
+    SGLangPolicy(_config("http://127.0.0.1:9"))
+    built["policy"] = seen.pop("client")
+    SidecarEncoder("http://127.0.0.1:9", 8, concurrency=3)
+    built["sidecar"] = seen.pop("client")
+    recording(httpx.AsyncHTTPTransport, "doctor", stop=True)  # the doctor's pool is its transport's
+    with pytest.raises(Stop):
+        asyncio.run(check_sglang(_config("http://127.0.0.1:9"), ["⊢ True"], DoctorOptions()))
+    built["doctor"] = seen.pop("doctor")
+    assert all(isinstance(v, httpx.Limits) and v.keepalive_expiry == KEEPALIVE_EXPIRY_S for v in built.values()), built
+    assert built["sidecar"].max_connections == 3
