@@ -322,8 +322,12 @@ class RayExecutor:
             log.info("Ray actors stopped after %.1f s", time.monotonic() - t0)
 
     def _kill(self, actor: _Actor) -> None:
-        with contextlib.suppress(Exception):
+        """Ask Ray to kill the actor (asynchronous: it dies shortly after, ray-project/ray#34917). A refused
+        kill is said, not swallowed: the actor may still hold its node's Lean resource."""
+        try:
             self._ray.kill(actor.handle, no_restart=True)
+        except Exception as e:  # noqa: BLE001 -- an actor already gone, or Ray shutting down
+            log.warning("could not kill the Ray actor on node %s: %s", actor.node_id[:12], e)
 
     # -- the run ----------------------------------------------------------------------------------
 
