@@ -64,3 +64,32 @@ async def test_a_request_queued_behind_a_hang_is_not_charged(sim_config, sample_
     # b's tactic (and its re-pin: the hang's kill took b's states too, and close()) waited on a's hang
     assert len(holds) == 3 and not any(holds), "refunded, never charged"
     assert result is not None
+
+
+async def test_entering_a_file_scope_behind_a_hang_is_not_charged(sim_config, sample_traces_path):
+    """``set_scope`` (--source-root) is held like any request: charged when nothing delayed it, refunded when it
+    waited behind another theorem's hang (before, it ran outside the pause and the theorem paid for the hang)."""
+    holds: list[bool] = []
+
+    @contextlib.contextmanager
+    def pause():
+        hold = types.SimpleNamespace(charged=False)
+        yield hold
+        holds.append(hold.charged)
+
+    async with LeanPool(sim_config(workers=1, request_timeout_s=0.3)) as pool:
+        async with TheoremSession(pool, "Nat.exists_gt_foo") as a, TheoremSession(pool, "Set.image_union_foo") as b, \
+                TheoremSession(pool, "Nat.succ_le_two_pow_foo") as c:
+            c.pause_budget = pause
+            assert await c.set_scope("open Nat") == ()
+            assert holds == [True], "an undisturbed scope entry is the theorem's own work"
+            holds.clear()
+            a_root = await a.start()
+            hung = asyncio.ensure_future(a.tactic(a_root, "__sim_hang__"))
+            await asyncio.sleep(0)  # a's request is in flight (the process holds it); b queues behind it
+            b.pause_budget = pause
+            assert await b.set_scope("open Set") == ()
+            with pytest.raises(LeanTimeout):
+                await hung
+            assert holds == [False], "refunded: it waited on a's hang"
+            assert (await b.start()) is not None

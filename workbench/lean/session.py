@@ -116,17 +116,26 @@ class TheoremSession:
         the session keeps the default scope (the caller starts as without a file)."""
         if () in self._goals:
             raise ValueError(f"session {self.name!r}: set_scope() before start()")
-        for _ in range(MAX_STALE):
-            slot, gen = self._ensure_slot()
+        with self._held() as hold:  # the theorem's own work, unless someone's hang or crash delayed it
+            disturbed = False
             try:
-                errors = await self._call_bound(slot, gen, lambda p: p.enter_scope(prelude), scoped=False)
-                if errors:
-                    await self._call_bound(slot, gen, lambda p: p.enter_scope(""), scoped=False)
-            except StaleBinding:
-                continue
-            self._scope = "" if errors else prelude
-            return errors
-        raise self._unstable()
+                for _ in range(MAX_STALE):
+                    slot, gen = self._ensure_slot()
+                    seen = slot.disturbances
+                    try:
+                        errors = await self._call_bound(slot, gen, lambda p: p.enter_scope(prelude), scoped=False)
+                        if errors:
+                            await self._call_bound(slot, gen, lambda p: p.enter_scope(""), scoped=False)
+                    except StaleBinding:
+                        disturbed = True
+                        continue
+                    finally:
+                        disturbed |= slot.disturbances != seen
+                    self._scope = "" if errors else prelude
+                    return errors
+                raise self._unstable()
+            finally:
+                hold.charged = not disturbed
 
     def _scoped(self, fn: Callable[[LeanProcess], Awaitable[T]]) -> Callable[[LeanProcess], Awaitable[T]]:
         scope = self._scope
