@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.ebm.baselines import STRUCTURAL_LOGISTIC, TFIDF_LOGISTIC, fit_baselines, training_pairs
+from workbench.ebm.baselines import (STRUCTURAL_LOGISTIC, TFIDF_LOGISTIC, first_states, fit_baselines, position_energies,
+                                     training_pairs)
 from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD, TRAINED, UNTRAINED, check_pairs, kind_check,
                                   mined_sibling_pairs, pair_checks)
 from workbench.ebm.perturb import PERTURBATION_KINDS
@@ -127,6 +128,32 @@ def test_tfidf_energies_kept_between_calls_are_the_fitted_models_own():
         fresh = -np.asarray(vec.transform(texts) @ clf.coef_.ravel()).ravel()
         np.testing.assert_allclose(fitted.energies(texts)[TFIDF_LOGISTIC], fresh, rtol=1e-12)
     assert len(fitted._tfidf_seen) == 3
+
+
+def test_position_cue_is_the_distance_from_the_theorems_first_state():
+    """Nothing fitted: a theorem's first state is where its proof starts (energy 0, the worst), a state that moved
+    away from it scores better the farther it moved, and a theorem without a first state gets no signal."""
+    records = pd.DataFrame([{"theorem_name": "T", "state_pp": s, "label": "positive", "remaining_depth": 2 - d,
+                             "depth_from_root": d} for d, s in enumerate(
+                                 ["x : ℕ\n⊢ x + 0 = x", "x : ℕ\n⊢ x = x", "x y z : ℤ\nh : y < z\n⊢ 0 < z - y"])])
+    first = first_states(records.iloc[::-1])  # the lowest depth, whatever the order
+    assert first == {"T": "x : ℕ\n⊢ x + 0 = x"}
+    e = position_energies([*records["state_pp"], "⊢ True"], ["T", "T", "T", "U"], first)
+    assert e[0] == pytest.approx(0.0, abs=1e-6) and e[0] > e[1] > e[2] and e[3] == 0.0
+
+
+def test_check_pairs_score_a_shared_text_once_per_theorem():
+    """A state text two theorems share is a state of each: a baseline relative to the theorem (the position cue)
+    gets one row per theorem."""
+    rows = [{"theorem_name": t, "state_id": d, "parent_state_id": d - 1 if d else None, "label": "positive",
+             "state_pp": s, "remaining_depth": 1 - d, "depth_from_root": d}
+            for t, states in (("A", ["a : ℕ\n⊢ a = a", "⊢ True"]), ("B", ["b : ℤ\n⊢ b ≤ b", "⊢ True"]))
+            for d, s in enumerate(states)]
+    cp = check_pairs(pd.DataFrame(rows), held_out=(), trained=())
+    shared = [(t, i) for i, (t, x) in enumerate(zip(cp.theorems, cp.texts)) if x == "⊢ True"]
+    assert sorted(t for t, _ in shared) == ["A", "B"] and len(cp.theorems) == len(cp.texts)
+    for t, i in shared:
+        assert set(cp.pairs.loc[cp.pairs["better"] == i, "theorem"]) == {t}
 
 
 def test_training_pairs_are_progress_and_sibling_pairs():

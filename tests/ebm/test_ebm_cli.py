@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.cli import main
+from workbench.ebm.baselines import POSITION
 from workbench.ebm.synthetic import make_synthetic
 from workbench.encode import EncoderIdentity, PLAIN_TEMPLATE
 from workbench.encode.cache import write_part
@@ -95,6 +96,9 @@ def test_eval_traces_writes_model_and_baselines_with_intervals(tmp_path, sample_
         assert set(entry["adjacent_accuracy"]) == {"value", "interval"}
     assert result["traces"] == str(sample_traces_path) and result["features"] == ["state_length", "hypotheses", "goals", "target_length"]
     assert "best trivial baseline" in result["verdict"] and result["n_theorems"] > 0
+    # the position cue is in every table, compared with by name, never as a trivial or fitted baseline
+    assert POSITION in methods and f"Against '{POSITION}' (nothing fitted)" in result["verdict"]
+    assert result["best_baseline"] != POSITION
     settings = json.loads((out / "settings.json").read_text())
     assert settings["eval_traces"] == [str(sample_traces_path)] and settings["loss"] == "ranknet"
 
@@ -126,6 +130,7 @@ def test_eval_traces_reports_sibling_checks_first_with_intervals(tmp_path, sampl
         entry = checks["checks"][name]
         assert entry["n_theorems"] > 0 and entry["n_pairs"] >= entry["n_theorems"]
         assert "state length: longer = closer" in entry["methods"] or "state length: shorter = closer" in entry["methods"]
+        assert POSITION in entry["methods"]
         for m in entry["methods"].values():
             lo, hi = m["interval"]
             assert lo <= m["value"] <= hi

@@ -9,13 +9,17 @@
             features, and on TF-IDF character n-grams (regularisation chosen by 5-fold cross-validation
             grouped by theorem).
 
+  position  the distance of a state from its theorem's first state (``position_energies``, nothing fitted):
+            farther = closer to QED. It reads where in its proof a state is, not what the state says, so it
+            shows how much of a check position alone explains (docs/EBM_REAL.md).
+
 A model that does not beat them is reported as such.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +37,7 @@ FEATURE_WORDS = {"state_length": ("state length", "shorter", "longer"), "hypothe
 STRUCTURAL_LOGISTIC = "pairwise logistic: structural features"
 TFIDF_LOGISTIC = "pairwise logistic: TF-IDF char n-grams"
 TFIDF_CS = (0.1, 1.0, 10.0)
+POSITION = "position: distance from the theorem's first state"
 
 
 def feature_baseline_name(feature: str, lower_is_closer: bool) -> str:
@@ -47,6 +52,35 @@ def both_directions(texts: Sequence[str]) -> dict[str, np.ndarray]:
     for j, name in enumerate(FEATURE_NAMES):
         out[feature_baseline_name(name, True)] = feats[:, j]
         out[feature_baseline_name(name, False)] = -feats[:, j]
+    return out
+
+
+def first_states(records: pd.DataFrame) -> dict[str, str]:
+    """Each theorem's first ground-truth state (its lowest ``depth_from_root``): where its proof starts."""
+    gt = records.loc[ground_truth_mask(records)]
+    return gt.sort_values("depth_from_root", kind="stable").groupby("theorem_name", sort=False)["state_pp"].first().to_dict()
+
+
+def position_energies(texts: Sequence[str], theorems: Sequence[str], first: Mapping[str, str]) -> np.ndarray:
+    """Energy (lower = closer to QED) of each text as a state of its theorem: minus its cosine distance from the
+    theorem's first state, both as the default encoder's hashed n-grams (plain template). 0 where the theorem
+    has no first state. Nothing is fitted: a proof's states move away from where it started."""
+    from workbench.encode.hashed import HashedEncoder
+    from workbench.encode.text import PLAIN_TEMPLATE
+
+    texts, theorems = list(texts), list(theorems)
+    if len(texts) != len(theorems):
+        raise ValueError(f"{len(texts)} texts for {len(theorems)} theorems")
+    out = np.zeros(len(texts))
+    known = np.array([t in first for t in theorems], bool)
+    if not known.any():
+        return out
+    encoder = HashedEncoder(template=PLAIN_TEMPLATE)
+    names = sorted({t for t, k in zip(theorems, known) if k})
+    roots = dict(zip(names, encoder.encode_sync([first[n] for n in names])))
+    idx = np.flatnonzero(known)
+    vectors = encoder.encode_sync([texts[i] for i in idx])
+    out[idx] = -(1.0 - np.einsum("ij,ij->i", vectors, np.stack([roots[theorems[i]] for i in idx])))
     return out
 
 
@@ -209,5 +243,5 @@ def _fit_tfidf(texts: list[str], b: np.ndarray, w: np.ndarray, theorems: np.ndar
     return (vec, clf), best_c
 
 
-__all__ = ["FittedBaselines", "STRUCTURAL_LOGISTIC", "TFIDF_LOGISTIC", "both_directions", "feature_baseline_name",
-           "fit_baselines", "training_pairs"]
+__all__ = ["FittedBaselines", "POSITION", "STRUCTURAL_LOGISTIC", "TFIDF_LOGISTIC", "both_directions",
+           "feature_baseline_name", "first_states", "fit_baselines", "position_energies", "training_pairs"]

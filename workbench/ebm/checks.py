@@ -52,11 +52,12 @@ def kind_check(kind: str) -> str:
 
 @dataclass(frozen=True)
 class CheckPairs:
-    texts: list[str]  # distinct state texts; pairs index into it
+    texts: list[str]  # state texts, distinct within a theorem; pairs index into it
     pairs: pd.DataFrame  # check, theorem, better, worse
     groups: dict[str, tuple[str, ...]]  # summary check -> the checks it pools (per theorem)
     held_out: tuple[str, ...]
     trained: tuple[str, ...]
+    theorems: list[str]  # each text's theorem (a baseline may score a state relative to its theorem)
 
     @property
     def order(self) -> list[str]:
@@ -87,35 +88,36 @@ def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KIN
     ``record_kind`` ground_truth when present)."""
     held_out, trained = check_kinds(held_out), check_kinds(trained)
     gt = records.loc[ground_truth_mask(records)]
-    index: dict[str, int] = {}
+    index: dict[tuple[str, str], int] = {}  # (theorem, text): a text two theorems share is a state of each
 
-    def row(text: str) -> int:
-        return index.setdefault(text, len(index))
+    def row(theorem: str, text: str) -> int:
+        return index.setdefault((theorem, text), len(index))
 
     rows: list[tuple[str, str, int, int]] = []
     kinds = list(PERTURBATION_KINDS)  # every kind, so that models trained on different kinds compare on the same pairs
     for (theorem, parent, child) in zip(gt["theorem_name"], gt["state_pp"], _children(gt)):
         if child is None or child == NO_GOALS or child == parent:
             continue
-        rows.append((PARENT_CHILD, theorem, row(child), row(parent)))
+        rows.append((PARENT_CHILD, theorem, row(theorem, child), row(theorem, parent)))
         for kind in kinds:
             sibling = perturb(parent, kind, seed)
             if sibling is not None and sibling != child:
-                rows.append((kind_check(kind), theorem, row(child), row(sibling)))
+                rows.append((kind_check(kind), theorem, row(theorem, child), row(theorem, sibling)))
     for theorem, g in gt.groupby("theorem_name", sort=False):
         texts, depth = g["state_pp"].tolist(), g["remaining_depth"].to_numpy()
         lengths = np.array([len(t) for t in texts], np.float64)
         for i in range(len(texts)):
             for j in range(len(texts)):
                 if depth[j] < depth[i] and abs(lengths[i] - lengths[j]) <= length_tolerance * max(lengths[i], lengths[j]):
-                    rows.append((LENGTH_MATCHED, theorem, row(texts[j]), row(texts[i])))
+                    rows.append((LENGTH_MATCHED, theorem, row(theorem, texts[j]), row(theorem, texts[i])))
     pairs = pd.DataFrame(rows, columns=["check", "theorem", "better", "worse"])
     groups = {}
     other = tuple(k for k in PERTURBATION_KINDS if k not in held_out and k not in trained)
     for name, members in ((HELD_OUT, held_out), (TRAINED, trained), (UNTRAINED, other)):
         if members:
             groups[name] = tuple(kind_check(k) for k in members)
-    return CheckPairs(texts=list(index), pairs=pairs, groups=groups, held_out=held_out, trained=trained)
+    return CheckPairs(texts=[text for _, text in index], pairs=pairs, groups=groups, held_out=held_out, trained=trained,
+                      theorems=[theorem for theorem, _ in index])
 
 
 def mined_sibling_pairs(records: pd.DataFrame) -> CheckPairs:
@@ -125,7 +127,7 @@ def mined_sibling_pairs(records: pd.DataFrame) -> CheckPairs:
     sp = sibling_pairs(r, keep=~made_up_mask(r))
     rows = pd.DataFrame({"check": MINED, "theorem": sp["theorem"], "better": sp["better"], "worse": sp["worse"]})
     return CheckPairs(texts=r["state_pp"].astype(str).tolist(), pairs=rows,
-                      groups={}, held_out=(), trained=())
+                      groups={}, held_out=(), trained=(), theorems=r["theorem_name"].astype(str).tolist())
 
 
 @dataclass(frozen=True)

@@ -190,14 +190,15 @@ class ProgressReport:
 
 
 def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baselines: Mapping[str, np.ndarray] | None = None,
-                        trivial: Sequence[str] | None = None, n_boot: int = 1000, n_random: int = 100,
-                        seed: int = 0) -> ProgressReport:
+                        trivial: Sequence[str] | None = None, unfitted: Mapping[str, np.ndarray] | None = None,
+                        n_boot: int = 1000, n_random: int = 100, seed: int = 0) -> ProgressReport:
     """Progress metrics of ``energies`` (aligned with ``records``) on ground-truth path states, next to
     every baseline, with 95 % bootstrap intervals resampled by theorem. Lower energy = closer to QED.
 
     ``baselines``: name -> energies aligned with ``records`` (``FittedBaselines.energies``: directions and
     models fitted on the training split), ``trivial`` naming the ones the verdict compares with (random is
-    always trivial). Without them, every structural feature in both directions (all trivial)."""
+    always trivial). Without them, every structural feature in both directions (all trivial). ``unfitted``:
+    more rules with nothing fitted (the position cue, ``baselines.POSITION``), compared with one by one."""
     keep = ground_truth_mask(records)
     gt = records.loc[keep]
     if gt.empty:
@@ -215,6 +216,7 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baseline
     else:
         given = {k: np.asarray(v, np.float64)[keep] for k, v in baselines.items()}
         trivial_names = set(trivial if trivial is not None else given)
+    given.update({k: np.asarray(v, np.float64)[keep] for k, v in (unfitted or {}).items()})
     methods.update({k: v[None, :] for k, v in given.items()})
     methods[RANDOM] = rng.random((n_random, len(gt)))
     trivial_names.add(RANDOM)
@@ -262,7 +264,8 @@ def progress_evaluation(records: pd.DataFrame, energies: np.ndarray, *, baseline
         + ("BEATS the best trivial baseline." if beats else
            "is above the best trivial baseline, but not clearly (overlapping intervals)." if delta > 0 else
            "does NOT beat the best trivial baseline.")
-        + "".join(f" Against '{c.baseline}' (fitted on training data) {table.loc[c.baseline, HEADLINE]:.3f}: "
+        + "".join(f" Against '{c.baseline}' ({'nothing fitted' if c.baseline in (unfitted or {}) else 'fitted on training data'}) "
+                  f"{table.loc[c.baseline, HEADLINE]:.3f}: "
                   f"{100 * c.delta:+.1f} points, " + ("BEATEN." if c.delta > 0 and not c.intervals_overlap else
                                                       "not beaten." if c.delta <= 0 else "not clearly (overlap).")
                   for c in fitted)
