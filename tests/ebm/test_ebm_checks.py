@@ -140,6 +140,20 @@ def test_position_cue_is_the_distance_from_the_theorems_first_state():
     assert first == {"T": "x : ℕ\n⊢ x + 0 = x"}
     e = position_energies([*records["state_pp"], "⊢ True"], ["T", "T", "T", "U"], first)
     assert e[0] == pytest.approx(0.0, abs=1e-6) and e[0] > e[1] > e[2] and e[3] == 0.0
+    # the vectors come from the run's cache when it holds the same encoder's, and from nowhere else
+    from workbench.encode.cache import EmbeddingTable
+    from workbench.encode.hashed import HashedEncoder
+    from workbench.encode.text import PLAIN_TEMPLATE
+
+    texts = records["state_pp"].tolist()
+    same = HashedEncoder(template=PLAIN_TEMPLATE)
+    kept = EmbeddingTable(texts, same.encode_sync(texts), same.identity)
+    np.testing.assert_allclose(position_energies(texts, ["T"] * 3, first, table=kept), e[:3], atol=1e-6)
+    read = EmbeddingTable(texts, np.repeat(kept.matrix[:1], 3, axis=0), same.identity)  # every row the first state's
+    np.testing.assert_allclose(position_energies(texts, ["T"] * 3, first, table=read), 0.0, atol=1e-6)
+    other = HashedEncoder(template="state: {state}")
+    wrong = EmbeddingTable(texts, np.ones((3, 4096), np.float32), other.identity)
+    np.testing.assert_allclose(position_energies(texts, ["T"] * 3, first, table=wrong), e[:3], atol=1e-6)
 
 
 def test_check_pairs_score_a_shared_text_once_per_theorem():

@@ -61,10 +61,13 @@ def first_states(records: pd.DataFrame) -> dict[str, str]:
     return gt.sort_values("depth_from_root", kind="stable").groupby("theorem_name", sort=False)["state_pp"].first().to_dict()
 
 
-def position_energies(texts: Sequence[str], theorems: Sequence[str], first: Mapping[str, str]) -> np.ndarray:
+def position_energies(texts: Sequence[str], theorems: Sequence[str], first: Mapping[str, str], *,
+                      table: Any = None) -> np.ndarray:
     """Energy (lower = closer to QED) of each text as a state of its theorem: minus its cosine distance from the
     theorem's first state, both as the default encoder's hashed n-grams (plain template). 0 where the theorem
-    has no first state. Nothing is fitted: a proof's states move away from where it started."""
+    has no first state. Nothing is fitted: a proof's states move away from where it started. ``table``: an
+    embedding table (``read_embeddings``) to take the vectors from when it holds exactly these (the default
+    ``--encode hashed`` run's cache does; the n-gram analysis is most of the cost)."""
     from workbench.encode.hashed import HashedEncoder
     from workbench.encode.text import PLAIN_TEMPLATE
 
@@ -76,11 +79,19 @@ def position_energies(texts: Sequence[str], theorems: Sequence[str], first: Mapp
     if not known.any():
         return out
     encoder = HashedEncoder(template=PLAIN_TEMPLATE)
+
+    def vectors(xs: list[str]) -> np.ndarray:
+        if table is not None and table.identity == encoder.identity:
+            found, missing = table.lookup(xs)
+            if not missing:
+                return found
+        return encoder.encode_sync(xs)
+
     names = sorted({t for t, k in zip(theorems, known) if k})
-    roots = dict(zip(names, encoder.encode_sync([first[n] for n in names])))
+    roots = dict(zip(names, vectors([first[n] for n in names])))
     idx = np.flatnonzero(known)
-    vectors = encoder.encode_sync([texts[i] for i in idx])
-    out[idx] = -(1.0 - np.einsum("ij,ij->i", vectors, np.stack([roots[theorems[i]] for i in idx])))
+    rows = vectors([texts[i] for i in idx])
+    out[idx] = -(1.0 - np.einsum("ij,ij->i", rows, np.stack([roots[theorems[i]] for i in idx])))
     return out
 
 

@@ -208,7 +208,7 @@ def run_experiment(
         texts = val["state_pp"].tolist()
         given = fitted.energies(texts) if fitted is not None else None
         report = progress_evaluation(val, energies, baselines=given, trivial=fitted.trivial_names if fitted else None,
-                                     unfitted=_position(val), seed=train_config.seed)
+                                     unfitted=_position(val, data.cache), seed=train_config.seed)
         encoder = encoder if encoder is not None else _rebuilt(data.identity)
         if data.cache is not None and encoder is not None:
             checks = sibling_checks(EnergyScorer(model, meta, encoder=encoder, cache=data.cache), val, fitted,
@@ -222,7 +222,8 @@ def run_experiment(
         if not pairs.pairs.empty:
             texts = val["state_pp"].tolist()
             rivals = fitted.energies(texts) if fitted is not None else both_directions(texts)
-            mined = pair_checks(pairs, {MODEL: energies, **rivals, **_position(val)}, model=MODEL, seed=train_config.seed)
+            mined = pair_checks(pairs, {MODEL: energies, **rivals, **_position(val, data.cache)}, model=MODEL,
+                                seed=train_config.seed)
     exp = Experiment(
         result=result, model=model, val_energies=energies, val_pos_energies=pos_e, val_neg_energies=neg_e,
         progress=report, siblings=sibling_report(val, energies) if has_neg else None,
@@ -247,10 +248,18 @@ def _rebuilt(identity: Any) -> Any:
         return None
 
 
-def _position(records: pd.DataFrame) -> dict[str, np.ndarray]:
+def _position(records: pd.DataFrame, cache: Path | None) -> dict[str, np.ndarray]:
     """The position cue (nothing fitted) for every record, as a state of its theorem."""
     return {POSITION: position_energies(records["state_pp"].astype(str).tolist(),
-                                        records["theorem_name"].astype(str).tolist(), first_states(records))}
+                                        records["theorem_name"].astype(str).tolist(), first_states(records),
+                                        table=_cached(cache))}
+
+
+def _cached(cache: Path | str | None) -> Any:
+    """The run's embedding table, for a baseline that can reuse its vectors (None when there is no cache)."""
+    from workbench.encode import cache_identity, read_embeddings
+
+    return read_embeddings(cache) if cache is not None and cache_identity(cache) is not None else None
 
 
 def _fit_baselines(train_records: pd.DataFrame) -> FittedBaselines | None:
@@ -271,7 +280,7 @@ def sibling_checks(scorer: EnergyScorer, records: pd.DataFrame, baselines: Fitte
         return None
     energies = {MODEL: scorer.energies_of_states(pairs.texts, progress=progress).astype(np.float64)}
     energies.update(baselines.energies(pairs.texts) if baselines is not None else both_directions(pairs.texts))
-    energies[POSITION] = position_energies(pairs.texts, pairs.theorems, first_states(records))
+    energies[POSITION] = position_energies(pairs.texts, pairs.theorems, first_states(records), table=_cached(scorer.cache))
     report = pair_checks(pairs, energies, model=MODEL, seed=seed)
     log.info("sibling checks (model): %s", "; ".join(f"{c} {report.value(c):.3f}" for c in pairs.order[:4]
                                                       if (c, MODEL) in report.table.index))
@@ -352,7 +361,7 @@ def evaluate_records(checkpoint: str | Path, records: pd.DataFrame, *, name: str
     energies = scorer.energies_of_states(records["state_pp"].tolist(), progress=progress).astype(np.float64)
     given = baselines.energies(records["state_pp"].tolist()) if baselines is not None else None
     report = progress_evaluation(records, energies, baselines=given, trivial=baselines.trivial_names if baselines else None,
-                                 unfitted=_position(records), seed=seed)
+                                 unfitted=_position(records, scorer.cache), seed=seed)
     checks = None
     if scorer.encoder is not None or _rebuilt(scorer.identity) is not None:
         checks = sibling_checks(scorer, records, baselines, held_out=held_out, trained=trained, seed=seed, progress=progress)
