@@ -13,6 +13,17 @@ from workbench.lean import TheoremSession, LeanPool, LeanProcessDied, LeanTimeou
 from workbench.traces import load_traces
 
 
+def _recording_pause(holds: list[bool]):
+    """A ``pause_budget`` hook that records, per held request, whether the session charged it."""
+    @contextlib.contextmanager
+    def pause():
+        hold = types.SimpleNamespace(charged=False)
+        yield hold
+        holds.append(hold.charged)
+
+    return pause
+
+
 async def test_rebinding_after_another_theorems_crash_runs_inside_the_pause(sim_config, sample_traces_path):
     traces = {t.full_name: t for t in load_traces(sample_traces_path).theorems}
     a_thm, b_thm = traces["Set.image_union_foo"], traces["Nat.succ_le_two_pow_foo"]
@@ -45,12 +56,7 @@ async def test_a_request_queued_behind_a_hang_is_not_charged(sim_config, sample_
     """Issue 20, item 2: a hung request held the process for the whole request deadline, and every
     theorem queued behind it paid for it (at a 5 % hang rate 95 % of theorems timed out)."""
     holds: list[bool] = []
-
-    @contextlib.contextmanager
-    def pause():
-        hold = types.SimpleNamespace(charged=False)
-        yield hold
-        holds.append(hold.charged)
+    pause = _recording_pause(holds)
 
     async with LeanPool(sim_config(workers=1, request_timeout_s=0.3)) as pool:
         async with TheoremSession(pool, "Nat.exists_gt_foo") as a, TheoremSession(pool, "Set.image_union_foo") as b:
@@ -70,12 +76,7 @@ async def test_entering_a_file_scope_behind_a_hang_is_not_charged(sim_config, sa
     """``set_scope`` (--source-root) is held like any request: charged when nothing delayed it, refunded when it
     waited behind another theorem's hang (before, it ran outside the pause and the theorem paid for the hang)."""
     holds: list[bool] = []
-
-    @contextlib.contextmanager
-    def pause():
-        hold = types.SimpleNamespace(charged=False)
-        yield hold
-        holds.append(hold.charged)
+    pause = _recording_pause(holds)
 
     async with LeanPool(sim_config(workers=1, request_timeout_s=0.3)) as pool:
         async with TheoremSession(pool, "Nat.exists_gt_foo") as a, TheoremSession(pool, "Set.image_union_foo") as b, \
