@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ import pandas as pd
 from workbench.ebm.features import FEATURE_NAMES, state_features
 from workbench.ebm.records import ground_truth_mask
 from workbench.states import collapse
+
+if TYPE_CHECKING:
+    from workbench.encode.cache import EmbeddingTable
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def first_states(records: pd.DataFrame) -> dict[str, str]:
 
 
 def position_energies(texts: Sequence[str], theorems: Sequence[str], first: Mapping[str, str], *,
-                      table: Any = None) -> np.ndarray:
+                      table: EmbeddingTable | None = None) -> np.ndarray:
     """Energy (lower = closer to QED) of each text as a state of its theorem: minus its cosine distance from the
     theorem's first state, both as the default encoder's hashed n-grams (plain template). 0 where the theorem
     has no first state. Nothing is fitted: a proof's states move away from where it started. ``table``: an

@@ -37,7 +37,7 @@ from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.ebm.features import with_features
 from workbench.ebm.model import EnergyHead, EnergyHeadConfig
 from workbench.ebm.settings import EbmSettings
-from workbench.ebm.scorer import EnergyScorer
+from workbench.ebm.scorer import EnergyScorer, cached_table
 from workbench.ebm.train import TrainConfig, TrainResult, as_tensor, batch_energies, train
 from workbench.encode import ensure_embeddings
 from workbench.encode.hf import FINETUNED_META
@@ -203,12 +203,13 @@ def run_experiment(
     has_gt = bool(len(val)) and ground_truth_mask(val).any()
     has_neg = bool(len(val)) and ((val["label"] == "negative").to_numpy() & ~made_up_mask(val)).any()  # mined ones
     fitted = _fit_baselines(data.train_records) if baselines else None
+    texts = val["state_pp"].tolist()
+    position = _position(val, data.cache) if has_gt or has_neg else {}
     report = checks = None
     if has_gt:
-        texts = val["state_pp"].tolist()
         given = fitted.energies(texts) if fitted is not None else None
         report = progress_evaluation(val, energies, baselines=given, trivial=fitted.trivial_names if fitted else None,
-                                     unfitted=_position(val, data.cache), seed=train_config.seed)
+                                     unfitted=position, seed=train_config.seed)
         encoder = encoder if encoder is not None else _rebuilt(data.identity)
         if data.cache is not None and encoder is not None:
             checks = sibling_checks(EnergyScorer(model, meta, encoder=encoder, cache=data.cache), val, fitted,
@@ -220,10 +221,8 @@ def run_experiment(
     if has_neg:
         pairs = mined_sibling_pairs(val)
         if not pairs.pairs.empty:
-            texts = val["state_pp"].tolist()
             rivals = fitted.energies(texts) if fitted is not None else both_directions(texts)
-            mined = pair_checks(pairs, {MODEL: energies, **rivals, **_position(val, data.cache)}, model=MODEL,
-                                seed=train_config.seed)
+            mined = pair_checks(pairs, {MODEL: energies, **rivals, **position}, model=MODEL, seed=train_config.seed)
     exp = Experiment(
         result=result, model=model, val_energies=energies, val_pos_energies=pos_e, val_neg_energies=neg_e,
         progress=report, siblings=sibling_report(val, energies) if has_neg else None,
@@ -248,18 +247,11 @@ def _rebuilt(identity: Any) -> Any:
         return None
 
 
-def _position(records: pd.DataFrame, cache: Path | None) -> dict[str, np.ndarray]:
+def _position(records: pd.DataFrame, cache: Path | str | None) -> dict[str, np.ndarray]:
     """The position cue (nothing fitted) for every record, as a state of its theorem."""
     return {POSITION: position_energies(records["state_pp"].astype(str).tolist(),
                                         records["theorem_name"].astype(str).tolist(), first_states(records),
-                                        table=_cached(cache))}
-
-
-def _cached(cache: Path | str | None) -> Any:
-    """The run's embedding table, for a baseline that can reuse its vectors (None when there is no cache)."""
-    from workbench.encode import cache_identity, read_embeddings
-
-    return read_embeddings(cache) if cache is not None and cache_identity(cache) is not None else None
+                                        table=cached_table(cache))}
 
 
 def _fit_baselines(train_records: pd.DataFrame) -> FittedBaselines | None:
@@ -280,7 +272,7 @@ def sibling_checks(scorer: EnergyScorer, records: pd.DataFrame, baselines: Fitte
         return None
     energies = {MODEL: scorer.energies_of_states(pairs.texts, progress=progress).astype(np.float64)}
     energies.update(baselines.energies(pairs.texts) if baselines is not None else both_directions(pairs.texts))
-    energies[POSITION] = position_energies(pairs.texts, pairs.theorems, first_states(records), table=_cached(scorer.cache))
+    energies[POSITION] = position_energies(pairs.texts, pairs.theorems, first_states(records), table=cached_table(scorer.cache))
     report = pair_checks(pairs, energies, model=MODEL, seed=seed)
     log.info("sibling checks (model): %s", "; ".join(f"{c} {report.value(c):.3f}" for c in pairs.order[:4]
                                                       if (c, MODEL) in report.table.index))

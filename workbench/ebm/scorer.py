@@ -13,7 +13,7 @@ from workbench.aio import run_sync
 from workbench.ebm.checkpoint import CheckpointMeta, check_identity, identity_to_dict, load_model
 from workbench.ebm.model import EnergyHead
 
-__all__ = ["EnergyScorer"]
+__all__ = ["EnergyScorer", "cached_table"]
 
 
 class EnergyScorer:
@@ -88,9 +88,7 @@ class EnergyScorer:
 
         texts = list(texts)
         if self.cache is not None:
-            from workbench.encode import cache_identity, read_embeddings
-
-            have = read_embeddings(self.cache) if cache_identity(self.cache) is not None else None
+            have = cached_table(self.cache)
             if have is None or any(t not in have for t in texts):
                 have = ensure_embeddings(texts, self.cache, self._encoder(), progress=progress)
             rows, missing = have.lookup(texts)
@@ -111,3 +109,11 @@ class EnergyScorer:
     def score_states(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Scores [n] (higher = more provable) of canonical state texts: the one scoring path."""
         return -self.energies_of_states(texts, progress=progress)
+
+
+def cached_table(cache: str | Path | None) -> Any:
+    """The embedding table in ``cache`` (``read_embeddings``, kept while its files are unchanged); None when there
+    is no cache or nothing written there yet."""
+    from workbench.encode import cache_identity, read_embeddings
+
+    return read_embeddings(cache) if cache is not None and cache_identity(cache) is not None else None
