@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.ebm.checks import HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, TRAINED, UNTRAINED
+from workbench.ebm.checks import HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, POSITION_MATCHED, TRAINED, UNTRAINED
 from workbench.ebm.evaluate import HEADLINE, MODEL
 from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS
 from workbench.ebm.pipeline import (TraceEvaluation, evaluate_records, inputs_from_records, load_records,
@@ -73,7 +73,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                      {"encode": "local", "finetune_encoder": True, "parent_negatives": False}),
 }
 DEFAULT_VARIANTS = ("minilm-plain", "minilm", "hashed-plain", "hashed", "hashed-parent", "hashed-anon", "local+hashed")
-CHECKS = (PARENT_CHILD, HELD_OUT, "other", LENGTH_MATCHED)  # other: the training kinds, or the same kinds untrained
+CHECKS = (PARENT_CHILD, HELD_OUT, "other", LENGTH_MATCHED, POSITION_MATCHED)  # other: the training kinds, or the same kinds untrained
 
 
 def _cell(report: Any, check: str, method: str) -> str:

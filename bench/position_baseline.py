@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.ebm.baselines import POSITION, first_states, position_energies
-from workbench.ebm.checks import HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, check_pairs, pair_checks
+from workbench.ebm.checks import HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, POSITION_MATCHED, check_pairs, pair_checks
 from workbench.ebm.evaluate import HEADLINE, MODEL, progress_evaluation
 from workbench.ebm.pipeline import load_records
 
@@ -37,8 +37,8 @@ def main() -> int:
     if not (args.traces_dir / "val.json").is_file():
         print(f"skipped: no {args.traces_dir / 'val.json'}")
         return 0
-    print(f"| file | method | per-theorem progress | {PARENT_CHILD} | {HELD_OUT} | {LENGTH_MATCHED} |")
-    print("|---|---|---|---|---|---|")
+    print(f"| file | method | per-theorem progress | {PARENT_CHILD} | {HELD_OUT} | {LENGTH_MATCHED} | {POSITION_MATCHED} |")
+    print("|---|---|---|---|---|---|---|")
     for stem in args.files:
         records = load_records(traces=args.traces_dir / f"{stem}.json")
         first = first_states(records)
@@ -47,18 +47,18 @@ def main() -> int:
         progress = progress_evaluation(records, energy, baselines={LENGTH: -np.array([len(t) for t in texts], float)},
                                        trivial=[LENGTH])
         cp = check_pairs(records)
-        checks = pair_checks(cp, {POSITION: position_energies(cp.texts, cp.theorems, first),
+        checks = pair_checks(cp, {POSITION: cp.position,
                                   LENGTH: -np.array([len(t) for t in cp.texts], np.float64)}, model=POSITION)
         for method, row in ((POSITION, progress.table.loc[MODEL]), (LENGTH, progress.table.loc[LENGTH])):
             cells = [f"{row[HEADLINE]:.3f} [{row[HEADLINE + '_lo']:.3f}, {row[HEADLINE + '_hi']:.3f}] "
                      f"({progress.n_theorems} theorems)"]
-            for check in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED):
+            for check in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED, POSITION_MATCHED):
                 r = checks.table.loc[(check, method)]
                 cells.append(f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({int(r['n_theorems'])} theorems, "
                              f"{int(r['n_pairs'])} pairs)")
             print(f"| {stem} | {method} | " + " | ".join(cells) + " |")
         print(f"| {stem} | P(position > length) | – | " + " | ".join(
-            f"{checks.p_above.loc[c, LENGTH]:.2f}" for c in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED)) + " |")
+            f"{checks.p_above.loc[c, LENGTH]:.2f}" for c in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED, POSITION_MATCHED)) + " |")
     return 0
 
 

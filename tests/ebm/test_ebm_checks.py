@@ -8,7 +8,7 @@ import pytest
 
 from workbench.ebm.baselines import (STRUCTURAL_LOGISTIC, TFIDF_LOGISTIC, first_states, fit_baselines, position_energies,
                                      training_pairs)
-from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD, TRAINED, UNTRAINED, check_pairs, kind_check,
+from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD, POSITION_MATCHED, TRAINED, UNTRAINED, check_pairs, kind_check,
                                   mined_sibling_pairs, pair_checks)
 from workbench.ebm.perturb import PERTURBATION_KINDS
 from workbench.ebm.data import ContrastiveSampler, SamplerConfig, attach_embeddings, records_from_traces, with_perturbations
@@ -71,6 +71,24 @@ def test_length_matched_pairs_are_within_tolerance():
     cp = check_pairs(records_from_traces([thm]), held_out=(), trained=())
     lm = cp.pairs[cp.pairs["check"] == LENGTH_MATCHED]
     assert len(lm) == 1 and cp.texts[lm.iloc[0]["better"]] == "b : ℕ\n⊢ b = 2"
+
+
+def test_position_matched_pairs_are_later_states_at_nearly_the_same_distance_from_the_first():
+    thm = _theorem("P", ["x y : ℕ\n⊢ x + y = y + x", "x y : ℕ\n⊢ y + x = y + x", "x y : ℕ\n⊢ x + y = x + y",
+                         "x y : ℕ\nh : x = y\n⊢ x + y = y + x", "y x : ℕ\n⊢ y + x = x + y"])
+    recs = records_from_traces([thm])
+    cp = check_pairs(recs, held_out=(), trained=(), position_tolerance=0.2)
+    assert np.allclose(cp.position, position_energies(cp.texts, cp.theorems, first_states(recs)))  # the baseline's cue
+    at = {t: cp.texts.index(t) for t in recs["state_pp"]}
+    depth = {at[t]: d for t, d in zip(recs["state_pp"], recs["remaining_depth"])}
+    dist = -cp.position
+    expected = {(j, i) for i in depth for j in depth
+                if depth[j] < depth[i] and abs(dist[i] - dist[j]) <= 0.2 * max(dist[i], dist[j])}
+    pm = cp.pairs[cp.pairs["check"] == POSITION_MATCHED]
+    assert set(zip(pm["better"], pm["worse"])) == expected and expected  # some pair is matched, and only those
+    assert all(depth[b] < depth[w] for b, w in expected)
+    report = pair_checks(cp, {MODEL: -np.arange(len(cp.texts), dtype=float)}, model=MODEL, n_boot=20)
+    assert POSITION_MATCHED in cp.order and "position-matched progress pairs" in report.verdict
 
 
 def test_pair_checks_macro_average_intervals_and_paired_p():
@@ -164,6 +182,7 @@ def test_check_pairs_score_a_shared_text_once_per_theorem():
             for t, states in (("A", ["a : ℕ\n⊢ a = a", "⊢ True"]), ("B", ["b : ℤ\n⊢ b ≤ b", "⊢ True"]))
             for d, s in enumerate(states)]
     cp = check_pairs(pd.DataFrame(rows), held_out=(), trained=())
+    assert all(isinstance(x, str) for x in cp.texts)  # no state_after: the last state has no child, and no pair
     shared = [(t, i) for i, (t, x) in enumerate(zip(cp.theorems, cp.texts)) if x == "⊢ True"]
     assert sorted(t for t, _ in shared) == ["A", "B"] and len(cp.theorems) == len(cp.texts)
     for t, i in shared:

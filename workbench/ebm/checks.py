@@ -13,6 +13,9 @@ exist, these checks stand in, each a set of (better, worse) pairs grouped by the
                             the rest
   length-matched progress   the later of two states of one proof beats the earlier, among pairs whose
                             lengths differ by at most 5 % (where "longer = closer" says little)
+  position-matched progress the same, among pairs whose distances from the theorem's first state differ by
+                            at most 5 % (where the position cue, ``baselines.position_energies``, says
+                            little): what a model knows beyond where in its script a state is
 
   mined siblings            on mined data, the real thing: a positive child beats a negative child of the
                             same parent (``evaluate.sibling_report`` adds rank-1 vs the policy's score)
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.ebm.perturb import HELD_OUT_KINDS, PERTURBATION_KINDS, TRAIN_KINDS, check_kinds, perturb
-from workbench.ebm.baselines import sibling_pairs
+from workbench.ebm.baselines import first_states, position_energies, sibling_pairs
 from workbench.ebm.metrics import percentile_interval, theorem_bootstrap_weights
 from workbench.ebm.records import ground_truth_mask, made_up_mask
 from workbench.states import NO_GOALS
@@ -42,8 +45,10 @@ HELD_OUT = "no-progress siblings, held-out kinds"
 TRAINED = "no-progress siblings, training kinds"
 UNTRAINED = "no-progress siblings, other kinds (not trained on)"  # the kinds neither held out nor trained
 LENGTH_MATCHED = "length-matched progress pairs"
+POSITION_MATCHED = "position-matched progress pairs"
 MINED = "mined siblings (positive vs negative child of one parent)"
 LENGTH_TOLERANCE = 0.05
+POSITION_TOLERANCE = 0.05
 
 
 def kind_check(kind: str) -> str:
@@ -58,6 +63,7 @@ class CheckPairs:
     held_out: tuple[str, ...]
     trained: tuple[str, ...]
     theorems: list[str]  # each text's theorem (a baseline may score a state relative to its theorem)
+    position: np.ndarray | None = None  # the position cue's energy of each text (check_pairs computes it once)
 
     @property
     def order(self) -> list[str]:
@@ -65,7 +71,8 @@ class CheckPairs:
         present = set(self.pairs["check"]) | set(self.groups)
         kinds = [kind_check(k) for k in (*self.held_out, *self.trained)]
         kinds += [kind_check(k) for k in PERTURBATION_KINDS if kind_check(k) not in kinds]
-        return [c for c in (MINED, PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED, LENGTH_MATCHED, *kinds) if c in present]
+        return [c for c in (MINED, PARENT_CHILD, HELD_OUT, TRAINED, UNTRAINED, LENGTH_MATCHED, POSITION_MATCHED,
+                                   *kinds) if c in present]
 
 
 def _children(gt: pd.DataFrame) -> pd.Series:
@@ -79,13 +86,22 @@ def _children(gt: pd.DataFrame) -> pd.Series:
         by_parent = {(t, int(p)): s for t, p, s in zip(gt["theorem_name"], gt["parent_state_id"], gt["state_pp"])
                      if not pd.isna(p)}
         child[missing] = [by_parent.get((t, int(i))) for t, i in zip(gt.loc[missing, "theorem_name"], gt.loc[missing, "state_id"])]
-    return child
+    return child.astype(object).where(child.notna(), None)  # a state with no child: None (pandas stores NaN)
+
+
+def _matched(later_better: np.ndarray, scale: np.ndarray, tolerance: float) -> list[tuple[int, int]]:
+    """(better, worse) positions within one proof: the later state of every pair whose ``scale`` values differ
+    by at most ``tolerance`` of the larger (``later_better[j, i]``: state j is closer to QED than state i)."""
+    close = np.abs(scale[:, None] - scale[None, :]) <= tolerance * np.maximum(scale[:, None], scale[None, :])
+    return [(int(j), int(i)) for i, j in zip(*np.nonzero(close & later_better.T))]
 
 
 def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KINDS, trained: Sequence[str] = TRAIN_KINDS,
-                seed: int = 0, length_tolerance: float = LENGTH_TOLERANCE) -> CheckPairs:
+                seed: int = 0, length_tolerance: float = LENGTH_TOLERANCE, position_tolerance: float = POSITION_TOLERANCE,
+                table: Any = None) -> CheckPairs:
     """The check pairs of the ground-truth paths in ``records`` (label positive, remaining depth known,
-    ``record_kind`` ground_truth when present)."""
+    ``record_kind`` ground_truth when present), with the position cue of every text (``table``: an embedding
+    table it may read its vectors from, as ``position_energies``)."""
     held_out, trained = check_kinds(held_out), check_kinds(trained)
     gt = records.loc[ground_truth_mask(records)]
     index: dict[tuple[str, str], int] = {}  # (theorem, text): a text two theorems share is a state of each
@@ -103,21 +119,28 @@ def check_pairs(records: pd.DataFrame, *, held_out: Sequence[str] = HELD_OUT_KIN
             sibling = perturb(parent, kind, seed)
             if sibling is not None and sibling != child:
                 rows.append((kind_check(kind), theorem, row(theorem, child), row(theorem, sibling)))
-    for theorem, g in gt.groupby("theorem_name", sort=False):
-        texts, depth = g["state_pp"].tolist(), g["remaining_depth"].to_numpy()
+    proofs = [(theorem, g["state_pp"].tolist(), g["remaining_depth"].to_numpy())
+              for theorem, g in gt.groupby("theorem_name", sort=False)]
+    for theorem, texts, _ in proofs:
+        for text in texts:
+            row(theorem, text)
+    all_texts, theorems = [text for _, text in index], [theorem for theorem, _ in index]
+    position = position_energies(all_texts, theorems, first_states(records), table=table)
+    for theorem, texts, depth in proofs:
+        at = np.array([index[(theorem, t)] for t in texts])
+        later_better = depth[:, None] < depth[None, :]  # [j, i]: state j is fewer steps from QED than state i
         lengths = np.array([len(t) for t in texts], np.float64)
-        for i in range(len(texts)):
-            for j in range(len(texts)):
-                if depth[j] < depth[i] and abs(lengths[i] - lengths[j]) <= length_tolerance * max(lengths[i], lengths[j]):
-                    rows.append((LENGTH_MATCHED, theorem, row(theorem, texts[j]), row(theorem, texts[i])))
+        for check, scale, tolerance in ((LENGTH_MATCHED, lengths, length_tolerance),
+                                        (POSITION_MATCHED, -position[at], position_tolerance)):
+            rows.extend((check, theorem, int(at[j]), int(at[i])) for j, i in _matched(later_better, scale, tolerance))
     pairs = pd.DataFrame(rows, columns=["check", "theorem", "better", "worse"])
     groups = {}
     other = tuple(k for k in PERTURBATION_KINDS if k not in held_out and k not in trained)
     for name, members in ((HELD_OUT, held_out), (TRAINED, trained), (UNTRAINED, other)):
         if members:
             groups[name] = tuple(kind_check(k) for k in members)
-    return CheckPairs(texts=[text for _, text in index], pairs=pairs, groups=groups, held_out=held_out, trained=trained,
-                      theorems=[theorem for theorem, _ in index])
+    return CheckPairs(texts=all_texts, pairs=pairs, groups=groups, held_out=held_out, trained=trained, theorems=theorems,
+                      position=position)
 
 
 def mined_sibling_pairs(records: pd.DataFrame) -> CheckPairs:
@@ -143,7 +166,7 @@ class CheckReport:
     def verdict(self) -> str:
         """One line per headline check: the model, the best other method, theorems and pairs."""
         lines = []
-        for check in (MINED, PARENT_CHILD, HELD_OUT, LENGTH_MATCHED):
+        for check in (MINED, PARENT_CHILD, HELD_OUT, LENGTH_MATCHED, POSITION_MATCHED):
             if (check, self.model) not in self.table.index:
                 continue
             rows = self.table.xs(check, level="check")
@@ -220,5 +243,5 @@ def pair_checks(checks: CheckPairs, energies: Mapping[str, np.ndarray], *, model
                        held_out=checks.held_out, trained=checks.trained, n_boot=n_boot)
 
 
-__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "MINED", "PARENT_CHILD", "TRAINED", "UNTRAINED", "check_pairs",
+__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "MINED", "PARENT_CHILD", "POSITION_MATCHED", "TRAINED", "UNTRAINED", "check_pairs",
            "kind_check", "mined_sibling_pairs", "pair_checks"]

@@ -267,12 +267,12 @@ def sibling_checks(scorer: EnergyScorer, records: pd.DataFrame, baselines: Fitte
                    progress: bool = False) -> CheckReport | None:
     """The sibling checks (``ebm.checks``) of ``records``' ground-truth paths: the model through ``scorer``
     (the one scoring path), beside the baselines (fitted ones, else each feature in both directions)."""
-    pairs = check_pairs(records, held_out=held_out, trained=trained, seed=seed)
+    pairs = check_pairs(records, held_out=held_out, trained=trained, seed=seed, table=cached_table(scorer.cache))
     if pairs.pairs.empty:
         return None
     energies = {MODEL: scorer.energies_of_states(pairs.texts, progress=progress).astype(np.float64)}
     energies.update(baselines.energies(pairs.texts) if baselines is not None else both_directions(pairs.texts))
-    energies[POSITION] = position_energies(pairs.texts, pairs.theorems, first_states(records), table=cached_table(scorer.cache))
+    energies[POSITION] = pairs.position
     report = pair_checks(pairs, energies, model=MODEL, seed=seed)
     log.info("sibling checks (model): %s", "; ".join(f"{c} {report.value(c):.3f}" for c in pairs.order[:4]
                                                       if (c, MODEL) in report.table.index))
