@@ -73,7 +73,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                      {"encode": "local", "finetune_encoder": True, "parent_negatives": False}),
 }
 DEFAULT_VARIANTS = ("minilm-plain", "minilm", "hashed-plain", "hashed", "hashed-parent", "hashed-anon", "local+hashed")
-CHECKS = (PARENT_CHILD, HELD_OUT, "other", LENGTH_MATCHED, POSITION_MATCHED)  # other: the training kinds, or the same kinds untrained
+# "other": the training kinds, or the same kinds untrained
+CHECKS = (PARENT_CHILD, HELD_OUT, "other", LENGTH_MATCHED, POSITION_MATCHED)
 
 
 def _cell(report: Any, check: str, method: str) -> str:

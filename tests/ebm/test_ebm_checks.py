@@ -8,8 +8,8 @@ import pytest
 
 from workbench.ebm.baselines import (STRUCTURAL_LOGISTIC, TFIDF_LOGISTIC, first_states, fit_baselines, position_energies,
                                      training_pairs)
-from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD, POSITION_MATCHED, TRAINED, UNTRAINED, check_pairs, kind_check,
-                                  mined_sibling_pairs, pair_checks)
+from workbench.ebm.checks import (HELD_OUT, LENGTH_MATCHED, MINED, PARENT_CHILD, POSITION_MATCHED, TRAINED, UNTRAINED,
+                                  check_pairs, kind_check, mined_sibling_pairs, pair_checks)
 from workbench.ebm.perturb import PERTURBATION_KINDS
 from workbench.ebm.data import ContrastiveSampler, SamplerConfig, attach_embeddings, records_from_traces, with_perturbations
 from workbench.ebm.evaluate import MODEL, progress_evaluation, sibling_report

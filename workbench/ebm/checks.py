@@ -243,5 +243,5 @@ def pair_checks(checks: CheckPairs, energies: Mapping[str, np.ndarray], *, model
                        held_out=checks.held_out, trained=checks.trained, n_boot=n_boot)
 
 
-__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "MINED", "PARENT_CHILD", "POSITION_MATCHED", "TRAINED", "UNTRAINED", "check_pairs",
-           "kind_check", "mined_sibling_pairs", "pair_checks"]
+__all__ = ["CheckPairs", "CheckReport", "HELD_OUT", "LENGTH_MATCHED", "MINED", "PARENT_CHILD", "POSITION_MATCHED", "TRAINED",
+           "UNTRAINED", "check_pairs", "kind_check", "mined_sibling_pairs", "pair_checks"]
