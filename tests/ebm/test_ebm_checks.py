@@ -86,7 +86,6 @@ def test_position_matched_pairs_are_later_states_at_nearly_the_same_distance_fro
                 if depth[j] < depth[i] and abs(dist[i] - dist[j]) <= 0.2 * max(dist[i], dist[j])}
     pm = cp.pairs[cp.pairs["check"] == POSITION_MATCHED]
     assert set(zip(pm["better"], pm["worse"])) == expected and expected  # some pair is matched, and only those
-    assert all(depth[b] < depth[w] for b, w in expected)
     report = pair_checks(cp, {MODEL: -np.arange(len(cp.texts), dtype=float)}, model=MODEL, n_boot=20)
     assert POSITION_MATCHED in cp.order and "position-matched progress pairs" in report.verdict
 

@@ -80,13 +80,13 @@ def _children(gt: pd.DataFrame) -> pd.Series:
     record whose parent it is (mined trees, or traces read without it)."""
     child = pd.Series([None] * len(gt), index=gt.index, dtype=object)
     if "state_after" in gt.columns:
-        child = gt["state_after"].astype(object).where(gt["state_after"].notna(), None)
+        child = gt["state_after"].astype(object)
     missing = child.isna()
     if missing.any():
         by_parent = {(t, int(p)): s for t, p, s in zip(gt["theorem_name"], gt["parent_state_id"], gt["state_pp"])
                      if not pd.isna(p)}
         child[missing] = [by_parent.get((t, int(i))) for t, i in zip(gt.loc[missing, "theorem_name"], gt.loc[missing, "state_id"])]
-    return child.astype(object).where(child.notna(), None)  # a state with no child: None (pandas stores NaN)
+    return child.where(child.notna(), None)  # a state with no child: None (pandas stores NaN)
 
 
 def _matched(later_better: np.ndarray, scale: np.ndarray, tolerance: float) -> list[tuple[int, int]]:
