@@ -44,7 +44,7 @@ def test_tuned_minilm_is_an_hf_encoder_with_its_own_identity(tmp_path, sample_tr
 def test_train_ebm_finetunes_then_trains_the_head_on_the_tuned_encoder(tmp_path, sample_traces_path):
     from workbench.cli import main
 
-    out = tmp_path / "run"
+    out = tmp_path / "local+hashed" / "run"  # a '+' in the run folder is not an encoder join (factory.spec_parts)
     rc = main(["train-ebm", "--traces", str(sample_traces_path), "--num-theorems", "10", "--output", str(out),
                "--encode", "local+hashed", "--finetune-encoder", "--finetune-steps", "2", "--finetune-batch-size", "2",
                "--finetune-max-length", "32", "--perturbations", "true_hyp", "--held-out-perturbations", "rename_hyp",

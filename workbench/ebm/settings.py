@@ -145,6 +145,7 @@ class EbmSettings:
         if self.finetune_encoder:
             self.finetune_base()  # names what it would tune
             self.finetune_config()
+            self._check_tuned_spec()
         both = sorted(set(self.perturbations) & set(self.held_out_perturbations))
         if both:
             raise ValueError(f"perturbation kind(s) {both} are both trained on and held out: a held-out check must "
@@ -185,6 +186,15 @@ class EbmSettings:
             if spec_kind(part) in ("local", "hf"):
                 return part
         raise ValueError(f"--finetune-encoder needs 'local' or 'hf:MODEL' in --encode, got {self.encode!r}")
+
+    def _check_tuned_spec(self) -> None:
+        """Refuse, before any tuning, an output folder the tuned encoder's spec could not name."""
+        from workbench.encode.factory import spec_parts
+
+        if len(spec_parts(self.encoder_spec())) != len(spec_parts(self.encode)):
+            raise ValueError(f"output {self.output!r}: --finetune-encoder names its tuned model by the folder "
+                             f"{self.finetuned_encoder_dir()} in an encoder spec, where a '+' before an encoder's "
+                             "name starts a new encoder; choose an output folder without one")
 
     def finetuned_encoder_dir(self) -> Path:
         return Path(self.output) / "encoder"

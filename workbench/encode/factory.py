@@ -17,8 +17,20 @@ SERVED_PREFIXES = ("http://", "https://")
 
 
 def spec_parts(spec: str | None) -> list[str]:
-    """The encoders a spec names, in order (``local+hashed`` -> ``["local", "hashed"]``); none for no spec."""
-    return [p.strip() for p in spec.split(CONCAT)] if spec else []
+    """The encoders a spec names, in order (``local+hashed`` -> ``["local", "hashed"]``); none for no spec.
+
+    A ``+`` starts a new part only where what follows names an encoder: a path may hold a ``+`` too
+    (``hf:runs/a+b/encoder+hashed`` is the folder ``runs/a+b/encoder`` and ``hashed``), and
+    ``--finetune-encoder`` writes its tuned model under the run folder, whatever that is named."""
+    if not spec:
+        return []
+    parts: list[str] = []
+    for piece in spec.split(CONCAT):
+        if parts and spec_kind(piece.strip()) is None:
+            parts[-1] += CONCAT + piece
+        else:
+            parts.append(piece)
+    return [p.strip() for p in parts]
 
 
 def spec_kind(part: str) -> str | None:
@@ -44,10 +56,10 @@ def make_encoder(spec: str, *, template: str = DEFAULT_TEMPLATE, hidden_size: in
     fields of ``HFEncoderConfig``: ``device``, ``dtype``, ``max_length``, ...). In a ``+`` spec every part
     gets the same template; options go to the parts that take them.
     """
-    if CONCAT in spec:
+    names = spec_parts(spec)
+    if len(names) > 1:
         from workbench.encode.concat import ConcatEncoder
 
-        names = spec_parts(spec)
         if not all(names) or len(set(names)) != len(names):
             raise ValueError(f"encoder spec {spec!r}: join two or more different encoders with '+', e.g. local+hashed")
         return ConcatEncoder([make_encoder(n, template=template, hidden_size=hidden_size, model=model,
