@@ -71,6 +71,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                            {"encode": "local+hashed", "hidden": OFFLINE_HIDDEN, **NO_PERTURBATIONS}),
     "minilm-tuned": ("MiniLM tuned as a ranker (300 steps) + made-up siblings",
                      {"encode": "local", "finetune_encoder": True, "parent_negatives": False}),
+    "local-tuned+hashed-parent": ("MiniLM tuned as a ranker (300 steps) ++ hashed n-grams + made-up siblings + parent as hard negative",
+                                  {"encode": "local+hashed", "hidden": OFFLINE_HIDDEN, "finetune_encoder": True,
+                                   "parent_negatives": True}),
 }
 DEFAULT_VARIANTS = ("minilm-plain", "minilm", "hashed-plain", "hashed", "hashed-parent", "hashed-anon", "local+hashed")
 # "other": the training kinds, or the same kinds untrained
