@@ -26,7 +26,7 @@ def spec_parts(spec: str | None) -> list[str]:
         return []
     parts: list[str] = []
     for piece in spec.split(CONCAT):
-        if parts and spec_kind(piece.strip()) is None:
+        if parts and piece.strip() and spec_kind(piece.strip()) is None:  # an empty part stays one: "local+" is refused
             parts[-1] += CONCAT + piece
         else:
             parts.append(piece)
