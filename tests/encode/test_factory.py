@@ -31,7 +31,7 @@ def test_every_reader_of_a_spec_agrees_on_its_parts_and_kinds():
     tuned = EbmSettings(encode="hashed + hf:org/m", finetune_encoder=True, output="/o")
     assert tuned.finetune_base() == "hf:org/m" and tuned.encoder_spec() == "hashed+hf:/o/encoder"
     # a '+' in a path is not a join: the run folder of bench/ebm_real.py's local-tuned+hashed-parent once split
-    # the tuned model's path in two after 26 minutes of tuning
+    # the tuned model's path in two, and the run failed once its whole tuning was done
     assert spec_parts("hf:runs/a+b/encoder+hashed") == ["hf:runs/a+b/encoder", "hashed"]
     assert spec_parts("hf:/r/x+hashed-parent/encoder") == ["hf:/r/x+hashed-parent/encoder"]
     plus = EbmSettings(encode="local+hashed", finetune_encoder=True, output="/r/local-tuned+hashed-parent/seed0")
