@@ -20,13 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.ebm.baselines import POSITION, first_states, position_energies
+from workbench.ebm.baselines import POSITION, feature_baseline_name, first_states, position_energies
 from workbench.ebm.checks import HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, POSITION_MATCHED, check_pairs, pair_checks
 from workbench.ebm.evaluate import HEADLINE, MODEL, progress_evaluation
+from workbench.ebm.features import state_features
 from workbench.ebm.pipeline import load_records
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "leandojo_mathlib4" / "random"
-LENGTH = "state length: longer = closer"
+LENGTH = feature_baseline_name("state_length", lower_is_closer=False)
+
+
+def length_energies(texts: list[str]) -> np.ndarray:
+    """"Longer state = closer" as an energy (lower = closer)."""
+    return -state_features(texts, ["state_length"])[:, 0].astype(np.float64)
 
 
 def main() -> int:
@@ -44,11 +50,11 @@ def main() -> int:
         first = first_states(records)
         texts = records["state_pp"].astype(str).tolist()
         energy = position_energies(texts, records["theorem_name"].astype(str).tolist(), first)
-        progress = progress_evaluation(records, energy, baselines={LENGTH: -np.array([len(t) for t in texts], float)},
+        progress = progress_evaluation(records, energy, baselines={LENGTH: length_energies(texts)},
                                        trivial=[LENGTH])
         cp = check_pairs(records)
         checks = pair_checks(cp, {POSITION: cp.position,
-                                  LENGTH: -np.array([len(t) for t in cp.texts], np.float64)}, model=POSITION)
+                                  LENGTH: length_energies(cp.texts)}, model=POSITION)
         for method, row in ((POSITION, progress.table.loc[MODEL]), (LENGTH, progress.table.loc[LENGTH])):
             cells = [f"{row[HEADLINE]:.3f} [{row[HEADLINE + '_lo']:.3f}, {row[HEADLINE + '_hi']:.3f}] "
                      f"({progress.n_theorems} theorems)"]
