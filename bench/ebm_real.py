@@ -126,7 +126,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     ap.add_argument("--torch-threads", type=int, default=2)
-    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON", help="extra EbmSettings changes for every variant")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
+                    help="extra EbmSettings changes for every variant (over the variant's own)")
     ap.add_argument("--siblings-from", type=Path, metavar="MINED",
                     help="also train on this mined run (30 %% of its theorems held out) and report its real siblings "
                          "(SIMULATED when the run was); the first variant's settings")
@@ -159,7 +160,7 @@ def main() -> int:
         name, changes = VARIANTS[slug]
         for seed in args.seeds:
             settings = EbmSettings(traces=str(train_file), progress=False).replace(
-                seed=seed, output=str(out / slug / f"seed{seed}"), **changes, **extra)
+                seed=seed, output=str(out / slug / f"seed{seed}"), **{**changes, **extra})
             if not settings.finetune_encoder:
                 _link_composite(args.out, settings.encode)
                 settings = settings.replace(embeddings=str(_cache(args.out, settings.encode)))
@@ -181,7 +182,7 @@ def main() -> int:
             (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     if args.siblings_from:
         name, changes = VARIANTS[args.variants[0]]
-        base = EbmSettings(progress=False).replace(**changes, **extra)
+        base = EbmSettings(progress=False).replace(**{**changes, **extra})
         results["mined"] = [sibling_run(args.siblings_from, base, out / "mined" / f"seed{seed}", seed) for seed in args.seeds]
     results["markdown"] = tables(runs)
     if args.stage == "select":
