@@ -18,21 +18,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from workbench.ebm.baselines import POSITION, feature_baseline_name, first_states, position_energies
+from workbench.ebm.baselines import POSITION, both_directions, feature_baseline_name, first_states, position_energies
 from workbench.ebm.checks import HELD_OUT, LENGTH_MATCHED, PARENT_CHILD, POSITION_MATCHED, check_pairs, pair_checks
 from workbench.ebm.evaluate import HEADLINE, MODEL, progress_evaluation
-from workbench.ebm.features import state_features
 from workbench.ebm.pipeline import load_records
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "leandojo_mathlib4" / "random"
 LENGTH = feature_baseline_name("state_length", lower_is_closer=False)
-
-
-def length_energies(texts: list[str]) -> np.ndarray:
-    """"Longer state = closer" as an energy (lower = closer)."""
-    return -state_features(texts, ["state_length"])[:, 0].astype(np.float64)
+CHECKS = (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED, POSITION_MATCHED)
 
 
 def main() -> int:
@@ -43,28 +36,28 @@ def main() -> int:
     if not (args.traces_dir / "val.json").is_file():
         print(f"skipped: no {args.traces_dir / 'val.json'}")
         return 0
-    print(f"| file | method | per-theorem progress | {PARENT_CHILD} | {HELD_OUT} | {LENGTH_MATCHED} | {POSITION_MATCHED} |")
-    print("|---|---|---|---|---|---|---|")
+    print("| file | method | per-theorem progress | " + " | ".join(CHECKS) + " |")
+    print("|---" * (len(CHECKS) + 3) + "|")
     for stem in args.files:
         records = load_records(traces=args.traces_dir / f"{stem}.json")
         first = first_states(records)
         texts = records["state_pp"].astype(str).tolist()
         energy = position_energies(texts, records["theorem_name"].astype(str).tolist(), first)
-        progress = progress_evaluation(records, energy, baselines={LENGTH: length_energies(texts)},
+        progress = progress_evaluation(records, energy, baselines={LENGTH: both_directions(texts)[LENGTH]},
                                        trivial=[LENGTH])
         cp = check_pairs(records)
         checks = pair_checks(cp, {POSITION: cp.position,
-                                  LENGTH: length_energies(cp.texts)}, model=POSITION)
+                                  LENGTH: both_directions(cp.texts)[LENGTH]}, model=POSITION)
         for method, row in ((POSITION, progress.table.loc[MODEL]), (LENGTH, progress.table.loc[LENGTH])):
             cells = [f"{row[HEADLINE]:.3f} [{row[HEADLINE + '_lo']:.3f}, {row[HEADLINE + '_hi']:.3f}] "
                      f"({progress.n_theorems} theorems)"]
-            for check in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED, POSITION_MATCHED):
+            for check in CHECKS:
                 r = checks.table.loc[(check, method)]
                 cells.append(f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({int(r['n_theorems'])} theorems, "
                              f"{int(r['n_pairs'])} pairs)")
             print(f"| {stem} | {method} | " + " | ".join(cells) + " |")
-        print(f"| {stem} | P(position > length) | – | " + " | ".join(
-            f"{checks.p_above.loc[c, LENGTH]:.2f}" for c in (PARENT_CHILD, HELD_OUT, LENGTH_MATCHED, POSITION_MATCHED)) + " |")
+        above = [f"{checks.p_above.loc[c, LENGTH]:.2f}" for c in CHECKS]
+        print(f"| {stem} | P(position > length) | – | " + " | ".join(above) + " |")
     return 0
 
 
