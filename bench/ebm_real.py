@@ -42,6 +42,7 @@ from workbench.encode.factory import spec_parts
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "leandojo_mathlib4" / "random"
 SELECTION_FRACTION, SELECTION_SEED = 0.2, 0
+SUBSAMPLE_SEED = 1  # --train-fraction: one fixed order of the training theorems, so smaller shares nest in larger
 log = logging.getLogger("bench.ebm_real")
 
 NO_PERTURBATIONS: dict[str, Any] = {"perturbations": (), "parent_negatives": False}
@@ -127,11 +128,17 @@ def main() -> int:
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(DEFAULT_VARIANTS))
     ap.add_argument("--torch-threads", type=int, default=2)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
-                    help="extra EbmSettings changes for every variant (over the variant's own)")
+                    help="extra EbmSettings changes for every variant (over the variant's own); rows and "
+                         "results.json name them")
+    ap.add_argument("--train-fraction", type=float, default=1.0, metavar="F",
+                    help="train on this share of the stage's training theorems (a learning curve; nested: a "
+                         "smaller share is a subset of a larger one); the evaluation side is unchanged")
     ap.add_argument("--siblings-from", type=Path, metavar="MINED",
                     help="also train on this mined run (30 %% of its theorems held out) and report its real siblings "
                          "(SIMULATED when the run was); the first variant's settings")
     args = ap.parse_args()
+    if not 0.0 < args.train_fraction <= 1.0:
+        ap.error(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
     import torch
 
     torch.set_num_threads(args.torch_threads)
@@ -152,12 +159,21 @@ def main() -> int:
     else:
         train_records, eval_records = all_train, load_records(traces=test_file)
         eval_name, eval_source = test_file.stem, str(test_file)
+    if args.train_fraction < 1.0:
+        # held_out_names keeps the first share of one seeded order of the names: shares nest
+        _, train_records = split_by_theorem(train_records, args.train_fraction, SUBSAMPLE_SEED)
+        out = out.with_name(f"{out.name}-train{args.train_fraction:g}")
     results: dict[str, Any] = {"stage": args.stage, "train": str(train_file), "evaluated_on": eval_source,
+                               "train_fraction": args.train_fraction,
                                "train_theorems": int(train_records["theorem_name"].nunique()),
                                "eval_theorems": int(eval_records["theorem_name"].nunique()), "runs": []}
     runs: list[tuple[str, int, float, Any, TraceEvaluation]] = []
     for slug in args.variants:
         name, changes = VARIANTS[slug]
+        # a row made with --set says so: the variant's label alone would name another model
+        name = f"{name} [--set {' '.join(args.set)}]" if extra else name
+        if args.train_fraction < 1.0:
+            name += f" (trained on {results['train_theorems']} theorems)"
         for seed in args.seeds:
             settings = EbmSettings(traces=str(train_file), progress=False).replace(
                 seed=seed, output=str(out / slug / f"seed{seed}"), **{**changes, **extra})
@@ -176,6 +192,7 @@ def main() -> int:
             results["runs"].append({"variant": name, "slug": slug, "seed": seed, "train_s": round(train_s, 1),
                                     "best_step": exp.result.best_step, "changes": {k: list(v) if isinstance(v, tuple) else v
                                                                                    for k, v in changes.items()},
+                                    "set": extra,
                                     "progress": ev.progress.to_dict(), "checks": ev.checks.to_dict() if ev.checks else None})
             print(f"== {name} seed {seed} ({train_s:.0f} s): {ev.progress.verdict}\n   {ev.checks.verdict if ev.checks else ''}",
                   flush=True)
