@@ -133,6 +133,9 @@ def main() -> int:
     ap.add_argument("--train-fraction", type=float, default=1.0, metavar="F",
                     help="train on this share of the stage's training theorems (a learning curve; nested: a "
                          "smaller share is a subset of a larger one); the evaluation side is unchanged")
+    ap.add_argument("--score-train", action="store_true",
+                    help="also score each model on its own training theorems (the generalisation gap; its "
+                         "early-stopping share included)")
     ap.add_argument("--siblings-from", type=Path, metavar="MINED",
                     help="also train on this mined run (30 %% of its theorems held out) and report its real siblings "
                          "(SIMULATED when the run was); the first variant's settings")
@@ -168,6 +171,7 @@ def main() -> int:
                                "train_theorems": int(train_records["theorem_name"].nunique()),
                                "eval_theorems": int(eval_records["theorem_name"].nunique()), "runs": []}
     runs: list[tuple[str, int, float, Any, TraceEvaluation]] = []
+    on_train: list[tuple[str, int, float, Any, TraceEvaluation]] = []  # --score-train
     for slug in args.variants:
         name, changes = VARIANTS[slug]
         # a row made with --set says so: the variant's label alone would name another model
@@ -189,11 +193,20 @@ def main() -> int:
                                   seed=seed, baselines=exp.baselines, held_out=settings.held_out_perturbations,
                                   trained=settings.perturbations)
             runs.append((name, seed, train_s, exp, ev))
+            if args.score_train:
+                on_train.append((name, seed, train_s, exp, evaluate_records(
+                    exp.result.best_dir, train_records, name="training_theorems", source=f"{train_file} (its training theorems)",
+                    output_dir=settings.output, cache=settings.embeddings_path(), encoder=settings.encoder(), seed=seed,
+                    baselines=exp.baselines, held_out=settings.held_out_perturbations, trained=settings.perturbations)))
             results["runs"].append({"variant": name, "slug": slug, "seed": seed, "train_s": round(train_s, 1),
                                     "best_step": exp.result.best_step, "changes": {k: list(v) if isinstance(v, tuple) else v
                                                                                    for k, v in changes.items()},
                                     "set": extra,
                                     "progress": ev.progress.to_dict(), "checks": ev.checks.to_dict() if ev.checks else None})
+            if args.score_train:
+                trained_on = on_train[-1][4]
+                results["runs"][-1]["on_training_theorems"] = {
+                    "progress": trained_on.progress.to_dict(), "checks": trained_on.checks.to_dict() if trained_on.checks else None}
             print(f"== {name} seed {seed} ({train_s:.0f} s): {ev.progress.verdict}\n   {ev.checks.verdict if ev.checks else ''}",
                   flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -202,6 +215,9 @@ def main() -> int:
         base = EbmSettings(progress=False).replace(**{**changes, **extra})
         results["mined"] = [sibling_run(args.siblings_from, base, out / "mined" / f"seed{seed}", seed) for seed in args.seeds]
     results["markdown"] = tables(runs)
+    if on_train:
+        results["markdown"] += ("\n\nThe same models scored on their own training theorems (`--score-train`; the "
+                                "early-stopping share included):\n\n" + "\n".join(_model_rows(on_train)))
     if args.stage == "select":
         results["choice"] = choose(runs)
         results["markdown"] += "\n\n" + results["choice"]["text"]
@@ -213,6 +229,18 @@ def main() -> int:
 def tables(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> str:
     """Models (one row per variant and seed), then the baselines of the first variant's runs, one row per seed
     (each fitted on that run's training side)."""
+    lines = _model_rows(runs)
+    # A fitted baseline depends on its run's training records (the seed's split, the made-up siblings), so the
+    # first variant's fits are shown for every seed.
+    for _, seed, _, _, ev in (run for run in runs if run[0] == runs[0][0]):
+        for b in (m for m in ev.progress.table.index if m != MODEL):
+            cells = [_cell(ev.checks, c, b) if ev.checks else "–" for c in CHECKS]
+            lines.append(f"| baseline: {b} | {seed} | {_progress_cell(ev.progress, b)} | " + " | ".join(cells) + " | | |")
+    return "\n".join(lines)
+
+
+def _model_rows(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> list[str]:
+    """The table's head and one row per model run."""
     first = runs[0][4]
     counts = first.checks.table.xs(MODEL, level="method") if first.checks else None
     head = [f"per-theorem progress ({first.progress.n_theorems} theorems, {first.progress.n_pairs} pairs)"]
@@ -231,13 +259,7 @@ def tables(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> str:
         lines.append(f"| {name} | {seed} | {_progress_cell(ev.progress, MODEL)} | "
                      + " | ".join(_cell(ev.checks, c, MODEL) if ev.checks else "–" for c in CHECKS)
                      + f" | {p} | {100 * ev.progress.delta:+.1f} pts ({'no overlap' if not ev.progress.intervals_overlap else 'overlap'}) |")
-    # A fitted baseline depends on its run's training records (the seed's split, the made-up siblings), so the
-    # first variant's fits are shown for every seed.
-    for _, seed, _, _, ev in (run for run in runs if run[0] == runs[0][0]):
-        for b in (m for m in ev.progress.table.index if m != MODEL):
-            cells = [_cell(ev.checks, c, b) if ev.checks else "–" for c in CHECKS]
-            lines.append(f"| baseline: {b} | {seed} | {_progress_cell(ev.progress, b)} | " + " | ".join(cells) + " | | |")
-    return "\n".join(lines)
+    return lines
 
 
 def choose(runs: list[tuple[str, int, float, Any, TraceEvaluation]]) -> dict[str, Any]:
