@@ -17,6 +17,10 @@ their own; ``local+hashed`` reads both), so reruns only read them.
 
     .venv/bin/python bench/ebm_real.py --stage select --seeds 0 1 [--variants ...] [--out runs/ebm_real]
 
+Diagnostics beside the two stages: ``--set FIELD=JSON`` changes a setting of every variant (its rows say so),
+``--train-fraction F`` trains on a nested share of the training theorems (a learning curve), ``--score-train``
+also scores each model on its own training theorems (the generalisation gap).
+
 Writes OUT/<stage>/results.json and prints Markdown tables. Skips (exit 0) when ../shared/data/leandojo_mathlib4
 is absent.
 """
@@ -193,20 +197,20 @@ def main() -> int:
                                   seed=seed, baselines=exp.baselines, held_out=settings.held_out_perturbations,
                                   trained=settings.perturbations)
             runs.append((name, seed, train_s, exp, ev))
-            if args.score_train:
-                on_train.append((name, seed, train_s, exp, evaluate_records(
-                    exp.result.best_dir, train_records, name="training_theorems", source=f"{train_file} (its training theorems)",
-                    output_dir=settings.output, cache=settings.embeddings_path(), encoder=settings.encoder(), seed=seed,
-                    baselines=exp.baselines, held_out=settings.held_out_perturbations, trained=settings.perturbations)))
             results["runs"].append({"variant": name, "slug": slug, "seed": seed, "train_s": round(train_s, 1),
                                     "best_step": exp.result.best_step, "changes": {k: list(v) if isinstance(v, tuple) else v
                                                                                    for k, v in changes.items()},
                                     "set": extra,
                                     "progress": ev.progress.to_dict(), "checks": ev.checks.to_dict() if ev.checks else None})
             if args.score_train:
-                trained_on = on_train[-1][4]
+                mine = evaluate_records(exp.result.best_dir, train_records, name="training_theorems",
+                                        source=f"{train_file} (its training theorems)", output_dir=settings.output,
+                                        cache=settings.embeddings_path(), encoder=settings.encoder(), seed=seed,
+                                        baselines=exp.baselines, held_out=settings.held_out_perturbations,
+                                        trained=settings.perturbations)
+                on_train.append((name, seed, train_s, exp, mine))
                 results["runs"][-1]["on_training_theorems"] = {
-                    "progress": trained_on.progress.to_dict(), "checks": trained_on.checks.to_dict() if trained_on.checks else None}
+                    "progress": mine.progress.to_dict(), "checks": mine.checks.to_dict() if mine.checks else None}
             print(f"== {name} seed {seed} ({train_s:.0f} s): {ev.progress.verdict}\n   {ev.checks.verdict if ev.checks else ''}",
                   flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
