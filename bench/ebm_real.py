@@ -28,6 +28,7 @@ is absent.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import time
@@ -192,25 +193,23 @@ def main() -> int:
             records, table = inputs_from_records(settings, train_records)
             exp = train_from_settings(settings, prepare_from_settings(settings, records, table))
             train_s = time.perf_counter() - t
-            ev = evaluate_records(exp.result.best_dir, eval_records, name=eval_name, source=eval_source,
-                                  output_dir=settings.output, cache=settings.embeddings_path(), encoder=settings.encoder(),
-                                  seed=seed, baselines=exp.baselines, held_out=settings.held_out_perturbations,
-                                  trained=settings.perturbations)
+            # one evaluation, one encoder, for the stage's evaluation side and (--score-train) the training side
+            score = functools.partial(evaluate_records, exp.result.best_dir, output_dir=settings.output,
+                                      cache=settings.embeddings_path(), encoder=settings.encoder(), seed=seed,
+                                      baselines=exp.baselines, held_out=settings.held_out_perturbations,
+                                      trained=settings.perturbations)
+            ev = score(eval_records, name=eval_name, source=eval_source)
             runs.append((name, seed, train_s, exp, ev))
-            results["runs"].append({"variant": name, "slug": slug, "seed": seed, "train_s": round(train_s, 1),
-                                    "best_step": exp.result.best_step, "changes": {k: list(v) if isinstance(v, tuple) else v
-                                                                                   for k, v in changes.items()},
-                                    "set": extra,
-                                    "progress": ev.progress.to_dict(), "checks": ev.checks.to_dict() if ev.checks else None})
+            run = {"variant": name, "slug": slug, "seed": seed, "train_s": round(train_s, 1),
+                   "best_step": exp.result.best_step,
+                   "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}, "set": extra,
+                   "progress": ev.progress.to_dict(), "checks": ev.checks.to_dict() if ev.checks else None}
             if args.score_train:
-                mine = evaluate_records(exp.result.best_dir, train_records, name="training_theorems",
-                                        source=f"{train_file} (its training theorems)", output_dir=settings.output,
-                                        cache=settings.embeddings_path(), encoder=settings.encoder(), seed=seed,
-                                        baselines=exp.baselines, held_out=settings.held_out_perturbations,
-                                        trained=settings.perturbations)
+                mine = score(train_records, name="training_theorems", source=f"{train_file} (its training theorems)")
                 on_train.append((name, seed, train_s, exp, mine))
-                results["runs"][-1]["on_training_theorems"] = {
-                    "progress": mine.progress.to_dict(), "checks": mine.checks.to_dict() if mine.checks else None}
+                run["on_training_theorems"] = {"progress": mine.progress.to_dict(),
+                                               "checks": mine.checks.to_dict() if mine.checks else None}
+            results["runs"].append(run)
             print(f"== {name} seed {seed} ({train_s:.0f} s): {ev.progress.verdict}\n   {ev.checks.verdict if ev.checks else ''}",
                   flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
